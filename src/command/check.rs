@@ -1,0 +1,64 @@
+//! `provision check`: every problem in the fleet definition at once, plus the
+//! ops checklist, with file, line, column and a hint for each.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::Repo;
+use crate::error::{Error, Exit};
+use crate::ui::{Style, diagnostics};
+
+/// Runs `check`. Exit 1 on any error, 0 when clean (warnings allowed).
+pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
+    let mut repo = Repo::open(root)?;
+    if !repo.diags.has_errors() {
+        // Rendering finds what only rendering can: template errors, missing files.
+        for host in &repo.fleet.hosts {
+            crate::render::render(host, &repo.templates, &repo.assets, None, &mut repo.diags);
+        }
+    }
+    let errors = repo.diags.error_count();
+    let warnings = repo.diags.warning_count();
+    let diags = std::mem::take(&mut repo.diags).into_sorted();
+    let agents: usize = repo.fleet.hosts.iter().map(|h| h.agents.len()).sum();
+    if style.json {
+        let out = json!({
+            "ok": errors == 0,
+            "errors": errors,
+            "warnings": warnings,
+            "hosts": repo.fleet.hosts.iter().map(|h| json!({"name": h.name, "agents": h.agents.iter().map(|a| &a.name).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "diagnostics": diagnostics::json(&diags, &repo.sources),
+        });
+        println!("{out:#}");
+    } else {
+        eprint!(
+            "{}",
+            diagnostics::human(&diags, &repo.sources, style.color_err)
+        );
+        let summary = format!(
+            "checked {} host{}, {} agent{}: {} error{}, {} warning{}",
+            repo.fleet.hosts.len(),
+            plural(repo.fleet.hosts.len()),
+            agents,
+            plural(agents),
+            errors,
+            plural(errors),
+            warnings,
+            plural(warnings)
+        );
+        let paint = if errors > 0 {
+            "1;31"
+        } else if warnings > 0 {
+            "1;33"
+        } else {
+            "1;32"
+        };
+        println!("{}", style.paint(paint, &summary));
+    }
+    Ok(if errors > 0 { Exit::Error } else { Exit::Ok })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

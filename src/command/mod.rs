@@ -1,0 +1,81 @@
+//! One function per subcommand: load the repository, run the pure core, run
+//! the effects, hand the results to `ui`. The only place where the core and
+//! the effects meet.
+
+pub mod check;
+pub mod render;
+pub mod secrets;
+
+use std::path::Path;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::error::Error;
+use crate::model::{FileContent, Fleet, Host};
+use crate::render::{Assets, Templates};
+use crate::source::SourceSet;
+
+/// A loaded and compiled repository.
+pub struct Repo {
+    /// The files.
+    pub sources: SourceSet,
+    /// The typed fleet.
+    pub fleet: Fleet,
+    /// Compiled templates.
+    pub templates: Templates,
+    /// Repository files named by `file` nodes.
+    pub assets: Assets,
+    /// Every problem found so far.
+    pub diags: Diagnostics,
+}
+
+impl Repo {
+    /// Loads and compiles the repository at `root`.
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        let sources = crate::load::load(root)?;
+        let (fleet, mut diags) = crate::compile(&sources);
+        let templates = Templates::new(&sources, &mut diags);
+        let paths: Vec<String> = fleet.hosts.iter().flat_map(asset_paths).collect();
+        let assets = crate::load::assets(root, &paths);
+        if fleet.hosts.is_empty() && !diags.has_errors() {
+            diags.push(Diagnostic {
+                severity: crate::diagnostic::Severity::Warning,
+                span: None,
+                message: "hosts/ defines no host".into(),
+                label: String::new(),
+                help: Some("add hosts/NAME.kdl with `host \"NAME\" { … }`".into()),
+                related: None,
+            });
+        }
+        Ok(Self {
+            sources,
+            fleet,
+            templates,
+            assets,
+            diags,
+        })
+    }
+
+    /// The host with this name, or an error suggesting a close one.
+    pub fn host(&self, name: &str) -> Result<&Host, Error> {
+        self.fleet.host(name).ok_or_else(|| Error::UnknownHost {
+            name: name.into(),
+            suggestion: did_you_mean(name, self.fleet.hosts.iter().map(|h| h.name.as_str()))
+                .map(str::to_string),
+        })
+    }
+}
+
+/// Repository files a host's `file` nodes read.
+fn asset_paths(h: &Host) -> Vec<String> {
+    let files = h
+        .files
+        .files
+        .iter()
+        .chain(h.agents.iter().flat_map(|a| a.files.files.iter()));
+    files
+        .filter_map(|f| match &f.content {
+            FileContent::Repo(p) | FileContent::Template(p) => Some(p.clone()),
+            FileContent::Inline(_) => None,
+        })
+        .collect()
+}

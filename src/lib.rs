@@ -1,0 +1,47 @@
+//! provision: push-based, reproducible provisioning of hosts that run
+//! long-lived agents.
+//!
+//! ```text
+//! hosts/*.kdl + modules/**          the operator's repository
+//!   load      (effect)  read files                       -> SourceSet
+//!   syntax    (pure)    KDL text -> documents
+//!   resolve   (pure)    modules, overrides, typed values -> Fleet
+//!   lint      (pure)    the ops checklist per agent
+//!   render    (pure)    templates -> files per host      -> DesiredState
+//!   transport (effect)  SSH or a local directory
+//! ```
+//!
+//! The pure stages take text and return data; they never touch the
+//! filesystem, the network, the clock or the environment
+//! (`tests/architecture.rs` keeps it so). `command` is the only place where
+//! they meet the effects.
+
+pub mod cli;
+pub mod command;
+pub mod desired;
+pub mod diagnostic;
+pub mod error;
+pub mod lint;
+pub mod load;
+pub mod model;
+pub mod render;
+pub mod resolve;
+pub mod secret;
+pub mod source;
+pub mod syntax;
+pub mod transport;
+pub mod ui;
+
+use diagnostic::Diagnostics;
+use model::Fleet;
+use source::SourceSet;
+
+/// Parses, resolves and lints a repository: the pure front half of every
+/// command. Returns the fleet and every problem found.
+pub fn compile(sources: &SourceSet) -> (Fleet, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let docs = syntax::parse(sources, &mut diags);
+    let fleet = resolve::resolve(sources, &docs, &mut diags);
+    lint::lint(&fleet, &mut diags);
+    (fleet, diags)
+}

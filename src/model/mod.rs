@@ -1,0 +1,356 @@
+//! The fleet as typed data: what the operator's KDL means once modules are
+//! spliced in and every value is checked.
+//!
+//! Pure data with no behaviour beyond small predicates. Built by `resolve`,
+//! read by `lint` and `render`. Every item keeps the [`Span`] it came from so
+//! later stages can point at the KDL that caused a problem.
+
+pub mod values;
+
+use std::collections::BTreeMap;
+
+pub use values::{ActiveHours, Duration, Mode, Size};
+
+use crate::secret::SecretRef;
+use crate::source::Span;
+
+/// Every host of a repository, sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// The hosts.
+    pub hosts: Vec<Host>,
+}
+
+impl Fleet {
+    /// The host with this name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+/// How provision reaches a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// Over SSH (`ssh "user@addr" port=22`).
+    Ssh {
+        /// `user@host` or `host`.
+        destination: String,
+        /// Port, when not the default.
+        port: Option<u16>,
+        /// Private key file for this host, when not the agent's or ssh_config's.
+        identity: Option<String>,
+    },
+    /// A directory on this machine standing in for the host's `/`
+    /// (`local "demo/root"`, relative to the repository).
+    Local {
+        /// Root directory, relative to the repository root.
+        root: String,
+    },
+}
+
+/// One machine.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Unique name (`host "agents-1"`).
+    pub name: String,
+    /// The `host` node.
+    pub span: Span,
+    /// How to reach it.
+    pub connection: Connection,
+    /// Pinned SSH host public key; a mismatch refuses to connect.
+    pub host_key: Option<String>,
+    /// Tags for `@tag` selection.
+    pub tags: Vec<String>,
+    /// Journal caps; `None` leaves journald as the host has it.
+    pub journald: Option<Journald>,
+    /// Alert channels, by name.
+    pub alerts: Vec<AlertChannel>,
+    /// Declared system users.
+    pub users: Vec<User>,
+    /// Declared system groups.
+    pub groups: Vec<Group>,
+    /// Host-wide files and directories.
+    pub files: Files,
+    /// The agents.
+    pub agents: Vec<Agent>,
+    /// Modules used at host level, outermost first (for template lookup).
+    pub modules: Vec<String>,
+}
+
+impl Host {
+    /// The alert channel with this name.
+    pub fn alert(&self, name: &str) -> Option<&AlertChannel> {
+        self.alerts.iter().find(|a| a.name == name)
+    }
+}
+
+/// `journald max-use="2G" keep-free="500M" retention="1week"`.
+#[derive(Debug, Clone)]
+pub struct Journald {
+    /// The node.
+    pub span: Span,
+    /// SystemMaxUse.
+    pub max_use: Option<Size>,
+    /// SystemKeepFree.
+    pub keep_free: Option<Size>,
+    /// MaxRetentionSec.
+    pub retention: Option<Duration>,
+    /// SystemMaxFileSize.
+    pub max_file_size: Option<Size>,
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone)]
+pub struct AlertChannel {
+    /// Name agents refer to.
+    pub name: String,
+    /// The node.
+    pub span: Span,
+    /// Kind and settings.
+    pub kind: AlertKind,
+    /// Minimum time between two alerts of one incident (a reminder).
+    pub repeat: Duration,
+}
+
+/// The three kinds of alert channel.
+#[derive(Debug, Clone)]
+pub enum AlertKind {
+    /// A Telegram bot message.
+    Telegram {
+        /// Chat id.
+        chat: String,
+        /// Bot token.
+        token: SecretRef,
+        /// API base URL (a stand-in server in tests).
+        api: String,
+    },
+    /// An HTTP POST of a JSON body.
+    Webhook {
+        /// Target URL.
+        url: String,
+    },
+    /// A command run on the host with the alert in its environment.
+    Command {
+        /// The command line.
+        command: String,
+    },
+}
+
+/// A system user created when the host lacks it.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// The node (or the agent that implies it).
+    pub span: Span,
+    /// Fixed uid, when wanted.
+    pub uid: Option<u32>,
+    /// Primary group; a group of the user's name when absent.
+    pub group: Option<String>,
+    /// Home directory.
+    pub home: Option<String>,
+    /// Login shell.
+    pub shell: Option<String>,
+    /// Supplementary groups.
+    pub groups: Vec<String>,
+    /// False when implied by an agent's `user` rather than declared.
+    pub declared: bool,
+}
+
+/// A system group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Name.
+    pub name: String,
+    /// The node.
+    pub span: Span,
+    /// Fixed gid, when wanted.
+    pub gid: Option<u32>,
+}
+
+/// Files and directories declared with `file` and `dir`.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    /// `file` nodes.
+    pub files: Vec<FileDecl>,
+    /// `dir` nodes.
+    pub dirs: Vec<DirDecl>,
+}
+
+/// Ownership and permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Perms {
+    /// Owner.
+    pub owner: String,
+    /// Group.
+    pub group: String,
+    /// Mode.
+    pub mode: Mode,
+}
+
+/// `file "/path" content=… | source=… | template=…`.
+#[derive(Debug, Clone)]
+pub struct FileDecl {
+    /// Absolute path on the host.
+    pub path: String,
+    /// The node.
+    pub span: Span,
+    /// Where the bytes come from.
+    pub content: FileContent,
+    /// Owner, group and mode.
+    pub perms: Perms,
+}
+
+/// Where a declared file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum FileContent {
+    /// Written inline in KDL.
+    Inline(String),
+    /// A file of the operator's repository (path relative to the repository root).
+    Repo(String),
+    /// A tera template of the operator's repository, rendered with the host and agent.
+    Template(String),
+}
+
+/// `dir "/path" owner=… mode=…`.
+#[derive(Debug, Clone)]
+pub struct DirDecl {
+    /// Absolute path on the host.
+    pub path: String,
+    /// The node.
+    pub span: Span,
+    /// Owner, group and mode.
+    pub perms: Perms,
+}
+
+/// One long-running agent and everything that keeps it healthy.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Unique name on its host (`agent "email-triage"`).
+    pub name: String,
+    /// The `agent` node.
+    pub span: Span,
+    /// One line saying what it does (unit Description and AGENTS.md title).
+    pub description: Option<String>,
+    /// Command line it runs.
+    pub exec: String,
+    /// Unix user it runs as.
+    pub user: String,
+    /// Unix group it runs as (the user's group when absent).
+    pub group: Option<String>,
+    /// Its working directory (holds AGENTS.md and WORKSTATE.md).
+    pub workdir: String,
+    /// Plain environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Secrets, exported as environment variables from a 0600 file.
+    pub secrets: Vec<SecretRef>,
+    /// External accounts it depends on.
+    pub auths: Vec<Auth>,
+    /// Liveness signal.
+    pub heartbeat: Option<Heartbeat>,
+    /// Known failures and what to do about them.
+    pub failure_modes: Vec<FailureMode>,
+    /// Restart policy.
+    pub restart: Restart,
+    /// KillMode= (the checklist wants `control-group`).
+    pub kill_mode: Setting<String>,
+    /// TimeoutStopSec=.
+    pub timeout_stop: Duration,
+    /// Alert channel for unit failures; the heartbeat's or the host's first when absent.
+    pub alert: Option<Setting<String>>,
+    /// Whether AGENTS.md carries the WORKSTATE.md checkpoint protocol.
+    pub workstate: Setting<bool>,
+    /// Checklist items waived on purpose.
+    pub waivers: Vec<Waiver>,
+    /// Extra lines for AGENTS.md.
+    pub notes: Vec<String>,
+    /// The agent's own files and directories (its code, its scripts).
+    pub files: Files,
+    /// Modules used by the agent, outermost first.
+    pub modules: Vec<String>,
+}
+
+/// A value and where it was set (the agent node when it is a default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// `restart "on-failure" delay="10s"`.
+#[derive(Debug, Clone)]
+pub struct Restart {
+    /// Restart= policy.
+    pub policy: String,
+    /// RestartSec=.
+    pub delay: Duration,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// `auth "mog" check="…" { rotate every="45d" run="…" notify="ops" }`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Name (a tool or account).
+    pub name: String,
+    /// The node.
+    pub span: Span,
+    /// Shell command that exits 0 when the credential works.
+    pub check: Option<String>,
+    /// Token rotation, when the credential expires.
+    pub rotate: Option<Rotate>,
+}
+
+/// `rotate every="45d" run="…" notify="ops"`.
+#[derive(Debug, Clone)]
+pub struct Rotate {
+    /// The node.
+    pub span: Span,
+    /// How often.
+    pub every: Duration,
+    /// Command that renews the credential.
+    pub run: String,
+    /// Alert channel told about each rotation.
+    pub notify: Option<Setting<String>>,
+}
+
+/// `heartbeat every="30m" grace="5m" active-hours="07:00-19:00" alert="ops"`.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// The node.
+    pub span: Span,
+    /// Expected interval.
+    pub every: Duration,
+    /// Slack before alerting.
+    pub grace: Duration,
+    /// When heartbeats are expected; always when absent.
+    pub active_hours: Option<ActiveHours>,
+    /// Alert channel.
+    pub alert: Option<Setting<String>>,
+    /// A command whose success counts as a heartbeat (instead of the agent touching the file).
+    pub probe: Option<String>,
+}
+
+/// `failure-mode "email auth fails" "alert the owner; never retry silently" tool="mog"`.
+#[derive(Debug, Clone)]
+pub struct FailureMode {
+    /// What goes wrong.
+    pub when: String,
+    /// What the agent must do.
+    pub then: String,
+    /// The tool it concerns.
+    pub tool: Option<String>,
+}
+
+/// `waive "heartbeat" reason="…"`.
+#[derive(Debug, Clone)]
+pub struct Waiver {
+    /// The checklist item.
+    pub item: String,
+    /// Why.
+    pub reason: String,
+    /// The node.
+    pub span: Span,
+}

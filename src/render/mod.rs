@@ -1,0 +1,564 @@
+//! From a typed [`Host`] to its [`DesiredState`]: every file an agent needs to
+//! run unattended, rendered from tera templates, byte for byte deterministic.
+//!
+//! Templates ship in the binary (`render/templates/`) and a module may
+//! override any of them with `modules/NAME/templates/TEMPLATE.tera`. Values
+//! are escaped here, in Rust, for the place they land in (systemd, sh), so
+//! templates only place them.
+//!
+//! Pure: file contents from the repository arrive as [`Assets`], secret values
+//! as [`SecretValues`].
+
+mod views;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tera::{Context, Tera};
+
+use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::model::{Agent, AlertKind, FileContent, Files, Host};
+use crate::secret::Secret;
+use crate::source::{SourceSet, Span};
+use crate::syntax::list;
+
+pub use views::sh_quote;
+use views::{AgentView, HostView};
+
+/// Files of the operator's repository that `file source=`/`template=` name,
+/// by repository-relative path.
+pub type Assets = BTreeMap<String, Vec<u8>>;
+
+/// Resolved secret values, by source (`env:TOKEN`).
+pub type SecretValues = BTreeMap<String, Secret>;
+
+/// The built-in templates: (name, text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "agent.service",
+        include_str!("templates/agent.service.tera"),
+    ),
+    ("agent.env", include_str!("templates/agent.env.tera")),
+    (
+        "auth-check.sh",
+        include_str!("templates/auth-check.sh.tera"),
+    ),
+    ("rotate.sh", include_str!("templates/rotate.sh.tera")),
+    (
+        "rotate.service",
+        include_str!("templates/rotate.service.tera"),
+    ),
+    ("rotate.timer", include_str!("templates/rotate.timer.tera")),
+    (
+        "heartbeat.service",
+        include_str!("templates/heartbeat.service.tera"),
+    ),
+    (
+        "heartbeat.timer",
+        include_str!("templates/heartbeat.timer.tera"),
+    ),
+    (
+        "heartbeat-check.sh",
+        include_str!("templates/heartbeat-check.sh.tera"),
+    ),
+    ("AGENTS.md", include_str!("templates/AGENTS.md.tera")),
+    (
+        "journald.conf",
+        include_str!("templates/journald.conf.tera"),
+    ),
+    (
+        "alert@.service",
+        include_str!("templates/alert@.service.tera"),
+    ),
+    ("alert.sh", include_str!("templates/alert.sh.tera")),
+    (
+        "alert-channel.conf",
+        include_str!("templates/alert-channel.conf.tera"),
+    ),
+    ("alert-routes", include_str!("templates/alert-routes.tera")),
+    (
+        "sysusers.conf",
+        include_str!("templates/sysusers.conf.tera"),
+    ),
+    (
+        "tmpfiles.conf",
+        include_str!("templates/tmpfiles.conf.tera"),
+    ),
+];
+
+/// Where provision puts its own scripts on the host.
+pub const LIB_DIR: &str = "/usr/local/lib/provision";
+/// Unit files.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// The compiled templates: built-ins plus the modules' overrides.
+pub struct Templates {
+    tera: Tera,
+    overrides: BTreeSet<(String, String)>,
+}
+
+impl Templates {
+    /// Compiles the built-ins and every override found in the sources.
+    /// Problems (unknown template name, tera syntax) go to `diags`.
+    pub fn new(sources: &SourceSet, diags: &mut Diagnostics) -> Self {
+        let mut tera = Tera::new();
+        // Nothing here is HTML: never escape.
+        tera.autoescape_on(Vec::<&str>::new());
+        for (name, text) in BUILTIN {
+            tera.add_raw_template(&format!("builtin/{name}"), text)
+                .unwrap_or_else(|e| panic!("built-in template {name} does not compile: {e}"));
+        }
+        let mut overrides = BTreeSet::new();
+        for ((module, name), id) in sources.templates() {
+            let span = Span {
+                source: id,
+                offset: 0,
+                len: 0,
+            };
+            if !BUILTIN.iter().any(|(n, _)| *n == name) {
+                let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+                let mut d = Diagnostic::error(
+                    span,
+                    format!("`{name}` is not a template provision renders"),
+                )
+                .label("unknown template");
+                d = d.help(match did_you_mean(&name, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}.tera`?"),
+                    None => format!("overridable templates: {}", list(&names)),
+                });
+                diags.push(d);
+                continue;
+            }
+            match tera.add_raw_template(&format!("{module}/{name}"), &sources.get(id).text) {
+                Ok(()) => {
+                    overrides.insert((module, name));
+                }
+                Err(e) => diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!("template does not compile: {}", error_chain(&e)),
+                    )
+                    .help("fix the tera syntax (https://keats.github.io/tera/)"),
+                ),
+            }
+        }
+        Self { tera, overrides }
+    }
+
+    /// The template to use: the first module in `modules` that overrides it, else the built-in.
+    fn pick(&self, name: &str, modules: &[&String]) -> String {
+        modules
+            .iter()
+            .find(|m| self.overrides.contains(&((**m).clone(), name.to_string())))
+            .map_or_else(|| format!("builtin/{name}"), |m| format!("{m}/{name}"))
+    }
+}
+
+/// A tera error with its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+struct Renderer<'a> {
+    host: &'a Host,
+    templates: &'a Templates,
+    assets: &'a Assets,
+    secrets: Option<&'a SecretValues>,
+    diags: &'a mut Diagnostics,
+    state: DesiredState,
+    host_view: HostView,
+}
+
+/// Renders one host. With `secrets` of `None`, secret-bearing files hold the
+/// references only (and are marked secret in the manifest).
+pub fn render(
+    host: &Host,
+    templates: &Templates,
+    assets: &Assets,
+    secrets: Option<&SecretValues>,
+    diags: &mut Diagnostics,
+) -> DesiredState {
+    let mut r = Renderer {
+        host,
+        templates,
+        assets,
+        secrets,
+        diags,
+        state: DesiredState {
+            host: host.name.clone(),
+            files: BTreeMap::new(),
+            units: BTreeMap::new(),
+            hooks: Vec::new(),
+        },
+        host_view: HostView::new(host),
+    };
+    r.host_files();
+    for a in &host.agents {
+        r.agent(a);
+    }
+    r.state
+}
+
+impl Renderer<'_> {
+    fn template(
+        &mut self,
+        name: &str,
+        agent: Option<&Agent>,
+        ctx: &Context,
+        span: Span,
+    ) -> Vec<u8> {
+        let modules: Vec<&String> = agent
+            .map(|a| a.modules.iter())
+            .into_iter()
+            .flatten()
+            .chain(self.host.modules.iter())
+            .collect();
+        let chosen = self.templates.pick(name, &modules);
+        match self.templates.tera.render(&chosen, ctx) {
+            Ok(s) => s.into_bytes(),
+            Err(e) => {
+                let file = match chosen.split_once('/') {
+                    Some(("builtin", n)) => format!("built-in template `{n}`"),
+                    Some((m, n)) => format!("template `modules/{m}/templates/{n}.tera`"),
+                    None => chosen.clone(),
+                };
+                self.diags.push(
+                    Diagnostic::error(span, format!("{file} failed to render: {}", error_chain(&e)))
+                        .label("while rendering this")
+                        .help("templates see `host` and `agent`; an undefined variable is an error, never an empty string"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn add(&mut self, path: String, spec: FileSpec) {
+        self.state.files.insert(path, spec);
+    }
+
+    fn unit(&mut self, name: String, enable: bool, inputs: impl IntoIterator<Item = String>) {
+        self.state.units.insert(
+            name.clone(),
+            UnitSpec {
+                name,
+                enable,
+                inputs: inputs.into_iter().collect(),
+            },
+        );
+    }
+
+    fn host_files(&mut self) {
+        let host = self.host;
+        let mut ctx = Context::new();
+        ctx.insert("host", &self.host_view);
+
+        let alert_unit = format!("{UNIT_DIR}/provision-alert@.service");
+        let bytes = self.template("alert@.service", None, &ctx, host.span);
+        self.add(alert_unit, FileSpec::new(bytes, 0o644, "root", "root"));
+        let bytes = self.template("alert.sh", None, &ctx, host.span);
+        self.add(
+            format!("{LIB_DIR}/alert"),
+            FileSpec::new(bytes, 0o755, "root", "root"),
+        );
+        if host.agents.iter().any(|a| a.heartbeat.is_some()) {
+            let bytes = self.template("heartbeat-check.sh", None, &ctx, host.span);
+            self.add(
+                format!("{LIB_DIR}/heartbeat-check"),
+                FileSpec::new(bytes, 0o755, "root", "root"),
+            );
+        }
+
+        for ch in &host.alerts {
+            let (kind, settings, secret) = match &ch.kind {
+                AlertKind::Telegram { chat, token, api } => {
+                    let token_line = match self.secrets {
+                        Some(values) => match values.get(&token.source.to_string()) {
+                            Some(v) => format!("TOKEN={}", sh_quote(v.expose())),
+                            None => {
+                                self.diags.push(Diagnostic::error(
+                                    ch.span,
+                                    format!("secret `{}` was not resolved", token.source),
+                                ));
+                                String::new()
+                            }
+                        },
+                        None => format!("# TOKEN <- {} (resolved at apply time)", token.source),
+                    };
+                    (
+                        "telegram",
+                        vec![
+                            format!("CHAT={}", sh_quote(chat)),
+                            format!("API={}", sh_quote(api.trim_end_matches('/'))),
+                            token_line,
+                        ],
+                        true,
+                    )
+                }
+                AlertKind::Webhook { url } => {
+                    ("webhook", vec![format!("URL={}", sh_quote(url))], false)
+                }
+                AlertKind::Command { command } => (
+                    "command",
+                    vec![format!("COMMAND={}", sh_quote(command))],
+                    false,
+                ),
+            };
+            let mut c = ctx.clone();
+            c.insert(
+                "channel",
+                &views::ChannelView {
+                    name: ch.name.clone(),
+                    kind,
+                    repeat_secs: ch.repeat.secs,
+                    settings,
+                },
+            );
+            let bytes = self.template("alert-channel.conf", None, &c, ch.span);
+            let mut spec = FileSpec::new(bytes, 0o600, "root", "root");
+            if secret {
+                spec = spec.secret();
+            }
+            self.add(format!("/etc/provision/alerts/{}.conf", ch.name), spec);
+        }
+        let mut routes = Vec::new();
+        for a in &host.agents {
+            let ch = a.alert.as_ref().map(|s| s.value.clone()).or_else(|| {
+                a.heartbeat
+                    .as_ref()
+                    .and_then(|h| h.alert.as_ref().map(|s| s.value.clone()))
+            });
+            if let Some(ch) = ch {
+                for unit in agent_units(a) {
+                    routes.push(format!("{unit} {ch}"));
+                }
+            }
+        }
+        routes.sort();
+        if !host.alerts.is_empty() {
+            let all: Vec<&str> = host.alerts.iter().map(|a| a.name.as_str()).collect();
+            routes.push(format!("* {}", all.join(" ")));
+        }
+        let mut c = ctx.clone();
+        c.insert("routes", &routes);
+        let bytes = self.template("alert-routes", None, &c, host.span);
+        self.add(
+            "/etc/provision/alerts/routes".into(),
+            FileSpec::new(bytes, 0o644, "root", "root"),
+        );
+
+        if let Some(j) = &host.journald {
+            let mut c = ctx.clone();
+            c.insert("journald", &views::JournaldView::new(j));
+            let bytes = self.template("journald.conf", None, &c, j.span);
+            let path = "/etc/systemd/journald.conf.d/50-provision.conf".to_string();
+            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+            self.state.hooks.push(Hook {
+                name: "restart journald".into(),
+                command: "systemctl restart systemd-journald".into(),
+                inputs: [path].into(),
+            });
+        }
+
+        // Users before directories: tmpfiles chowns to them.
+        let lines = views::sysusers_lines(host);
+        if !lines.is_empty() {
+            let mut c = ctx.clone();
+            c.insert("lines", &lines);
+            let bytes = self.template("sysusers.conf", None, &c, host.span);
+            let path = "/etc/sysusers.d/provision.conf".to_string();
+            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+            self.state.hooks.push(Hook {
+                name: "create users".into(),
+                command: format!("systemd-sysusers {path}"),
+                inputs: [path].into(),
+            });
+        }
+        let lines = views::tmpfiles_lines(host);
+        if !lines.is_empty() {
+            let mut c = ctx.clone();
+            c.insert("lines", &lines);
+            let bytes = self.template("tmpfiles.conf", None, &c, host.span);
+            let path = "/etc/tmpfiles.d/provision.conf".to_string();
+            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+            self.state.hooks.push(Hook {
+                name: "create directories".into(),
+                command: format!("systemd-tmpfiles --create {path}"),
+                inputs: [path].into(),
+            });
+        }
+
+        self.declared(&host.files, None, &ctx);
+    }
+
+    /// `file` nodes; returns their paths (an agent's restart it).
+    fn declared(&mut self, files: &Files, agent: Option<&Agent>, ctx: &Context) -> Vec<String> {
+        let mut paths = Vec::new();
+        for f in &files.files {
+            let bytes = match &f.content {
+                FileContent::Inline(s) => s.clone().into_bytes(),
+                FileContent::Repo(p) => match self.assets.get(p) {
+                    Some(b) => b.clone(),
+                    None => {
+                        self.missing_asset(f.span, p);
+                        continue;
+                    }
+                },
+                FileContent::Template(p) => {
+                    let Some(src) = self.assets.get(p) else {
+                        self.missing_asset(f.span, p);
+                        continue;
+                    };
+                    let mut t = Tera::new();
+                    t.autoescape_on(Vec::<&str>::new());
+                    let text = String::from_utf8_lossy(src);
+                    match t.add_raw_template(p, &text).and_then(|()| t.render(p, ctx)) {
+                        Ok(s) => s.into_bytes(),
+                        Err(e) => {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    f.span,
+                                    format!("template `{p}` failed to render: {}", error_chain(&e)),
+                                )
+                                .label("while rendering this")
+                                .help(if agent.is_some() {
+                                    "this template sees `host` and `agent`"
+                                } else {
+                                    "this template sees `host`"
+                                }),
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.add(
+                f.path.clone(),
+                FileSpec::new(bytes, f.perms.mode.0, &f.perms.owner, &f.perms.group),
+            );
+            paths.push(f.path.clone());
+        }
+        paths
+    }
+
+    fn missing_asset(&mut self, span: Span, path: &str) {
+        self.diags.push(
+            Diagnostic::error(span, format!("`{path}` is not a file of the repository"))
+                .label("file not found")
+                .help("paths in `source=` and `template=` are relative to the repository root"),
+        );
+    }
+
+    fn agent(&mut self, a: &Agent) {
+        let view = AgentView::new(self.host, a);
+        let mut ctx = Context::new();
+        ctx.insert("host", &self.host_view);
+        ctx.insert("agent", &view);
+        let unit = view.unit.clone();
+        let mut inputs = Vec::new();
+
+        if let Some(env_file) = &view.env_file {
+            let mut c = ctx.clone();
+            let lines: Option<Vec<String>> = self.secrets.map(|values| {
+                a.secrets
+                    .iter()
+                    .filter_map(|s| match values.get(&s.source.to_string()) {
+                        Some(v) => {
+                            Some(format!("{}={}", s.name, views::env_file_quote(v.expose())))
+                        }
+                        None => {
+                            self.diags.push(Diagnostic::error(
+                                s.span,
+                                format!("secret `{}` was not resolved", s.source),
+                            ));
+                            None
+                        }
+                    })
+                    .collect()
+            });
+            c.insert("resolved", &lines.is_some());
+            c.insert("secret_lines", &lines.unwrap_or_default());
+            let bytes = self.template("agent.env", Some(a), &c, a.span);
+            self.add(
+                env_file.clone(),
+                FileSpec::new(bytes, 0o600, "root", "root").secret(),
+            );
+            inputs.push(env_file.clone());
+        }
+        if let Some(path) = &view.auth_check {
+            let bytes = self.template("auth-check.sh", Some(a), &ctx, a.span);
+            self.add(path.clone(), FileSpec::new(bytes, 0o755, "root", "root"));
+            inputs.push(path.clone());
+        }
+        for auth in &view.auths {
+            let Some(rot) = &auth.rotate else { continue };
+            let mut c = ctx.clone();
+            c.insert("auth", auth);
+            let bytes = self.template("rotate.sh", Some(a), &c, a.span);
+            self.add(
+                rot.script.clone(),
+                FileSpec::new(bytes, 0o700, "root", "root"),
+            );
+            let bytes = self.template("rotate.service", Some(a), &c, a.span);
+            self.add(
+                format!("{UNIT_DIR}/{}.service", rot.unit),
+                FileSpec::new(bytes, 0o644, "root", "root"),
+            );
+            self.unit(format!("{}.service", rot.unit), false, []);
+            let bytes = self.template("rotate.timer", Some(a), &c, a.span);
+            let timer = format!("{UNIT_DIR}/{}.timer", rot.unit);
+            self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+            self.unit(format!("{}.timer", rot.unit), true, [timer]);
+        }
+        if a.heartbeat.is_some() {
+            let name = format!("agent-{}-heartbeat", a.name);
+            let bytes = self.template("heartbeat.service", Some(a), &ctx, a.span);
+            self.add(
+                format!("{UNIT_DIR}/{name}.service"),
+                FileSpec::new(bytes, 0o644, "root", "root"),
+            );
+            self.unit(format!("{name}.service"), false, []);
+            let bytes = self.template("heartbeat.timer", Some(a), &ctx, a.span);
+            let timer = format!("{UNIT_DIR}/{name}.timer");
+            self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+            self.unit(format!("{name}.timer"), true, [timer]);
+        }
+        let bytes = self.template("AGENTS.md", Some(a), &ctx, a.span);
+        let agents_md = format!("{}/AGENTS.md", a.workdir);
+        self.add(
+            agents_md.clone(),
+            FileSpec::new(bytes, 0o644, &a.user, &view.group),
+        );
+        inputs.push(agents_md);
+        inputs.extend(self.declared(&a.files, Some(a), &ctx));
+
+        let bytes = self.template("agent.service", Some(a), &ctx, a.span);
+        let unit_path = format!("{UNIT_DIR}/{unit}");
+        self.add(
+            unit_path.clone(),
+            FileSpec::new(bytes, 0o644, "root", "root"),
+        );
+        inputs.push(unit_path);
+        self.unit(unit, true, inputs);
+    }
+}
+
+/// Units whose failure alerts for an agent.
+fn agent_units(a: &Agent) -> Vec<String> {
+    let mut out = vec![format!("agent-{}.service", a.name)];
+    if a.heartbeat.is_some() {
+        out.push(format!("agent-{}-heartbeat.service", a.name));
+    }
+    for x in &a.auths {
+        if x.rotate.is_some() {
+            out.push(format!("agent-{}-rotate-{}.service", a.name, x.name));
+        }
+    }
+    out
+}

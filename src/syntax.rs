@@ -1,0 +1,361 @@
+//! KDL text to documents, and the small decoding vocabulary the resolver uses
+//! on nodes: arguments, properties, their types and spans.
+//!
+//! This module knows KDL, not hosts or agents. It never stops at the first
+//! problem: everything it finds goes into a [`Diagnostics`] list.
+
+use std::collections::BTreeMap;
+
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::source::{SourceId, SourceKind, SourceSet, Span};
+
+/// Parsed KDL documents, by source.
+pub type Documents = BTreeMap<SourceId, KdlDocument>;
+
+/// Parses every KDL file of the set. Files that fail to parse are left out of
+/// the result and reported, each KDL parser message at its own place.
+pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
+    let mut docs = Documents::new();
+    for (id, src) in sources.iter() {
+        if src.kind == SourceKind::Template {
+            continue;
+        }
+        match src.text.parse::<KdlDocument>() {
+            Ok(doc) => {
+                docs.insert(id, doc);
+            }
+            Err(err) => {
+                for d in err.diagnostics {
+                    let mut message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+                    if let Some(first) = message.get(..1) {
+                        message = first.to_lowercase() + &message[1..];
+                    }
+                    let mut diag = Diagnostic::error(
+                        Span::from_kdl(id, d.span),
+                        format!("KDL syntax: {message}"),
+                    )
+                    .label(d.label.clone().unwrap_or_else(|| "here".into()));
+                    diag = diag.help(d.help.clone().unwrap_or_else(|| {
+                        "see https://kdl.dev for the syntax; strings need double quotes, booleans are `#true`/`#false`".into()
+                    }));
+                    diags.push(diag);
+                }
+            }
+        }
+    }
+    docs
+}
+
+/// A node and the file it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    /// The KDL node.
+    pub node: &'a KdlNode,
+    /// Its file.
+    pub src: SourceId,
+}
+
+impl<'a> Node<'a> {
+    /// Node name.
+    pub fn name(&self) -> &'a str {
+        self.node.name().value()
+    }
+
+    /// Span of the node's name: where messages about the whole node point.
+    pub fn span(&self) -> Span {
+        Span::from_kdl(self.src, self.node.name().span())
+    }
+
+    /// Span of an entry.
+    pub fn entry_span(&self, e: &KdlEntry) -> Span {
+        Span::from_kdl(self.src, e.span())
+    }
+
+    /// Positional arguments.
+    pub fn args(&self) -> impl Iterator<Item = &'a KdlEntry> {
+        self.node.entries().iter().filter(|e| e.name().is_none())
+    }
+
+    /// Child nodes (empty when the node has no block).
+    pub fn children(&self) -> Vec<Node<'a>> {
+        let src = self.src;
+        self.node
+            .children()
+            .map(|d| d.nodes().iter().map(|node| Node { node, src }).collect())
+            .unwrap_or_default()
+    }
+
+    /// The property with this name (the last, should it repeat: `shape` reports repeats).
+    pub fn prop(&self, key: &str) -> Option<&'a KdlEntry> {
+        self.node
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some_and(|n| n.value() == key))
+    }
+
+    /// The first argument as a string, when it is one (used as merge key).
+    pub fn key_arg(&self) -> Option<&'a str> {
+        self.args().next().and_then(|e| e.value().as_string())
+    }
+}
+
+/// Decoding helpers that report into a diagnostics list.
+pub struct Decoder<'d> {
+    /// Where problems go.
+    pub diags: &'d mut Diagnostics,
+}
+
+/// A name for a KDL value's type, for messages.
+fn type_name(v: &KdlValue) -> &'static str {
+    match v {
+        KdlValue::String(_) => "a string",
+        KdlValue::Integer(_) => "an integer",
+        KdlValue::Float(_) => "a number",
+        KdlValue::Bool(_) => "a boolean",
+        KdlValue::Null => "#null",
+    }
+}
+
+impl Decoder<'_> {
+    /// Reports an error.
+    pub fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Checks the number of arguments, the property names (unknown, repeated)
+    /// and whether a child block is allowed. Returns false when the node is
+    /// unusable (too few arguments).
+    pub fn shape(
+        &mut self,
+        n: Node<'_>,
+        args: std::ops::RangeInclusive<usize>,
+        props: &[&str],
+        children: bool,
+        usage: &str,
+    ) -> bool {
+        let mut ok = true;
+        let given: Vec<_> = n.args().collect();
+        if given.len() < *args.start() {
+            self.error(
+                Diagnostic::error(
+                    n.span(),
+                    format!("`{}` needs {}", n.name(), plural(*args.start(), "argument")),
+                )
+                .label("missing value")
+                .help(format!("write it as {usage}")),
+            );
+            ok = false;
+        } else if given.len() > *args.end() {
+            let extra = given[*args.end()];
+            self.error(
+                Diagnostic::error(
+                    n.entry_span(extra),
+                    format!("`{}` takes {}", n.name(), plural(*args.end(), "argument")),
+                )
+                .label("unexpected argument")
+                .help(format!("write it as {usage}")),
+            );
+        }
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+        for e in n.node.entries() {
+            let Some(key) = e.name() else { continue };
+            let key = key.value();
+            if !props.contains(&key) {
+                let mut d = Diagnostic::error(
+                    n.entry_span(e),
+                    format!("unknown property `{key}` on `{}`", n.name()),
+                )
+                .label("unknown property");
+                d = match did_you_mean(key, props.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `{s}`? ({usage})")),
+                    None if props.is_empty() => d.help(format!(
+                        "`{}` takes no properties; write it as {usage}",
+                        n.name()
+                    )),
+                    None => d.help(format!("`{}` knows {}", n.name(), list(props))),
+                };
+                self.error(d);
+            } else if let Some(first) = seen.insert(key, n.entry_span(e)) {
+                self.error(
+                    Diagnostic::error(n.entry_span(e), format!("property `{key}` given twice"))
+                        .label("second value")
+                        .related(first, "first value")
+                        .help("keep one of them"),
+                );
+            }
+        }
+        if !children && n.node.children().is_some() {
+            let span = n
+                .node
+                .children()
+                .map(|c| Span::from_kdl(n.src, c.span()))
+                .unwrap_or(n.span());
+            self.error(
+                Diagnostic::error(span, format!("`{}` takes no block", n.name()))
+                    .label("unexpected block")
+                    .help(format!("write it as {usage}")),
+            );
+        }
+        ok
+    }
+
+    /// The `i`-th argument as a string.
+    pub fn arg_str(&mut self, n: Node<'_>, i: usize, what: &str) -> Option<String> {
+        let e = n.args().nth(i)?;
+        self.entry_str(n, e, what)
+    }
+
+    /// A property as a string.
+    pub fn prop_str(&mut self, n: Node<'_>, key: &str) -> Option<String> {
+        let e = n.prop(key)?;
+        self.entry_str(n, e, &format!("`{key}`"))
+    }
+
+    fn entry_str(&mut self, n: Node<'_>, e: &KdlEntry, what: &str) -> Option<String> {
+        match e.value() {
+            KdlValue::String(s) => Some(s.clone()),
+            v => {
+                self.error(
+                    Diagnostic::error(
+                        n.entry_span(e),
+                        format!(
+                            "{what} of `{}` must be a string, not {}",
+                            n.name(),
+                            type_name(v)
+                        ),
+                    )
+                    .label("expected a string")
+                    .help(format!(
+                        "put the value in double quotes: \"{}\"",
+                        v.to_string().trim_start_matches('#')
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// A property as a non-negative integer that fits `T`.
+    pub fn prop_int<T: TryFrom<i128>>(
+        &mut self,
+        n: Node<'_>,
+        key: &str,
+        range_hint: &str,
+    ) -> Option<T> {
+        let e = n.prop(key)?;
+        match e.value() {
+            KdlValue::Integer(i) => match T::try_from(*i) {
+                Ok(v) if *i >= 0 => Some(v),
+                _ => {
+                    self.error(
+                        Diagnostic::error(n.entry_span(e), format!("`{key}` is out of range"))
+                            .label("out of range")
+                            .help(range_hint.to_string()),
+                    );
+                    None
+                }
+            },
+            v => {
+                self.error(
+                    Diagnostic::error(
+                        n.entry_span(e),
+                        format!("`{key}` must be an integer, not {}", type_name(v)),
+                    )
+                    .label("expected an integer")
+                    .help(range_hint.to_string()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The `i`-th argument as a boolean (`#true` / `#false`).
+    pub fn arg_bool(&mut self, n: Node<'_>, i: usize) -> Option<bool> {
+        let e = n.args().nth(i)?;
+        match e.value() {
+            KdlValue::Bool(b) => Some(*b),
+            v => {
+                self.error(
+                    Diagnostic::error(
+                        n.entry_span(e),
+                        format!("`{}` takes #true or #false, not {}", n.name(), type_name(v)),
+                    )
+                    .label("expected a boolean")
+                    .help("KDL booleans are written `#true` and `#false`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses a string property with `parse`, reporting its error at the value.
+    pub fn prop_parsed<T>(
+        &mut self,
+        n: Node<'_>,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.prop_str(n, key)?;
+        let span = n.entry_span(n.prop(key)?);
+        self.parsed(span, &text, key, parse)
+    }
+
+    /// Parses the `i`-th argument with `parse`.
+    pub fn arg_parsed<T>(
+        &mut self,
+        n: Node<'_>,
+        i: usize,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.arg_str(n, i, what)?;
+        let span = n.entry_span(n.args().nth(i)?);
+        self.parsed(span, &text, what, parse)
+    }
+
+    fn parsed<T>(
+        &mut self,
+        span: Span,
+        text: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(text) {
+            Ok(v) => Some(v),
+            Err(hint) => {
+                let (msg, help) = match hint.split_once("; ") {
+                    Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                    None => (hint.clone(), None),
+                };
+                let mut d = Diagnostic::error(span, format!("bad {what}: {msg}"))
+                    .label(format!("invalid {what}"));
+                if let Some(h) = help {
+                    d = d.help(h);
+                }
+                self.error(d);
+                None
+            }
+        }
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    match n {
+        0 => format!("no {word}s"),
+        1 => format!("one {word}"),
+        n => format!("{n} {word}s"),
+    }
+}
+
+/// `a`, `b` and `c`.
+pub fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
