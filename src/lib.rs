@@ -37,11 +37,17 @@ use model::Fleet;
 use source::SourceSet;
 
 /// Parses, resolves and lints a repository: the pure front half of every
-/// command. Returns the fleet and every problem found.
+/// command. Returns the fleet and every problem found (the checklist only
+/// once the definition itself is free of errors).
 pub fn compile(sources: &SourceSet) -> (Fleet, Diagnostics) {
     let mut diags = Diagnostics::default();
     let docs = syntax::parse(sources, &mut diags);
     let fleet = resolve::resolve(sources, &docs, &mut diags);
-    lint::lint(&fleet, &mut diags);
+    // The checklist reads decoded values; after a decoding error it would
+    // report the error's echoes (a `max-use` that failed to parse is not a
+    // missing journal cap), so it runs on a clean decode only.
+    if !diags.has_errors() {
+        lint::lint(&fleet, &mut diags);
+    }
     (fleet, diags)
 }

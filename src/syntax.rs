@@ -33,10 +33,10 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
                         message = first.to_lowercase() + &message[1..];
                     }
                     let mut diag = Diagnostic::error(
-                        Span::from_kdl(id, d.span),
+                        narrow(&src.text, Span::from_kdl(id, d.span)),
                         format!("KDL syntax: {message}"),
                     )
-                    .label(d.label.clone().unwrap_or_else(|| "here".into()));
+                    .label("invalid KDL");
                     diag = diag.help(d.help.clone().unwrap_or_else(|| {
                         "see https://kdl.dev for the syntax; strings need double quotes, booleans are `#true`/`#false`".into()
                     }));
@@ -46,6 +46,23 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
         }
     }
     docs
+}
+
+/// The parser's spans sometimes cover a whole node over several lines when
+/// the mistake is at its end (`port=0o9` marks `host … {` to there): point at
+/// the last line of the span, without its indentation.
+fn narrow(text: &str, mut span: Span) -> Span {
+    let Some(covered) = text.get(span.offset..span.offset + span.len) else {
+        return span;
+    };
+    let trimmed = covered.trim_end();
+    if let Some(nl) = trimmed.rfind('\n') {
+        let line = &trimmed[nl + 1..];
+        let indent = line.len() - line.trim_start().len();
+        span.offset += nl + 1 + indent;
+        span.len = line.trim_start().len();
+    }
+    span
 }
 
 /// A node and the file it came from.

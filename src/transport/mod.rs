@@ -1,0 +1,363 @@
+//! Running shell scripts on hosts: over SSH, or locally against a fake root.
+//!
+//! This module owns the only way `provision` touches a host: [`Transport::run`] runs a POSIX
+//! `sh` script as root and gives back its exit status and output. Everything else (what to
+//! write, how to verify it) is built out of scripts by the callers.
+//!
+//! Two transports exist:
+//! - [`SshTransport`] (in `ssh.rs`): one multiplexed OpenSSH master connection per host,
+//!   strict host key checking, optional key pinning, and a per-host limit on concurrent
+//!   commands.
+//! - [`LocalTransport`] (in `local.rs`): runs the same scripts on this machine with
+//!   `$PROVISION_ROOT` pointing at a directory, for tests and dry runs.
+//!
+//! Scripts must write every host path as `"$PROVISION_ROOT/etc/..."`. The SSH transport sets
+//! `PROVISION_ROOT` to the empty string, so the same script writes `/etc/...` on a real host
+//! and `<root>/etc/...` locally. Large data goes through stdin, never the command line.
+//!
+//! This file also has [`fingerprint`], which computes the OpenSSH `SHA256:` fingerprint of a
+//! public key line, so pinned keys can be shown the way `ssh-keygen -l` shows them.
+
+mod local;
+mod ssh;
+
+pub use local::LocalTransport;
+pub use ssh::{SshTarget, SshTransport};
+
+use std::io;
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+/// What a command returned.
+///
+/// A non-zero `status` is not a transport error: the script ran and said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The script's exit status. When the script's shell was killed by a signal, this is
+    /// `128 + signal`, as a shell would report it.
+    pub status: i32,
+    /// Everything the script wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything the script wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Whether the script exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Stdout as text, with invalid UTF-8 replaced.
+    pub fn stdout_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text, with invalid UTF-8 replaced.
+    pub fn stderr_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Why a host could not be reached or a script's outcome is unknown.
+///
+/// Every variant names the host (its inventory name). The messages say what happened and
+/// what to do about it, so they can be shown to the user as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The host presented a key other than the one pinned (or recorded in known_hosts).
+    /// Nothing was run on the host: ssh stops before authenticating.
+    #[error(
+        "{host}: the SSH host key does not match: expected {expected}, the host presented {}. \
+         Nothing was run. If the host was reinstalled, verify its new key out of band and update \
+         the pinned host key (or the known_hosts entry); otherwise the connection may be \
+         intercepted.",
+        actual.as_deref().unwrap_or("another key (it could not be read back)")
+    )]
+    HostKeyMismatch {
+        /// The host's inventory name.
+        host: String,
+        /// Fingerprint (`SHA256:...`) of the key we trust, or where ssh found it when it
+        /// could not be read.
+        expected: String,
+        /// Fingerprint of the key the host presented, when it could be obtained.
+        actual: Option<String>,
+    },
+
+    /// No key is pinned and the user's known_hosts has no key for the host, and strict
+    /// checking is on. Nothing was run on the host.
+    #[error(
+        "{host}: the SSH host key is not known{}. Verify it out of band, then pin it in the \
+         inventory (`ssh-keyscan` prints the key line), or allow accept-new for this first \
+         connection.",
+        actual.as_deref().map(|a| format!(" (the host presents {a})")).unwrap_or_default()
+    )]
+    UnknownHostKey {
+        /// The host's inventory name.
+        host: String,
+        /// Fingerprint of the key the host presents, when it could be obtained.
+        actual: Option<String>,
+    },
+
+    /// The host refused our credentials, or the login user cannot become root.
+    #[error(
+        "{host}: SSH authentication failed: {message}. Check the user and the identity file, \
+         that the public key is in the host's authorized_keys or loaded in ssh-agent (ssh runs \
+         in batch mode, so passwords are never asked)."
+    )]
+    Auth {
+        /// The host's inventory name.
+        host: String,
+        /// What ssh (or the sudo check) said.
+        message: String,
+    },
+
+    /// No SSH connection could be made: connection refused, timeout, name resolution.
+    #[error(
+        "{host}: cannot reach the host over SSH: {message}. Check the address and port, that \
+         sshd runs on the host, and that no firewall is in the way."
+    )]
+    Unreachable {
+        /// The host's inventory name.
+        host: String,
+        /// What ssh said.
+        message: String,
+    },
+
+    /// The connection dropped while a command ran, so its outcome is unknown: it may have
+    /// run partly, fully, or not at all.
+    #[error(
+        "{host}: the SSH connection was lost while a command ran ({message}). The command may \
+         have partly run; run provision again once the host is reachable."
+    )]
+    Lost {
+        /// The host's inventory name.
+        host: String,
+        /// What was observed.
+        message: String,
+    },
+
+    /// A local failure: the ssh client could not be started, a temporary file could not be
+    /// written, a pipe broke, or the request cannot be expressed (a NUL byte, an oversized
+    /// script, a malformed pinned key).
+    #[error("{host}: {message}")]
+    Io {
+        /// The host's inventory name.
+        host: String,
+        /// What failed, and how to fix it when we know.
+        message: String,
+    },
+}
+
+impl TransportError {
+    /// The inventory name of the host the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            TransportError::HostKeyMismatch { host, .. }
+            | TransportError::UnknownHostKey { host, .. }
+            | TransportError::Auth { host, .. }
+            | TransportError::Unreachable { host, .. }
+            | TransportError::Lost { host, .. }
+            | TransportError::Io { host, .. } => host,
+        }
+    }
+}
+
+/// A way to run scripts as root on one host.
+#[derive(Debug)]
+pub enum Transport {
+    /// A real host, over SSH.
+    Ssh(SshTransport),
+    /// This machine, with paths under a local root directory.
+    Local(LocalTransport),
+}
+
+impl Transport {
+    /// The host's inventory name.
+    pub fn host(&self) -> &str {
+        match self {
+            Transport::Ssh(t) => t.host(),
+            Transport::Local(t) => t.host(),
+        }
+    }
+
+    /// Runs a POSIX sh script on the host as root (through `sudo -n` when the SSH user is not
+    /// root), feeding `stdin`, and returns its status and output. A non-zero exit is NOT an
+    /// error: it's in [`ExecOutput`].
+    ///
+    /// `$PROVISION_ROOT` is set for the script: empty over SSH, the local root otherwise.
+    /// Calls may run concurrently; the SSH transport runs at most 8 at a time per host and
+    /// queues the rest. The script must not leave background processes holding its stdout or
+    /// stderr open, or the call waits for them. There is no built-in timeout: wrap the call
+    /// in `tokio::time::timeout` if needed (dropping the future stops waiting, but a remote
+    /// command keeps running, since the SSH multiplexing protocol cannot signal it).
+    pub async fn run(&self, script: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
+        match self {
+            Transport::Ssh(t) => t.run(script, stdin).await,
+            Transport::Local(t) => t.run(script, stdin).await,
+        }
+    }
+
+    /// Closes the connection. For SSH this stops the master process and removes its
+    /// temporary directory; dropping the transport does the same, without waiting.
+    pub async fn close(self) {
+        match self {
+            Transport::Ssh(t) => t.close().await,
+            Transport::Local(_) => {}
+        }
+    }
+}
+
+/// A line that is not an OpenSSH public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an OpenSSH public key line ({reason}): {line:?}")]
+pub struct InvalidPublicKey {
+    /// The start of the offending line.
+    pub line: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A parsed `type base64 [comment]` public key line.
+pub(crate) struct PublicKey {
+    /// The key type as written, e.g. `ssh-ed25519`.
+    pub key_type: String,
+    /// The base64 text of the key blob, as written.
+    pub base64: String,
+    /// The decoded key blob.
+    pub blob: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Parses `ssh-ed25519 AAAA... [comment]` and checks that the blob names the same key type
+    /// as the first field, which catches keys pasted incompletely or with the wrong type.
+    pub(crate) fn parse(line: &str) -> Result<Self, InvalidPublicKey> {
+        let invalid = |reason: &str| InvalidPublicKey {
+            line: line.chars().take(80).collect(),
+            reason: reason.to_owned(),
+        };
+        let mut fields = line.split_whitespace();
+        let key_type = fields.next().ok_or_else(|| invalid("it is empty"))?;
+        let encoded = fields
+            .next()
+            .ok_or_else(|| invalid("the base64 key after the key type is missing"))?;
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| invalid(&format!("the key is not valid base64: {e}")))?;
+        // The blob starts with the key type as an SSH string: a big-endian u32 length, then
+        // the bytes.
+        let embedded = blob
+            .get(..4)
+            .map(|len| u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize)
+            .and_then(|len| blob.get(4..4usize.checked_add(len)?))
+            .ok_or_else(|| invalid("the key blob is truncated"))?;
+        if embedded != key_type.as_bytes() {
+            return Err(invalid(&format!(
+                "the key type says {key_type:?} but the key is {:?}",
+                String::from_utf8_lossy(embedded)
+            )));
+        }
+        Ok(PublicKey {
+            key_type: key_type.to_owned(),
+            base64: encoded.to_owned(),
+            blob,
+        })
+    }
+
+    /// The OpenSSH fingerprint: `SHA256:` and the unpadded base64 of the blob's SHA-256.
+    pub(crate) fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(&self.blob);
+        format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_slice())
+        )
+    }
+}
+
+/// The OpenSSH-style fingerprint of a public key line (`ssh-ed25519 AAAA... [comment]`):
+/// `SHA256:` followed by the unpadded base64 of the SHA-256 of the key blob, the same text
+/// `ssh-keygen -lf` prints.
+pub fn fingerprint(public_key_line: &str) -> Result<String, InvalidPublicKey> {
+    Ok(PublicKey::parse(public_key_line)?.fingerprint())
+}
+
+/// Feeds `data` to a child's stdin while collecting its stdout and stderr.
+///
+/// All three run concurrently: a script that prints a lot before reading its input would
+/// otherwise fill a pipe and wait forever. A `BrokenPipe` on stdin is not an error: it means
+/// the script exited without reading everything, which is its own business.
+pub(crate) async fn exchange<W, O, E>(
+    stdin: Option<W>,
+    data: &[u8],
+    stdout: Option<O>,
+    stderr: Option<E>,
+) -> io::Result<(Vec<u8>, Vec<u8>)>
+where
+    W: AsyncWrite + Unpin,
+    O: AsyncRead + Unpin,
+    E: AsyncRead + Unpin,
+{
+    let write = async {
+        let Some(mut w) = stdin else { return Ok(()) };
+        let written = match w.write_all(data).await {
+            Ok(()) => w.shutdown().await,
+            Err(e) => Err(e),
+        };
+        // Dropping the handle closes the pipe, so the script sees end of input.
+        drop(w);
+        match written {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    };
+    let read_out = read_all(stdout);
+    let read_err = read_all(stderr);
+    let (written, out, err) = tokio::join!(write, read_out, read_err);
+    written?;
+    Ok((out?, err?))
+}
+
+async fn read_all<R: AsyncRead + Unpin>(reader: Option<R>) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut r) = reader {
+        r.read_to_end(&mut buf).await?;
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real keys, and the fingerprints `ssh-keygen -lf` printed for them.
+    const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs test@example";
+    const ED25519_FP: &str = "SHA256:ZI4WjU65dw+o2evmNznkqPOF5O/BYhWCbt28LWZp3Kg";
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBOLjukJIJ1IGuJDsJb/Uhmf2Zg8m94iHNod125BAdkKmMRSotDxcYu1dJJpZhQBu+PilvuMrouOZmrYyy3cmmIU=";
+    const ECDSA_FP: &str = "SHA256:MuUayl4tWvAKa0fp3vGEMOWbpqM/KZ00/Qf9UE3VLFQ";
+
+    #[test]
+    fn fingerprint_matches_ssh_keygen() {
+        assert_eq!(fingerprint(ED25519).unwrap(), ED25519_FP);
+        assert_eq!(fingerprint(ECDSA).unwrap(), ECDSA_FP);
+        // The comment and extra blanks do not matter.
+        let bare = ED25519
+            .trim_end_matches(" test@example")
+            .replace(' ', "   ");
+        assert_eq!(fingerprint(&format!("  {bare}\n")).unwrap(), ED25519_FP);
+    }
+
+    #[test]
+    fn fingerprint_rejects_bad_lines() {
+        assert!(fingerprint("").is_err());
+        assert!(fingerprint("ssh-ed25519").is_err());
+        assert!(fingerprint("ssh-ed25519 !!!notbase64").is_err());
+        // Right base64, wrong declared type.
+        let wrong_type = ED25519.replacen("ssh-ed25519", "ssh-rsa", 1);
+        let err = fingerprint(&wrong_type).unwrap_err();
+        assert!(err.reason.contains("ssh-ed25519"), "{err}");
+        // Truncated blob.
+        assert!(fingerprint("ssh-ed25519 AAAAC3Nza").is_err());
+    }
+}
