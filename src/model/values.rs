@@ -80,8 +80,14 @@ impl fmt::Display for Duration {
         }
         let mut rest = self.secs;
         let mut parts = Vec::new();
+        // Weeks only when exact: `45d` reads better than `6w 3d`.
+        let week = if rest % 604_800 == 0 {
+            604_800
+        } else {
+            u64::MAX
+        };
         for (suffix, size) in [
-            ("w", 604_800),
+            ("w", week),
             ("d", 86_400),
             ("h", 3_600),
             ("min", 60),
@@ -313,6 +319,8 @@ mod tests {
         }
         assert_eq!(Duration::parse("1h30m").unwrap().to_string(), "1h 30min");
         assert_eq!(Duration::from_secs(10).to_string(), "10s");
+        assert_eq!(Duration::parse("45d").unwrap().to_string(), "45d");
+        assert_eq!(Duration::parse("2w").unwrap().to_string(), "2w");
     }
 
     #[test]

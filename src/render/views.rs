@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use crate::model::{Agent, Host, Journald};
-use crate::secret::SecretSource;
 
 use super::LIB_DIR;
 
@@ -144,7 +143,8 @@ struct FailureView {
 #[derive(Debug, Clone, Serialize)]
 struct SecretView {
     name: String,
-    source: SecretSource,
+    /// `scheme:reference`, never the value.
+    source: String,
 }
 
 /// An agent, for templates.
@@ -283,7 +283,7 @@ impl AgentView {
                 .iter()
                 .map(|s| SecretView {
                     name: s.name.clone(),
-                    source: s.source.clone(),
+                    source: s.source.to_string(),
                 })
                 .collect(),
         }

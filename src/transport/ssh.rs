@@ -695,4 +695,25 @@ mod tests {
             Some("the key at /nonexistent/known_hosts:3")
         );
     }
+
+    #[test]
+    fn reads_the_expected_key_from_known_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let known_hosts = dir.path().join("known_hosts");
+        fs::write(
+            &known_hosts,
+            "other ssh-rsa AAAA\n\
+             @cert-authority *.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs\n\
+             |1|hashed= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs c\n",
+        )
+        .unwrap();
+        let fp = "SHA256:ZI4WjU65dw+o2evmNznkqPOF5O/BYhWCbt28LWZp3Kg";
+        for line in [2, 3] {
+            let log = format!(
+                "Offending ED25519 key in {}:{line}\n  remove with:",
+                known_hosts.display()
+            );
+            assert_eq!(recorded_fingerprint(&log).as_deref(), Some(fp));
+        }
+    }
 }

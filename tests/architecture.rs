@@ -1,0 +1,49 @@
+//! The pure core does no I/O: no filesystem, process, environment, clock,
+//! network or async runtime, and does not reach into the effects.
+
+const PURE: &[&str] = &[
+    "src/source.rs",
+    "src/diagnostic.rs",
+    "src/syntax.rs",
+    "src/resolve.rs",
+    "src/lint.rs",
+    "src/secret.rs",
+    "src/desired.rs",
+    "src/model/mod.rs",
+    "src/model/values.rs",
+    "src/render/mod.rs",
+    "src/render/views.rs",
+];
+
+const FORBIDDEN: &[&str] = &[
+    "std::fs",
+    "std::process",
+    "std::env",
+    "std::net",
+    "std::time",
+    "SystemTime",
+    "Instant",
+    "tokio",
+    "openssh",
+    "crate::load",
+    "crate::transport",
+    "crate::command",
+    "crate::ui",
+    "println!",
+    "eprintln!",
+];
+
+#[test]
+fn the_pure_core_does_no_io() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in PURE {
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        for bad in FORBIDDEN {
+            assert!(
+                !text.contains(bad),
+                "{file} uses {bad}: the pure core may not do I/O"
+            );
+        }
+    }
+}
