@@ -78,6 +78,9 @@ struct Module<'a> {
 
 struct Resolver<'a, 'd> {
     modules: BTreeMap<String, Module<'a>>,
+    /// Set when a `use` could not be expanded: the block then lacks what the
+    /// module would have given, and "missing" errors would only echo it.
+    broken_use: bool,
     dec: Decoder<'d>,
 }
 
@@ -117,6 +120,7 @@ pub fn resolve(sources: &SourceSet, docs: &Documents, diags: &mut Diagnostics) -
 
     let mut r = Resolver {
         modules,
+        broken_use: false,
         dec: Decoder { diags },
     };
     let mut hosts: Vec<Host> = Vec::new();
@@ -195,6 +199,7 @@ impl<'a> Resolver<'a, '_> {
                         .label("uses a module that is already being expanded")
                         .help("a module may not use itself, directly or through others; remove one `use`"),
                 );
+                self.broken_use = true;
                 continue;
             }
             let Some(module) = self.modules.get(&name) else {
@@ -212,6 +217,7 @@ impl<'a> Resolver<'a, '_> {
                     ),
                 });
                 self.dec.error(d);
+                self.broken_use = true;
                 continue;
             };
             let nodes = module.nodes.clone();
@@ -686,7 +692,9 @@ impl<'a> Resolver<'a, '_> {
             check_name(s).map(|()| s.to_string())
         })?;
         let mut used = Vec::new();
+        self.broken_use = false;
         let children = self.expand(Ctx::Agent, n.children(), &mut Vec::new(), &mut used);
+        let broken_use = self.broken_use;
         let span = n.span();
         let mut a = Agent {
             workdir: format!("/var/lib/agents/{name}"),
@@ -938,14 +946,14 @@ impl<'a> Resolver<'a, '_> {
                 _ => {}
             }
         }
-        if !have_exec {
+        if !have_exec && !broken_use {
             self.dec.error(
                 Diagnostic::error(n.span(), format!("agent `{}` has no `exec`", a.name))
                     .label("missing `exec`")
                     .help("add `exec \"/opt/…/run\"`: the command the agent's unit runs"),
             );
         }
-        if !have_user {
+        if !have_user && !broken_use {
             self.dec.error(
                 Diagnostic::error(n.span(), format!("agent `{}` has no `user`", a.name))
                     .label("missing `user`")

@@ -103,9 +103,10 @@ pub enum TransportError {
 
     /// The host refused our credentials, or the login user cannot become root.
     #[error(
-        "{host}: SSH authentication failed: {message}. Check the user and the identity file, \
-         that the public key is in the host's authorized_keys or loaded in ssh-agent (ssh runs \
-         in batch mode, so passwords are never asked)."
+        "{host}: SSH login failed: {message}. Check the user and the identity file, that the \
+         public key is in the host's authorized_keys or loaded in ssh-agent (ssh runs in batch \
+         mode, so passwords are never asked), and that a login user other than root has \
+         passwordless sudo."
     )]
     Auth {
         /// The host's inventory name.

@@ -35,7 +35,7 @@ use super::{ExecOutput, PublicKey, TransportError, exchange};
 
 /// How many commands may run at once on one host. Below sshd's default `MaxSessions` (10),
 /// leaving room for an administrator's own multiplexed sessions.
-pub const MAX_CONCURRENT: usize = 8;
+const MAX_CONCURRENT: usize = 8;
 
 /// How often ssh checks that an idle server is still there. With ssh's default
 /// `ServerAliveCountMax` of 3, a silently dead host is noticed within 45 s.
@@ -126,6 +126,16 @@ impl SshTransport {
             host: host_name.to_owned(),
             message: format!("{what}: {e}"),
         };
+        // ssh would read a destination starting with `-` as an option.
+        if target.destination.is_empty() || target.destination.starts_with('-') {
+            return Err(TransportError::Io {
+                host: host_name.to_owned(),
+                message: format!(
+                    "{:?} is not an SSH destination: write `user@host` or `host`",
+                    target.destination
+                ),
+            });
+        }
         let dir = PrivateDir::create()
             .map_err(|e| io_error("cannot create a private directory under /tmp", e))?;
 
@@ -626,13 +636,16 @@ fn error_chain(e: &openssh::Error) -> String {
     one_line(&text)
 }
 
-/// Ssh's multi-line reports, joined into one line.
+/// Ssh's multi-line reports, joined into one line without a final period, to be quoted
+/// inside our own sentences.
 fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" / ")
+        .trim_end_matches('.')
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -677,6 +690,18 @@ mod tests {
         assert!(remote_command("a\0b", false).unwrap_err().contains("NUL"));
         let big = "#".repeat(MAX_COMMAND_BYTES);
         assert!(remote_command(&big, false).unwrap_err().contains("stdin"));
+    }
+
+    #[tokio::test]
+    async fn rejects_destinations_ssh_would_read_as_options() {
+        let target = SshTarget::new("-oProxyCommand=touch /tmp/x");
+        match SshTransport::connect("web1", &target).await {
+            Err(TransportError::Io { host, message }) => {
+                assert_eq!(host, "web1");
+                assert!(message.contains("not an SSH destination"), "{message}");
+            }
+            other => panic!("expected an Io error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -1,0 +1,317 @@
+//! The command line as a user meets it: exit codes, output streams, JSON,
+//! colour, and the language's module semantics end to end.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn provision() -> Command {
+    let mut c = Command::cargo_bin("provision").unwrap();
+    c.env_remove("NO_COLOR");
+    c
+}
+
+fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+const HOST: &str = r#"
+host "web" {
+    ssh "root@127.0.0.1"
+    journald max-use="1G"
+    alert "ops" webhook="http://127.0.0.1:9/hook"
+    agent "bot" {
+        use "base"
+        exec "/opt/bot/run"
+        heartbeat every="10m" alert="ops"
+    }
+}
+"#;
+
+const BASE: &str = r#"
+user "botuser"
+restart "on-failure" delay="15s"
+auth "api" check="/opt/bot/check" { rotate every="30d" run="/opt/bot/rotate" }
+failure-mode "api down" "retry later"
+env "MODE" "base"
+"#;
+
+#[test]
+fn check_on_the_bundled_example_is_clean() {
+    provision()
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "checked 3 hosts, 5 agents: 0 errors",
+        ));
+}
+
+#[test]
+fn check_exits_1_and_prints_file_line_column() {
+    let dir = repo(&[
+        (
+            "hosts/web.kdl",
+            &HOST.replace("heartbeat every=\"10m\"", "heartbeat every=\"10 parsecs\""),
+        ),
+        ("modules/base.kdl", BASE),
+    ]);
+    provision()
+        .args(["--color=never", "check"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("[hosts/web.kdl:9:19]"))
+        .stderr(predicate::str::contains("`parsecs` is not a unit of time"))
+        .stdout(predicate::str::contains("1 error"));
+}
+
+#[test]
+fn check_json_lists_diagnostics_with_locations() {
+    let dir = repo(&[
+        (
+            "hosts/web.kdl",
+            &HOST.replace("use \"base\"", "use \"bsae\""),
+        ),
+        ("modules/base.kdl", BASE),
+    ]);
+    let out = provision()
+        .args(["--json", "check"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    let d = &v["diagnostics"][0];
+    assert_eq!(
+        (d["file"].as_str(), d["line"].as_u64(), d["column"].as_u64()),
+        (Some("hosts/web.kdl"), Some(7), Some(9))
+    );
+    assert_eq!(d["help"], "did you mean `base`?");
+}
+
+#[test]
+fn modules_give_defaults_that_the_agent_overrides() {
+    let host = HOST.replace(
+        "use \"base\"",
+        "use \"base\"\n        env \"MODE\" \"agent\"\n        user \"override\"",
+    );
+    let dir = repo(&[("hosts/web.kdl", &host), ("modules/base.kdl", BASE)]);
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args(["render", "web", "--out"])
+        .arg(out.path())
+        .current_dir(dir.path())
+        .assert()
+        .success();
+    let unit =
+        std::fs::read_to_string(out.path().join("etc/systemd/system/agent-bot.service")).unwrap();
+    assert!(unit.contains("Environment=\"MODE=agent\""), "{unit}");
+    assert!(!unit.contains("MODE=base"));
+    assert!(unit.contains("User=override"));
+    assert!(
+        unit.contains("RestartSec=15"),
+        "the module's restart delay is kept"
+    );
+    let sysusers =
+        std::fs::read_to_string(out.path().join("etc/sysusers.d/provision.conf")).unwrap();
+    assert!(
+        sysusers.contains("u override -"),
+        "the agent's user is created: {sysusers}"
+    );
+}
+
+#[test]
+fn nested_modules_and_template_overrides() {
+    let dir = repo(&[
+        (
+            "hosts/web.kdl",
+            &HOST.replace("use \"base\"", "use \"outer\""),
+        ),
+        (
+            "modules/outer/module.kdl",
+            "use \"base\"\nenv \"LAYER\" \"outer\"\n",
+        ),
+        (
+            "modules/outer/templates/AGENTS.md.tera",
+            "# {{ agent.name }} on {{ host.name }}\n## WORKSTATE.md: custom protocol\n",
+        ),
+        ("modules/base.kdl", BASE),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args(["render", "web", "--out"])
+        .arg(out.path())
+        .current_dir(dir.path())
+        .assert()
+        .success();
+    let unit =
+        std::fs::read_to_string(out.path().join("etc/systemd/system/agent-bot.service")).unwrap();
+    assert!(
+        unit.contains("LAYER=outer") && unit.contains("MODE=base"),
+        "{unit}"
+    );
+    let md = std::fs::read_to_string(out.path().join("var/lib/agents/bot/AGENTS.md")).unwrap();
+    assert_eq!(md, "# bot on web\n## WORKSTATE.md: custom protocol\n");
+}
+
+#[test]
+fn render_prints_files_then_the_generation_id() {
+    let out = tempfile::tempdir().unwrap();
+    let assert = provision()
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "render", "demo", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let last = stdout.lines().last().unwrap();
+    assert_eq!(last.len(), 64);
+    assert!(last.chars().all(|c| c.is_ascii_hexdigit()));
+    let run = out.path().join("opt/agents/scheduler/run.sh");
+    assert!(run.is_file(), "the agent's own script ships with it");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&run).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+
+    let json = provision()
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "--json",
+            "render",
+            "demo",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["generation"], last);
+    let files = v["files"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|f| f["sha256"].as_str().unwrap().len() == 64 && f["mode"].is_string())
+    );
+}
+
+#[test]
+fn render_with_secrets_resolves_env_and_file_and_keeps_them_0600() {
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "render",
+            "agents-1",
+            "--with-secrets",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("MOG_TOKEN", "mog-s3cret")
+        .env("TELEGRAM_BOT_TOKEN", "123:tg-s3cret")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("s3cret").not());
+    let env = out.path().join("etc/provision/agents/email-triage.env");
+    assert!(
+        std::fs::read_to_string(&env)
+            .unwrap()
+            .contains("MOG_TOKEN=\"mog-s3cret\"")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let tg = std::fs::read_to_string(out.path().join("etc/provision/alerts/ops.conf")).unwrap();
+    assert!(tg.contains("TOKEN='123:tg-s3cret'"));
+}
+
+#[test]
+fn a_missing_secret_is_an_error_that_names_the_reference_only() {
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "render", "agents-1", "--with-secrets", "--out"])
+        .arg(out.path())
+        .env_remove("MOG_TOKEN")
+        .env("TELEGRAM_BOT_TOKEN", "x")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("secret env:MOG_TOKEN could not be resolved: the environment variable MOG_TOKEN is not set"));
+}
+
+#[test]
+fn unknown_host_suggests_one() {
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "render",
+            "agents-3",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "no host `agents-3` in this repository; did you mean `agents-1`?",
+        ));
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = repo(&[
+        (
+            "hosts/web.kdl",
+            &HOST.replace("use \"base\"", "use \"nope\""),
+        ),
+        ("modules/base.kdl", BASE),
+    ]);
+    let plain = provision()
+        .arg("check")
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        !String::from_utf8_lossy(&plain).contains('\x1b'),
+        "piped output is plain"
+    );
+    let forced = provision()
+        .args(["--color=always", "check"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&forced).contains('\x1b'));
+}
+
+#[test]
+fn not_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    provision()
+        .arg("check")
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no hosts/ directory here"));
+}
