@@ -81,7 +81,7 @@ impl fmt::Display for Duration {
         let mut rest = self.secs;
         let mut parts = Vec::new();
         // Weeks only when exact: `45d` reads better than `6w 3d`.
-        let week = if rest % 604_800 == 0 {
+        let week = if rest.is_multiple_of(604_800) {
             604_800
         } else {
             u64::MAX
@@ -143,7 +143,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
             let unit = 1u64 << shift;
-            if self.bytes >= unit && self.bytes % unit == 0 {
+            if self.bytes >= unit && self.bytes.is_multiple_of(unit) {
                 return write!(f, "{}{suffix}", self.bytes / unit);
             }
         }

@@ -202,9 +202,11 @@ impl SshTransport {
         // Find out now whether we need sudo, and whether it works without a password, so that
         // the failure is one clear message here rather than one per command later.
         let probe = transport.exec(PROBE, &[], false).await?;
-        match probe.stdout_lossy().trim() {
-            "root" => {}
-            "sudo" => transport.sudo = true,
+        // The last line only: a chatty shell startup file on the host may print before it.
+        let stdout = probe.stdout_lossy();
+        match stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+            Some("root") => {}
+            Some("sudo") => transport.sudo = true,
             _ => {
                 return Err(TransportError::Auth {
                     host: host_name.to_owned(),
