@@ -52,8 +52,8 @@ fn problems(output: &str) -> Vec<&str> {
 #[test]
 fn units_and_timers_pass_systemd_analyze_verify() {
     if !have("systemd-analyze") {
-        eprintln!(
-            "SKIPPED units_and_timers_pass_systemd_analyze_verify: systemd-analyze is not installed (the README's test command installs it)"
+        skip(
+            "units_and_timers_pass_systemd_analyze_verify: systemd-analyze is not installed (the README's test command installs it)",
         );
         return;
     }
@@ -97,7 +97,7 @@ fn units_and_timers_pass_systemd_analyze_verify() {
 #[test]
 fn the_verifier_does_catch_a_bad_unit() {
     if !have("systemd-analyze") {
-        eprintln!("SKIPPED the_verifier_does_catch_a_bad_unit: systemd-analyze is not installed");
+        skip("the_verifier_does_catch_a_bad_unit: systemd-analyze is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,14 +155,14 @@ fn journald_drop_in_uses_only_known_keys() {
 #[test]
 fn sysusers_and_tmpfiles_apply_to_an_empty_root() {
     if !have("systemd-sysusers") || !have("systemd-tmpfiles") {
-        eprintln!(
-            "SKIPPED sysusers_and_tmpfiles_apply_to_an_empty_root: systemd-sysusers/systemd-tmpfiles missing"
+        skip(
+            "sysusers_and_tmpfiles_apply_to_an_empty_root: systemd-sysusers/systemd-tmpfiles missing",
         );
         return;
     }
     if unsafe_not_root() {
-        eprintln!(
-            "SKIPPED sysusers_and_tmpfiles_apply_to_an_empty_root: needs root to chown in the temporary root"
+        skip(
+            "sysusers_and_tmpfiles_apply_to_an_empty_root: needs root to chown in the temporary root",
         );
         return;
     }
@@ -221,4 +221,11 @@ fn unsafe_not_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
         .unwrap_or(true)
+}
+
+/// Says why a test did not run, past the test harness's output capture, so a
+/// skip is never silent.
+fn skip(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {message}");
 }

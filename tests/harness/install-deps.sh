@@ -18,6 +18,7 @@ PACKAGES=(
     iproute2            # ip netns / veth
     curl
     util-linux          # flock, setsid, mountpoint
+    systemd             # systemd-analyze, systemd-sysusers, systemd-tmpfiles (offline checks of rendered files)
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
