@@ -315,3 +315,100 @@ fn not_a_repository() {
         .code(1)
         .stderr(predicate::str::contains("no hosts/ directory here"));
 }
+
+#[test]
+fn file_nodes_ship_inline_repo_and_templated_content() {
+    let host = HOST.replace(
+        "use \"base\"",
+        "use \"base\"\n        file \"/opt/bot/config.toml\" template=\"templates/config.toml.tera\" owner=\"botuser\" mode=0o640\n        file \"/opt/bot/run\" source=\"files/run\" mode=0o755",
+    )
+    .replace("    journald", "    file \"/etc/motd\" content=\"hello\\n\"\n    dir \"/srv/data\" owner=\"botuser\" mode=0o750\n    journald");
+    let dir = repo(&[
+        ("hosts/web.kdl", &host),
+        ("modules/base.kdl", BASE),
+        (
+            "templates/config.toml.tera",
+            "host = \"{{ host.name }}\"\nagent = \"{{ agent.name }}\"\n",
+        ),
+        ("files/run", "#!/bin/sh\nexec sleep infinity\n"),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let json = provision()
+        .args(["--json", "render", "web", "--out"])
+        .arg(out.path())
+        .current_dir(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("etc/motd")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("opt/bot/config.toml")).unwrap(),
+        "host = \"web\"\nagent = \"bot\"\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("opt/bot/run")).unwrap(),
+        "#!/bin/sh\nexec sleep infinity\n"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let cfg = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/opt/bot/config.toml")
+        .unwrap();
+    assert_eq!(
+        (cfg["owner"].as_str(), cfg["mode"].as_str()),
+        (Some("botuser"), Some("0640"))
+    );
+    let tmpfiles =
+        std::fs::read_to_string(out.path().join("etc/tmpfiles.d/provision.conf")).unwrap();
+    assert!(
+        tmpfiles.contains("d /srv/data 0750 botuser botuser -"),
+        "{tmpfiles}"
+    );
+    // The agent restarts when its own files change.
+    let bot = v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "agent-bot.service")
+        .unwrap();
+    let inputs: Vec<&str> = bot["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(
+        inputs.contains(&"/opt/bot/config.toml") && inputs.contains(&"/opt/bot/run"),
+        "{inputs:?}"
+    );
+}
+
+#[test]
+fn a_missing_repo_file_or_bad_template_is_an_error_at_the_node() {
+    let host = HOST.replace("use \"base\"", "use \"base\"\n        file \"/opt/bot/a\" source=\"files/missing\"\n        file \"/opt/bot/b\" template=\"t.tera\"");
+    let dir = repo(&[
+        ("hosts/web.kdl", &host),
+        ("modules/base.kdl", BASE),
+        ("t.tera", "{{ agent.nmae }}"),
+    ]);
+    provision()
+        .args(["--color=never", "check"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`files/missing` is not a file of the repository",
+        ))
+        .stderr(predicate::str::contains("[hosts/web.kdl:8:9]"))
+        .stderr(predicate::str::contains(
+            "template `t.tera` failed to render",
+        ))
+        .stderr(predicate::str::contains("nmae"));
+}
