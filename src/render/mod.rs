@@ -353,48 +353,73 @@ impl Renderer<'_> {
             FileSpec::new(bytes, 0o644, "root", "root"),
         );
 
-        if let Some(j) = &host.journald {
-            let mut c = ctx.clone();
-            c.insert("journald", &views::JournaldView::new(j));
-            let bytes = self.template("journald.conf", None, &c, j.span);
-            let path = "/etc/systemd/journald.conf.d/50-provision.conf".to_string();
-            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.state.hooks.push(Hook {
-                name: "restart journald".into(),
-                command: "systemctl restart systemd-journald".into(),
-                inputs: [path].into(),
-            });
-        }
-
-        // Users before directories: tmpfiles chowns to them.
+        // Hooks run in this order on the host: users first (tmpfiles chowns
+        // to them), then directories, then journald.
         let lines = views::sysusers_lines(host);
         if !lines.is_empty() {
             let mut c = ctx.clone();
             c.insert("lines", &lines);
-            let bytes = self.template("sysusers.conf", None, &c, host.span);
-            let path = "/etc/sysusers.d/provision.conf".to_string();
-            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.state.hooks.push(Hook {
-                name: "create users".into(),
-                command: format!("systemd-sysusers {path}"),
-                inputs: [path].into(),
-            });
+            let path = "/etc/sysusers.d/provision.conf";
+            self.hooked(
+                "sysusers.conf",
+                &c,
+                host.span,
+                path,
+                "create users",
+                format!("systemd-sysusers {path}"),
+            );
         }
         let lines = views::tmpfiles_lines(host);
         if !lines.is_empty() {
             let mut c = ctx.clone();
             c.insert("lines", &lines);
-            let bytes = self.template("tmpfiles.conf", None, &c, host.span);
-            let path = "/etc/tmpfiles.d/provision.conf".to_string();
-            self.add(path.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.state.hooks.push(Hook {
-                name: "create directories".into(),
-                command: format!("systemd-tmpfiles --create {path}"),
-                inputs: [path].into(),
-            });
+            let path = "/etc/tmpfiles.d/provision.conf";
+            self.hooked(
+                "tmpfiles.conf",
+                &c,
+                host.span,
+                path,
+                "create directories",
+                format!("systemd-tmpfiles --create {path}"),
+            );
+        }
+        if let Some(j) = &host.journald {
+            let mut c = ctx.clone();
+            c.insert("journald", &views::JournaldView::new(j));
+            let path = "/etc/systemd/journald.conf.d/50-provision.conf";
+            self.hooked(
+                "journald.conf",
+                &c,
+                j.span,
+                path,
+                "restart journald",
+                "systemctl restart systemd-journald".into(),
+            );
         }
 
         self.declared(&host.files, None, &ctx);
+    }
+
+    /// Renders a root-owned config file whose change runs `command` on the host.
+    fn hooked(
+        &mut self,
+        template: &str,
+        ctx: &Context,
+        span: Span,
+        path: &str,
+        name: &str,
+        command: String,
+    ) {
+        let bytes = self.template(template, None, ctx, span);
+        self.add(
+            path.to_string(),
+            FileSpec::new(bytes, 0o644, "root", "root"),
+        );
+        self.state.hooks.push(Hook {
+            name: name.into(),
+            command,
+            inputs: [path.to_string()].into(),
+        });
     }
 
     /// `file` nodes; returns their paths (an agent's restart it).
