@@ -412,3 +412,19 @@ fn a_missing_repo_file_or_bad_template_is_an_error_at_the_node() {
         ))
         .stderr(predicate::str::contains("nmae"));
 }
+
+/// The example of DESIGN.md, as written, with the `agent` module it uses.
+#[test]
+fn the_design_example_is_accepted_as_written() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/design");
+    provision()
+        .args(["--color=never", "-C", dir, "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "checked 1 host, 1 agent: 0 errors, 1 warning",
+        ))
+        .stderr(predicate::str::contains(
+            "host key `ssh-ed25519 AAAAC3Nz...` is not a complete public key",
+        ));
+}
