@@ -145,6 +145,19 @@ impl Diagnostics {
     }
 }
 
+/// An error and its causes, on one line (template and transport errors keep
+/// the useful words in their sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
 /// The closest candidate to a misspelt word, when it is close enough to be a
 /// plausible typo.
 pub fn did_you_mean<'a>(

@@ -66,7 +66,7 @@ impl Repo {
 }
 
 /// Repository files a host's `file` nodes read.
-fn asset_paths(h: &Host) -> Vec<String> {
+pub fn asset_paths(h: &Host) -> Vec<String> {
     let files = h
         .files
         .files

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tera::{Context, Tera};
 
 use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, error_chain};
 use crate::model::{Agent, AlertKind, FileContent, Files, Host};
 use crate::secret::Secret;
 use crate::source::{SourceSet, Span};
@@ -152,18 +152,6 @@ impl Templates {
             .find(|m| self.overrides.contains(&((**m).clone(), name.to_string())))
             .map_or_else(|| format!("builtin/{name}"), |m| format!("{m}/{name}"))
     }
-}
-
-/// A tera error with its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
 }
 
 struct Renderer<'a> {

@@ -19,7 +19,6 @@
 //! - At most [`MAX_CONCURRENT`] commands run at a time on a host; sshd refuses channels beyond
 //!   its `MaxSessions` (10 by default), so more callers queue here instead of failing there.
 
-use std::error::Error as _;
 use std::fs;
 use std::io::{self, Write as _};
 use std::num::NonZeroUsize;
@@ -628,14 +627,7 @@ fn write_private(path: &Path, contents: &str) -> io::Result<()> {
 
 /// An error and its causes on one line: the `openssh` errors keep ssh's words in their source.
 fn error_chain(e: &openssh::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    one_line(&text)
+    one_line(&crate::diagnostic::error_chain(e))
 }
 
 /// Ssh's multi-line reports, joined into one line without a final period, to be quoted

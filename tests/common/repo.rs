@@ -28,18 +28,7 @@ pub fn render_sources(root: &Path, sources: &SourceSet) -> Vec<DesiredState> {
     let paths: Vec<String> = fleet
         .hosts
         .iter()
-        .flat_map(|h| {
-            h.files
-                .files
-                .iter()
-                .chain(h.agents.iter().flat_map(|a| a.files.files.iter()))
-        })
-        .filter_map(|f| match &f.content {
-            provision::model::FileContent::Repo(p) | provision::model::FileContent::Template(p) => {
-                Some(p.clone())
-            }
-            provision::model::FileContent::Inline(_) => None,
-        })
+        .flat_map(provision::command::asset_paths)
         .collect();
     let assets = provision::load::assets(root, &paths);
     let mut out = Vec::new();
