@@ -24,6 +24,16 @@ pub struct Cli {
     /// When to colour output; NO_COLOR in the environment also turns it off.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// How many hosts to work on at once.
+    #[arg(long, global = true, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Do not ask before changing hosts. Required without a terminal or
+    /// with CI set, where provision never asks.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// Seconds to wait for a host's SSH connection.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -54,4 +64,71 @@ pub enum Command {
         #[arg(long)]
         with_secrets: bool,
     },
+    /// Show what apply would change on each host, without changing anything.
+    ///
+    /// Probes each host in one round trip and compares, by content hash, every
+    /// managed file with what the host has: `+` new, `~` changed (with a diff
+    /// of text files), `-` removed, drift (changed on the host by hand), and
+    /// the units that would be reloaded, started, restarted or stopped.
+    /// Secrets show only as "(secret changed)" with a keyed fingerprint.
+    /// Exit 0, or with --detailed-exitcode 2 when anything would change; 1 on
+    /// errors; 4 when some hosts failed and others did not.
+    Plan {
+        /// Host names or @tags; all hosts when none is given.
+        selectors: Vec<String>,
+        /// Save the plan (references and fingerprints, never secret values)
+        /// for `provision apply FILE`.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 2 when anything would change (drift detection in CI).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Only shard I of N of the selected hosts (by name), for CI matrices.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+    },
+    /// Plan, ask once, then switch each host with changes to a new generation.
+    ///
+    /// Given a saved plan (FILE.json from `plan -o`), applies exactly it, and
+    /// refuses a host whose definition or state changed since. Each host is
+    /// locked while it is switched; the switch runs on the host, detached
+    /// from the connection, so it never stops half-way. Exit 0 when every
+    /// host is where it should be, 1 when none is, 4 when some failed.
+    Apply {
+        /// Host names or @tags (all when none is given), or one saved plan.
+        selectors: Vec<String>,
+        /// Only shard I of N of the selected hosts (by name), for CI matrices.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Wait up to SECS for another run's lock instead of refusing.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        lock_wait: u64,
+        /// Generations each host keeps (older ones and their contents are
+        /// cleared from its store).
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        keep: u32,
+    },
+    /// List the generations a host keeps.
+    Generations {
+        /// The host.
+        host: String,
+    },
+    /// Switch a host back to an earlier generation, from its store.
+    ///
+    /// Without --to, the generation before the current one. Nothing is
+    /// uploaded: the contents are in the host's store.
+    Rollback {
+        /// The host.
+        host: String,
+        /// The generation to switch to.
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+        /// Wait up to SECS for another run's lock instead of refusing.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        lock_wait: u64,
+    },
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    crate::command::deploy::parse_shard(text)
 }

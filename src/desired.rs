@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::Mode;
@@ -54,7 +54,7 @@ impl FileSpec {
 }
 
 /// A systemd unit provision manages, and what it depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitSpec {
     /// Full unit name (`agent-x.service`).
     pub name: String,
@@ -66,7 +66,7 @@ pub struct UnitSpec {
 }
 
 /// A command the host runs when one of its input files changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hook {
     /// What it does, for plans.
     pub name: String,
@@ -74,6 +74,11 @@ pub struct Hook {
     pub command: String,
     /// Files whose change triggers it.
     pub inputs: BTreeSet<String>,
+    /// Runs before any file is switched, on the new content of its single
+    /// input (the command ends with that path): users and directories must
+    /// exist before files are given to them.
+    #[serde(default)]
+    pub early: bool,
 }
 
 /// Everything one host should hold.
@@ -87,6 +92,34 @@ pub struct DesiredState {
     pub units: BTreeMap<String, UnitSpec>,
     /// Activation hooks (sysusers, tmpfiles, journald restart), in run order.
     pub hooks: Vec<Hook>,
+}
+
+/// The text a generation id hashes: one line per file (path, content id,
+/// mode, owner), unit and hook, in the order given (callers pass files sorted
+/// by path and units by name). Shared by rendered states and recorded
+/// generations, so both give the same id for the same content.
+pub fn canonical_listing<'a>(
+    files: impl Iterator<Item = (&'a str, &'a str, Mode, &'a str, &'a str)>,
+    units: impl Iterator<Item = &'a UnitSpec>,
+    hooks: &[Hook],
+) -> String {
+    let mut out = String::from("provision-generation-v1\n");
+    for (path, id, mode, owner, group) in files {
+        out.push_str(&format!("file\t{path}\t{id}\t{mode}\t{owner}:{group}\n"));
+    }
+    for u in units {
+        let inputs: Vec<&str> = u.inputs.iter().map(String::as_str).collect();
+        out.push_str(&format!(
+            "unit\t{}\t{}\t{}\n",
+            u.name,
+            u.enable,
+            inputs.join(",")
+        ));
+    }
+    for h in hooks {
+        out.push_str(&format!("hook\t{}\t{}\n", h.name, h.command));
+    }
+    out
 }
 
 /// One line of the manifest (`render --json`, the host's generation record).
@@ -123,26 +156,16 @@ impl DesiredState {
     /// The canonical listing the generation id hashes: one line per file and
     /// unit, sorted, tab-separated. Stable across machines and runs.
     pub fn canonical_listing(&self) -> String {
-        let mut out = String::from("provision-generation-v1\n");
-        for (path, f) in &self.files {
-            out.push_str(&format!(
-                "file\t{path}\t{}\t{}\t{}:{}\n",
-                f.sha256, f.mode, f.owner, f.group
-            ));
-        }
-        for u in self.units.values() {
-            let inputs: Vec<&str> = u.inputs.iter().map(String::as_str).collect();
-            out.push_str(&format!(
-                "unit\t{}\t{}\t{}\n",
-                u.name,
-                u.enable,
-                inputs.join(",")
-            ));
-        }
-        for h in &self.hooks {
-            out.push_str(&format!("hook\t{}\t{}\n", h.name, h.command));
-        }
-        out
+        let files = self.files.iter().map(|(path, f)| {
+            (
+                path.as_str(),
+                f.sha256.as_str(),
+                f.mode,
+                f.owner.as_str(),
+                f.group.as_str(),
+            )
+        });
+        canonical_listing(files, self.units.values(), &self.hooks)
     }
 
     /// sha256 of the canonical listing.

@@ -45,6 +45,12 @@ pub enum Error {
         /// Why (never the value).
         message: String,
     },
+    /// A host could not be reached or refused.
+    #[error("{0}")]
+    Host(String),
+    /// A command line that cannot be carried out.
+    #[error("{0}")]
+    Usage(String),
     /// Writing output failed.
     #[error("cannot write {path}: {message}")]
     Write {

@@ -16,6 +16,7 @@
 //! (`tests/architecture.rs` keeps it so). `command` is the only place where
 //! they meet the effects.
 
+pub mod apply;
 pub mod cli;
 pub mod command;
 pub mod desired;
@@ -24,8 +25,12 @@ pub mod error;
 pub mod lint;
 pub mod load;
 pub mod model;
+pub mod observed;
+pub mod plan;
+pub mod record;
 pub mod render;
 pub mod resolve;
+pub mod script;
 pub mod secret;
 pub mod source;
 pub mod syntax;

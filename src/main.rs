@@ -5,7 +5,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use provision::cli::{Cli, Command};
+use provision::command::deploy::Options;
 use provision::ui::Style;
+use std::time::Duration;
+
+fn options(cli: &Cli, lock_wait: u64, keep: u32) -> Options {
+    Options {
+        parallel: cli.parallel,
+        lock_wait,
+        keep,
+        timeout: Duration::from_secs(cli.connect_timeout.max(1)),
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,6 +28,48 @@ fn main() -> ExitCode {
             out,
             with_secrets,
         } => provision::command::render::run(&cli.dir, host, out, *with_secrets, style),
+        Command::Plan {
+            selectors,
+            out,
+            detailed_exitcode,
+            shard,
+        } => provision::command::plan::run(
+            &cli.dir,
+            selectors,
+            *shard,
+            out.as_deref(),
+            *detailed_exitcode,
+            &options(&cli, 0, 10),
+            style,
+        ),
+        Command::Apply {
+            selectors,
+            shard,
+            lock_wait,
+            keep,
+        } => provision::command::apply::run(
+            &cli.dir,
+            selectors,
+            *shard,
+            cli.yes,
+            &options(&cli, *lock_wait, *keep),
+            style,
+        ),
+        Command::Generations { host } => {
+            provision::command::generations::list(&cli.dir, host, &options(&cli, 0, 10), style)
+        }
+        Command::Rollback {
+            host,
+            to,
+            lock_wait,
+        } => provision::command::generations::rollback(
+            &cli.dir,
+            host,
+            *to,
+            cli.yes,
+            &options(&cli, *lock_wait, 10),
+            style,
+        ),
     };
     let exit = match result {
         Ok(exit) => exit,

@@ -13,6 +13,10 @@ const PURE: &[&str] = &[
     "src/model/values.rs",
     "src/render/mod.rs",
     "src/render/views.rs",
+    "src/record.rs",
+    "src/observed.rs",
+    "src/plan.rs",
+    "src/script.rs",
 ];
 
 const FORBIDDEN: &[&str] = &[

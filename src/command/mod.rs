@@ -2,7 +2,11 @@
 //! the effects, hand the results to `ui`. The only place where the core and
 //! the effects meet.
 
+pub mod apply;
 pub mod check;
+pub mod deploy;
+pub mod generations;
+pub mod plan;
 pub mod render;
 pub mod secrets;
 
@@ -78,4 +82,25 @@ pub fn asset_paths(h: &Host) -> Vec<String> {
             FileContent::Inline(_) => None,
         })
         .collect()
+}
+
+/// Prints the repository's diagnostics and returns the error that ends the
+/// command.
+pub fn report(repo: &mut Repo, style: crate::ui::Style) -> Error {
+    let errors = repo.diags.error_count();
+    let diags = std::mem::take(&mut repo.diags).into_sorted();
+    eprint!(
+        "{}",
+        crate::ui::diagnostics::human(&diags, &repo.sources, style.color_err)
+    );
+    Error::Invalid { errors }
+}
+
+/// The runtime for commands that reach hosts.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::Repo;
 use crate::error::{Error, Exit};
-use crate::ui::{Style, diagnostics};
+use crate::ui::Style;
 
 /// Runs `render`.
 pub fn run(
@@ -19,7 +19,7 @@ pub fn run(
 ) -> Result<Exit, Error> {
     let mut repo = Repo::open(root)?;
     if repo.diags.has_errors() {
-        return Err(report(&mut repo, style));
+        return Err(super::report(&mut repo, style));
     }
     let h = repo.host(host)?;
     let secrets = if with_secrets {
@@ -37,7 +37,7 @@ pub fn run(
     );
     repo.diags.extend(diags);
     if repo.diags.has_errors() {
-        return Err(report(&mut repo, style));
+        return Err(super::report(&mut repo, style));
     }
     for (path, f) in &state.files {
         let dest = out.join(path.trim_start_matches('/'));
@@ -76,15 +76,4 @@ pub fn run(
         println!("{}", manifest.generation);
     }
     Ok(Exit::Ok)
-}
-
-/// Prints the diagnostics and returns the error that ends the command.
-fn report(repo: &mut Repo, style: Style) -> Error {
-    let errors = repo.diags.error_count();
-    let diags = std::mem::take(&mut repo.diags).into_sorted();
-    eprint!(
-        "{}",
-        diagnostics::human(&diags, &repo.sources, style.color_err)
-    );
-    Error::Invalid { errors }
 }

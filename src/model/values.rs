@@ -231,6 +231,17 @@ impl Serialize for Mode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        u32::from_str_radix(&text, 8)
+            .ok()
+            .filter(|bits| *bits <= 0o7777)
+            .map(Mode)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an octal mode")))
+    }
+}
+
 /// Checks a name used in unit and file names (agents, auths): lower-case
 /// letters, digits and `-`, starting with a letter.
 pub fn check_name(text: &str) -> Result<(), String> {

@@ -403,10 +403,14 @@ impl Renderer<'_> {
             path.to_string(),
             FileSpec::new(bytes, 0o644, "root", "root"),
         );
+        // sysusers and tmpfiles take their config as the last argument, so
+        // they can run on the new content before anything is switched.
+        let early = command.ends_with(&format!(" {path}"));
         self.state.hooks.push(Hook {
             name: name.into(),
             command,
             inputs: [path.to_string()].into(),
+            early,
         });
     }
 

@@ -3,6 +3,8 @@
 //! nothing.
 
 pub mod diagnostics;
+pub mod plan;
+pub mod progress;
 
 use std::io::IsTerminal;
 

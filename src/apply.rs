@@ -1,0 +1,188 @@
+//! The effects of plan and apply on one host: connect, probe, switch, finish
+//! an interrupted switch, list generations. Each step is one script run over
+//! the host's transport; this module reports progress through [`Progress`]
+//! and never prints.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::model::{Connection, Host};
+use crate::observed::{Observed, parse_probe};
+use crate::record::Record;
+use crate::script::{self, Outcome, Request};
+use crate::transport::{LocalTransport, SshTarget, SshTransport, Transport, TransportError};
+
+/// Where a host is in its run, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// Opening the connection.
+    Connecting,
+    /// Looking at the host.
+    Probing,
+    /// Finishing a switch an earlier run left.
+    Finishing(u64),
+    /// Uploading and switching to a generation.
+    Switching {
+        /// The generation.
+        number: u64,
+        /// Bytes uploaded.
+        bytes: u64,
+    },
+    /// Finished (with a one-line summary).
+    Done(String),
+    /// Failed (with a one-line reason).
+    Failed(String),
+}
+
+/// Receives progress; implemented by the terminal UI.
+pub trait Progress: Send + Sync {
+    /// `host` reached `stage`.
+    fn stage(&self, host: &str, stage: Stage);
+}
+
+/// A progress sink that shows nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn stage(&self, _: &str, _: Stage) {}
+}
+
+/// Why a host's run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The transport failed (unreachable, host key, login, lost connection).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The host answered something unexpected.
+    #[error("{host}: {message}")]
+    Host {
+        /// The host.
+        host: String,
+        /// What went wrong, in the host's words where possible.
+        message: String,
+    },
+}
+
+/// Options for connecting.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// TCP and banner timeout.
+    pub timeout: Duration,
+}
+
+/// Opens the host's transport: SSH with its pinned key, or its local root
+/// (relative to the repository).
+pub async fn connect(
+    host: &Host,
+    repo: &Path,
+    options: &ConnectOptions,
+) -> Result<Transport, HostError> {
+    match &host.connection {
+        Connection::Local { root } => Ok(Transport::Local(LocalTransport::new(
+            &host.name,
+            repo.join(root),
+        ))),
+        Connection::Ssh {
+            destination,
+            port,
+            identity,
+        } => {
+            let mut target = SshTarget::new(destination.clone());
+            target.port = *port;
+            target.host_key = host.host_key.clone();
+            target.identity = identity.as_ref().map(|i| expand_home(repo, i));
+            target.connect_timeout = options.timeout;
+            Ok(Transport::Ssh(
+                SshTransport::connect(&host.name, &target).await?,
+            ))
+        }
+    }
+}
+
+/// `~/x` from the home directory, a relative path from the repository.
+fn expand_home(repo: &Path, path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => repo.join(path),
+    }
+}
+
+/// Runs the probe.
+pub async fn probe(t: &Transport, paths: &[(&str, Option<&str>)]) -> Result<Observed, HostError> {
+    let (script, stdin) = crate::observed::probe(paths.iter().copied());
+    let out = t.run(&script, &stdin).await?;
+    if !out.success() {
+        return Err(HostError::Host {
+            host: t.host().into(),
+            message: format!(
+                "the probe failed (status {}): {}",
+                out.status,
+                out.stderr_lossy().trim()
+            ),
+        });
+    }
+    parse_probe(&out.stdout_lossy()).map_err(|e| HostError::Host {
+        host: t.host().into(),
+        message: e.to_string(),
+    })
+}
+
+/// Runs an apply request (a switch or a resume) and reads how it ended.
+pub async fn run(t: &Transport, request: &Request) -> Result<Outcome, HostError> {
+    let out = t.run(&request.script, &request.stdin).await?;
+    Ok(script::outcome(
+        out.status,
+        &out.stdout_lossy(),
+        &out.stderr_lossy(),
+    ))
+}
+
+/// One generation as the host lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    /// Its record.
+    #[serde(flatten)]
+    pub record: Record,
+    /// How its activation ended: `ok`, `failed: …`, `unfinished`.
+    pub status: String,
+    /// `current` points at it.
+    pub current: bool,
+}
+
+/// Every generation the host keeps, oldest first.
+pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
+    let out = t.run(script::GENERATIONS_SH, b"").await?;
+    let bad = |message: String| HostError::Host {
+        host: t.host().into(),
+        message,
+    };
+    if !out.success() {
+        return Err(bad(format!(
+            "listing generations failed: {}",
+            out.stderr_lossy().trim()
+        )));
+    }
+    let mut current = None;
+    let mut list = Vec::new();
+    for line in out.stdout_lossy().lines() {
+        let fields: Vec<&str> = line.splitn(4, '\t').collect();
+        match fields.as_slice() {
+            ["current", n] => current = n.parse::<u64>().ok(),
+            ["gen", _, status, json] => {
+                let record: Record = serde_json::from_str(json)
+                    .map_err(|e| bad(format!("a generation record is damaged: {e}")))?;
+                list.push(Generation {
+                    record,
+                    status: (*status).to_string(),
+                    current: false,
+                });
+            }
+            _ => return Err(bad(format!("unexpected line {line:?}"))),
+        }
+    }
+    list.sort_by_key(|g| g.record.number);
+    for g in &mut list {
+        g.current = Some(g.record.number) == current;
+    }
+    Ok(list)
+}

@@ -1,0 +1,167 @@
+//! `provision apply [SEL | plan.json]`: plan, ask once, switch every host
+//! with changes, report.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Repo;
+use super::deploy::{self, HostResult, Options};
+use crate::error::{Error, Exit};
+use crate::ui::{Style, plan as show, progress::Display};
+
+/// Runs `apply`.
+pub fn run(
+    root: &Path,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+    yes: bool,
+    options: &Options,
+    style: Style,
+) -> Result<Exit, Error> {
+    let mut repo = Repo::open(root)?;
+    if repo.diags.has_errors() {
+        return Err(super::report(&mut repo, style));
+    }
+    let saved = match deploy::saved_plan_arg(selectors) {
+        Some(path) => Some(deploy::read_plan(&path)?),
+        None => None,
+    };
+    let names: Vec<String> = match &saved {
+        Some(s) => s.hosts.iter().map(|h| h.host.clone()).collect(),
+        None => selectors.to_vec(),
+    };
+    if saved.is_some() && names.is_empty() {
+        return Err(Error::Usage("the saved plan holds no host".into()));
+    }
+    let hosts: Vec<_> = deploy::select(&repo, &names, if saved.is_some() { None } else { shard })?
+        .into_iter()
+        .cloned()
+        .collect();
+    let refs: Vec<_> = hosts.iter().collect();
+    let states = deploy::render(&mut repo, root, &refs, style)?;
+    let display = Arc::new(Display::new(style.json, style.color_err));
+    let runtime = super::runtime();
+    let prepared = runtime.block_on(deploy::prepare(
+        root,
+        hosts.into_iter().zip(states).collect(),
+        options,
+        display.clone(),
+    ));
+    display.clear();
+
+    let mut ready = Vec::new();
+    let mut failed = Vec::new();
+    for p in prepared {
+        match p {
+            Ok(mut p) => {
+                // A saved plan is applied only as it was made.
+                if let Some(saved) = &saved {
+                    let old = saved
+                        .hosts
+                        .iter()
+                        .find(|h| h.host == p.host.name)
+                        .expect("selected from the plan");
+                    let why = if old.generation != p.plan.generation {
+                        Some("the repository or a secret changed since the plan was made")
+                    } else if old.base != p.plan.base {
+                        Some("the host changed since the plan was made")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        p.plan.errors.push(format!("{why}; make a new plan"));
+                    }
+                }
+                ready.push(p)
+            }
+            Err(f) => failed.push(f),
+        }
+    }
+    if !style.json {
+        for p in &ready {
+            println!("{}", show::host(&p.plan, style));
+        }
+        for f in &failed {
+            println!("{} {}\n", style.paint("1;31", "error:"), f.error);
+        }
+    }
+    let changes = ready
+        .iter()
+        .filter(|p| p.plan.has_changes() && p.plan.errors.is_empty())
+        .count();
+    if changes > 0 && saved.is_none() {
+        let question = format!(
+            "Apply these changes to {changes} host{}?",
+            if changes == 1 { "" } else { "s" }
+        );
+        let go = match deploy::confirm(&question, yes) {
+            Ok(go) => go,
+            Err(e) => {
+                for p in ready {
+                    runtime.block_on(p.transport.close());
+                }
+                return Err(e);
+            }
+        };
+        if !go {
+            eprintln!("Not applied.");
+            for p in ready {
+                runtime.block_on(p.transport.close());
+            }
+            return Ok(Exit::Error);
+        }
+    }
+    let who = deploy::who();
+    let results = runtime.block_on(deploy::switch_all(
+        ready,
+        options,
+        &who,
+        &deploy::now_utc(),
+        display.clone(),
+    ));
+    display.clear();
+
+    let ok = results.iter().filter(|(_, r)| r.ok()).count();
+    let bad = results.len() - ok + failed.len();
+    if style.json {
+        let hosts: Vec<_> = results
+            .iter()
+            .map(|(plan, result)| serde_json::json!({"host": plan.host, "plan": plan, "outcome": result}))
+            .chain(failed.iter().map(|f| {
+                serde_json::json!({"host": f.host, "outcome": {"result": "failed", "error": f.error}})
+            }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"hosts": hosts, "ok": bad == 0}))
+                .expect("a report serialises")
+        );
+    } else {
+        let switched = results
+            .iter()
+            .filter(|(_, r)| matches!(r, HostResult::Switched { .. }))
+            .count();
+        for (plan, result) in &results {
+            if let HostResult::Failed { error, log } = result {
+                println!("{} {}: {error}", style.paint("1;31", "error:"), plan.host);
+                for line in log.lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+        let summary = if switched == 0 && bad == 0 {
+            "No changes: nothing was written.".to_string()
+        } else {
+            format!(
+                "Applied: {switched} host{} switched, {} unchanged, {bad} failed.",
+                if switched == 1 { "" } else { "s" },
+                ok - switched
+            )
+        };
+        println!(
+            "{}",
+            style.paint(if bad == 0 { "1;32" } else { "1;31" }, &summary)
+        );
+    }
+    Ok(deploy::exit_for(ok, bad))
+}

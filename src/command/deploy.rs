@@ -1,0 +1,546 @@
+//! What `plan`, `apply` and `rollback` share: choosing hosts, rendering them
+//! with their secrets, probing them in parallel, switching them, and the
+//! report.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Repo;
+use crate::apply::{self, ConnectOptions, HostError, Progress, Stage};
+use crate::desired::DesiredState;
+use crate::error::{Error, Exit};
+use crate::model::Host;
+use crate::observed::{self, Observed};
+use crate::plan::{self, HostPlan, Inputs, Kind};
+use crate::record::Target;
+use crate::script::{self, Blob, Outcome, Params};
+use crate::transport::Transport;
+
+/// Options shared by the commands that reach hosts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hosts at once.
+    pub parallel: usize,
+    /// Seconds to wait for another run's lock.
+    pub lock_wait: u64,
+    /// Generations each host keeps.
+    pub keep: u32,
+    /// Connection timeout.
+    pub timeout: Duration,
+}
+
+/// Picks hosts by name or `@tag` (all when none is given), then keeps shard
+/// `i` of `n` (1-based) of them, by name.
+pub fn select<'a>(
+    repo: &'a Repo,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+) -> Result<Vec<&'a Host>, Error> {
+    let mut hosts: Vec<&Host> = Vec::new();
+    if selectors.is_empty() {
+        hosts.extend(repo.fleet.hosts.iter());
+    }
+    for sel in selectors {
+        if let Some(tag) = sel.strip_prefix('@') {
+            let tagged: Vec<&Host> = repo
+                .fleet
+                .hosts
+                .iter()
+                .filter(|h| h.tags.iter().any(|t| t == tag))
+                .collect();
+            if tagged.is_empty() {
+                return Err(Error::Usage(format!("no host has the tag `{tag}`")));
+            }
+            hosts.extend(tagged);
+        } else {
+            hosts.push(repo.host(sel)?);
+        }
+    }
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    hosts.dedup_by(|a, b| a.name == b.name);
+    if let Some((i, n)) = shard {
+        hosts = hosts
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i - 1)
+            .map(|(_, h)| h)
+            .collect();
+    }
+    Ok(hosts)
+}
+
+/// Parses `I/N` for `--shard`.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not I/N, such as 1/4"))?;
+    let i: usize = i.parse().map_err(|_| format!("`{i}` is not a number"))?;
+    let n: usize = n.parse().map_err(|_| format!("`{n}` is not a number"))?;
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("shard {i}/{n} does not exist: use 1/N to N/N"));
+    }
+    Ok((i, n))
+}
+
+/// Renders each host with its secrets resolved.
+pub fn render(
+    repo: &mut Repo,
+    root: &Path,
+    hosts: &[&Host],
+    style: crate::ui::Style,
+) -> Result<Vec<DesiredState>, Error> {
+    let mut states = Vec::new();
+    for h in hosts {
+        let secrets = super::secrets::resolve(root, h)?;
+        let mut diags = crate::diagnostic::Diagnostics::default();
+        let state =
+            crate::render::render(h, &repo.templates, &repo.assets, Some(&secrets), &mut diags);
+        if diags.has_errors() {
+            repo.diags.extend(diags);
+            return Err(super::report(repo, style));
+        }
+        states.push(state);
+    }
+    Ok(states)
+}
+
+/// A host connected, probed and planned.
+pub struct Prepared {
+    /// The host's definition.
+    pub host: Host,
+    /// Its open connection.
+    pub transport: Transport,
+    /// The rendered state (none for a rollback).
+    pub state: Option<DesiredState>,
+    /// What it should hold.
+    pub target: Target,
+    /// What the probe saw.
+    pub observed: Observed,
+    /// The plan.
+    pub plan: HostPlan,
+}
+
+/// A host that failed, with why.
+#[derive(Debug)]
+pub struct Failed {
+    /// The host.
+    pub host: String,
+    /// Why.
+    pub error: String,
+}
+
+/// Plans one host against its rendered state.
+pub fn plan_for(
+    host: &Host,
+    state: &DesiredState,
+    obs: &Observed,
+    local: bool,
+) -> (Target, HostPlan) {
+    let key = obs.key.clone().unwrap_or_default();
+    let target = Target::from_desired(state, &key);
+    let inputs = Inputs {
+        contents: state
+            .files
+            .iter()
+            .filter(|(_, f)| !f.secret)
+            .map(|(p, f)| (p.as_str(), f.bytes.as_slice()))
+            .collect(),
+        sizes: target
+            .files
+            .iter()
+            .map(|(p, f)| (f.id.clone(), state.files[p].bytes.len() as u64))
+            .collect(),
+        local,
+        journald: host.journald.as_ref(),
+    };
+    let number = obs.latest.unwrap_or(0) + 1;
+    let plan = plan::plan(&host.name, Kind::Apply, number, &target, obs, &inputs);
+    (target, plan)
+}
+
+/// Connects to and probes every host in parallel, then plans each.
+pub async fn prepare(
+    root: &Path,
+    hosts: Vec<(Host, DesiredState)>,
+    options: &Options,
+    progress: Arc<dyn Progress>,
+) -> Vec<Result<Prepared, Failed>> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (host, state)) in hosts.into_iter().enumerate() {
+        let limit = limit.clone();
+        let progress = progress.clone();
+        let root = root.to_path_buf();
+        let connect = ConnectOptions {
+            timeout: options.timeout,
+        };
+        tasks.spawn(async move {
+            let _slot = limit.acquire_owned().await.expect("semaphore open");
+            let name = host.name.clone();
+            let result = async {
+                progress.stage(&name, Stage::Connecting);
+                let transport = apply::connect(&host, &root, &connect).await?;
+                progress.stage(&name, Stage::Probing);
+                let observed = apply::probe(&transport, &observed::desired_paths(&state)).await?;
+                let local = matches!(transport, Transport::Local(_));
+                let (target, plan) = plan_for(&host, &state, &observed, local);
+                Ok::<_, HostError>(Prepared {
+                    host,
+                    transport,
+                    state: Some(state),
+                    target,
+                    observed,
+                    plan,
+                })
+            }
+            .await;
+            let result = result.map_err(|e| {
+                let error = e.to_string();
+                progress.stage(&name, Stage::Failed(first_line(&error)));
+                Failed { host: name, error }
+            });
+            (i, result)
+        });
+    }
+    collect(tasks).await
+}
+
+async fn collect<T: 'static>(mut tasks: tokio::task::JoinSet<(usize, T)>) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        out.push(done.expect("a host task panicked"));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// How one host's switch ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum HostResult {
+    /// Nothing to do.
+    Unchanged {
+        /// Its generation.
+        generation: Option<u64>,
+    },
+    /// Switched and activated.
+    Switched {
+        /// The generation it is at now.
+        generation: u64,
+        /// What the switch did, step by step.
+        log: String,
+    },
+    /// Not switched, or switched with a failed activation.
+    Failed {
+        /// Why.
+        error: String,
+        /// The switch's log, when it ran.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        log: String,
+    },
+}
+
+impl HostResult {
+    /// Whether the host ended where it should.
+    pub fn ok(&self) -> bool {
+        !matches!(self, HostResult::Failed { .. })
+    }
+}
+
+/// Switches every prepared host with changes, in parallel; closes the
+/// connections.
+pub async fn switch_all(
+    prepared: Vec<Prepared>,
+    options: &Options,
+    who: &str,
+    time: &str,
+    progress: Arc<dyn Progress>,
+) -> Vec<(HostPlan, HostResult)> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        let limit = limit.clone();
+        let progress = progress.clone();
+        let options = options.clone();
+        let who = who.to_string();
+        let time = time.to_string();
+        tasks.spawn(async move {
+            let _slot = limit.acquire_owned().await.expect("semaphore open");
+            let name = p.host.name.clone();
+            let transport_plan = p.plan.clone();
+            let (plan, result, transport) = switch_one(p, &options, &who, &time, &*progress).await;
+            match &result {
+                HostResult::Failed { error, .. } => {
+                    progress.stage(&name, Stage::Failed(first_line(error)))
+                }
+                HostResult::Switched { generation, .. } => {
+                    progress.stage(&name, Stage::Done(format!("at generation {generation}")))
+                }
+                HostResult::Unchanged { .. } => {
+                    progress.stage(&name, Stage::Done("no changes".into()))
+                }
+            }
+            transport.close().await;
+            let _ = transport_plan;
+            (i, (plan, result))
+        });
+    }
+    collect(tasks).await
+}
+
+async fn switch_one(
+    mut p: Prepared,
+    options: &Options,
+    who: &str,
+    time: &str,
+    progress: &dyn Progress,
+) -> (HostPlan, HostResult, Transport) {
+    let name = p.host.name.clone();
+    let failed = |error: String, log: String| HostResult::Failed { error, log };
+    // An earlier run's switch did not finish: finish it, then plan again
+    // from what the host has now.
+    if let Some(n) = p.plan.pending {
+        progress.stage(&name, Stage::Finishing(n));
+        let request = script::resume(who, options.lock_wait);
+        match apply::run(&p.transport, &request).await {
+            Ok(
+                Outcome::Switched { .. }
+                | Outcome::ActivationFailed { .. }
+                | Outcome::Aborted { .. },
+            ) => {}
+            Ok(other) => return (p.plan, outcome_result(other, n), p.transport),
+            Err(e) => return (p.plan, failed(e.to_string(), String::new()), p.transport),
+        }
+        let Some(state) = p.state.as_ref() else {
+            let error = format!(
+                "finished an interrupted switch to generation {n} first; run the rollback again"
+            );
+            return (p.plan, failed(error, String::new()), p.transport);
+        };
+        match apply::probe(&p.transport, &observed::desired_paths(state)).await {
+            Ok(obs) => {
+                let local = matches!(p.transport, Transport::Local(_));
+                let (target, plan) = plan_for(&p.host, state, &obs, local);
+                p.observed = obs;
+                p.target = target;
+                p.plan = plan;
+            }
+            Err(e) => return (p.plan, failed(e.to_string(), String::new()), p.transport),
+        }
+    }
+    if !p.plan.errors.is_empty() {
+        let error = p.plan.errors.join("; ");
+        return (p.plan, failed(error, String::new()), p.transport);
+    }
+    if !p.plan.has_changes() {
+        let generation = p.plan.current;
+        return (p.plan, HostResult::Unchanged { generation }, p.transport);
+    }
+    let mut blobs = BTreeMap::new();
+    if let Some(state) = &p.state {
+        for f in &p.plan.files {
+            let Some(after) = &f.after else { continue };
+            if p.observed.stored.contains(&after.id) {
+                continue;
+            }
+            let spec = &state.files[&f.path];
+            blobs.insert(
+                after.id.clone(),
+                Blob {
+                    sha256: &spec.sha256,
+                    bytes: &spec.bytes,
+                },
+            );
+        }
+    }
+    let record =
+        (p.plan.kind == Kind::Apply).then(|| p.target.record(&name, p.plan.number, time, who));
+    let params = Params {
+        who,
+        lock_wait: options.lock_wait,
+        keep: options.keep,
+        record: record.as_ref(),
+    };
+    let request = script::apply(&p.plan, &p.target, &p.observed, &blobs, &params);
+    let bytes = blobs.values().map(|b| b.bytes.len() as u64).sum();
+    progress.stage(
+        &name,
+        Stage::Switching {
+            number: p.plan.number,
+            bytes,
+        },
+    );
+    let result = match apply::run(&p.transport, &request).await {
+        Ok(outcome) => outcome_result(outcome, p.plan.number),
+        Err(e) => failed(e.to_string(), String::new()),
+    };
+    (p.plan, result, p.transport)
+}
+
+fn outcome_result(outcome: Outcome, number: u64) -> HostResult {
+    match outcome {
+        Outcome::Switched { log } => HostResult::Switched {
+            generation: number,
+            log,
+        },
+        Outcome::ActivationFailed { reason, log } => HostResult::Failed {
+            error: format!("switched to generation {number}, but its activation failed: {reason}"),
+            log,
+        },
+        Outcome::Aborted { reason } => HostResult::Failed {
+            error: format!("nothing was switched: {reason}"),
+            log: String::new(),
+        },
+        Outcome::Locked { holder } => HostResult::Failed {
+            error: format!(
+                "another apply holds the host's lock: {holder}. Wait for it, or pass --lock-wait SECS"
+            ),
+            log: String::new(),
+        },
+        Outcome::Stale { reason } => HostResult::Failed {
+            error: format!(
+                "the host changed since the plan was made ({reason}); nothing was switched. Plan again"
+            ),
+            log: String::new(),
+        },
+    }
+}
+
+/// The exit code for a set of host outcomes.
+pub fn exit_for(ok: usize, failed: usize) -> Exit {
+    match (ok, failed) {
+        (_, 0) => Exit::Ok,
+        (0, _) => Exit::Error,
+        _ => Exit::Partial,
+    }
+}
+
+/// A saved plan (`plan -o FILE`): references and ids only, never secrets.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedPlan {
+    /// `provision-plan-v1`.
+    pub format: String,
+    /// One plan per host.
+    pub hosts: Vec<HostPlan>,
+}
+
+/// The saved plan's format tag.
+pub const PLAN_FORMAT: &str = "provision-plan-v1";
+
+/// Reads a saved plan.
+pub fn read_plan(path: &Path) -> Result<SavedPlan, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let plan: SavedPlan = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{} is not a saved plan: {e}", path.display())))?;
+    if plan.format != PLAN_FORMAT {
+        return Err(Error::Usage(format!(
+            "{} is a plan of format {:?}; this provision reads {PLAN_FORMAT:?}",
+            path.display(),
+            plan.format
+        )));
+    }
+    Ok(plan)
+}
+
+/// Asks once, on a terminal, whether to go on. Without a terminal or with
+/// CI=true it never asks: `--yes` is required.
+pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
+    if yes {
+        return Ok(true);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    if ci || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Error::Usage(
+            "not asking without a terminal (or with CI set): pass --yes to apply".into(),
+        ));
+    }
+    eprint!("{question} Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+/// `user@machine`, for lock holders and generation records.
+pub fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{machine}")
+}
+
+/// Now, UTC, RFC 3339 to the second.
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The first line of a message, for one-line progress.
+pub fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// The path of a saved plan among the arguments, if one is a `.json` file.
+pub fn saved_plan_arg(selectors: &[String]) -> Option<PathBuf> {
+    match selectors {
+        [one] if one.ends_with(".json") && Path::new(one).is_file() => Some(PathBuf::from(one)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert!(parse_shard("0/4").is_err());
+        assert!(parse_shard("5/4").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+}

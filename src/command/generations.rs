@@ -1,0 +1,191 @@
+//! `provision generations HOST` and `provision rollback HOST [--to N]`: the
+//! generations a host keeps, and switching back to one from its store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Repo;
+use super::deploy::{self, HostResult, Options, Prepared};
+use crate::apply::{self, ConnectOptions};
+use crate::error::{Error, Exit};
+use crate::observed;
+use crate::plan::{self, Inputs, Kind};
+use crate::record::Target;
+use crate::transport::Transport;
+use crate::ui::{Style, plan as show, progress::Display};
+
+/// Runs `generations`.
+pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<Exit, Error> {
+    let repo = Repo::open(root)?;
+    let h = repo.host(host)?.clone();
+    let runtime = super::runtime();
+    let connect = ConnectOptions {
+        timeout: options.timeout,
+    };
+    let gens = runtime.block_on(async {
+        let t = apply::connect(&h, root, &connect).await?;
+        let gens = apply::generations(&t).await;
+        t.close().await;
+        gens
+    });
+    let gens = gens.map_err(|e| Error::Host(e.to_string()))?;
+    if style.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&gens).expect("generations serialise")
+        );
+        return Ok(Exit::Ok);
+    }
+    if gens.is_empty() {
+        println!("{host} has no generation yet: run `provision apply {host}`.");
+        return Ok(Exit::Ok);
+    }
+    println!(
+        "{}",
+        style.paint(
+            "1",
+            &format!(
+                "{:>4}  {:<20}  {:<12}  {:>5}  {:<24}  STATUS",
+                "GEN", "APPLIED (UTC)", "ID", "FILES", "BY"
+            )
+        )
+    );
+    for g in &gens {
+        let status = if g.status == "ok" {
+            style.paint("32", "ok")
+        } else {
+            style.paint("31", &g.status)
+        };
+        println!(
+            "{:>4}  {:<20}  {:<12}  {:>5}  {:<24}  {status}{}",
+            g.record.number,
+            g.record.time,
+            &g.record.generation[..12.min(g.record.generation.len())],
+            g.record.files.len(),
+            g.record.by,
+            if g.current {
+                style.paint("1", "  (current)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Runs `rollback`.
+pub fn rollback(
+    root: &Path,
+    host: &str,
+    to: Option<u64>,
+    yes: bool,
+    options: &Options,
+    style: Style,
+) -> Result<Exit, Error> {
+    let repo = Repo::open(root)?;
+    let h = repo.host(host)?.clone();
+    let runtime = super::runtime();
+    let connect = ConnectOptions {
+        timeout: options.timeout,
+    };
+    let prepared = runtime.block_on(async {
+        let t = apply::connect(&h, root, &connect).await?;
+        let gens = apply::generations(&t).await?;
+        let current = gens.iter().find(|g| g.current).map(|g| g.record.number);
+        let chosen = match to {
+            Some(n) => gens.iter().find(|g| g.record.number == n),
+            None => gens
+                .iter()
+                .rev()
+                .find(|g| current.is_some_and(|c| g.record.number < c)),
+        };
+        let Some(chosen) = chosen else {
+            let kept: Vec<String> = gens.iter().map(|g| g.record.number.to_string()).collect();
+            let message = match to {
+                Some(n) => format!(
+                    "{host} keeps no generation {n} (it keeps: {})",
+                    if kept.is_empty() { "none".into() } else { kept.join(", ") }
+                ),
+                None => format!("{host} has no generation before its current one"),
+            };
+            t.close().await;
+            return Err(apply::HostError::Host {
+                host: host.into(),
+                message,
+            });
+        };
+        let target = Target::from_record(&chosen.record);
+        let obs = apply::probe(&t, &observed::target_paths(&target)).await?;
+        let inputs = Inputs {
+            local: matches!(t, Transport::Local(_)),
+            ..Inputs::default()
+        };
+        let mut plan = plan::plan(host, Kind::Rollback, chosen.record.number, &target, &obs, &inputs);
+        for f in &plan.files {
+            if let Some(a) = &f.after
+                && !a.id.starts_with("hmac-")
+                && !obs.stored.contains(&a.id)
+            {
+                plan.errors.push(format!(
+                    "the content of {} is no longer in the host's store; apply that generation's definition instead",
+                    f.path
+                ));
+            }
+        }
+        Ok(Prepared {
+            host: h.clone(),
+            transport: t,
+            state: None,
+            target,
+            observed: obs,
+            plan,
+        })
+    });
+    let prepared = prepared.map_err(|e| Error::Host(e.to_string()))?;
+    if !style.json {
+        println!("{}", show::host(&prepared.plan, style));
+    }
+    if prepared.plan.has_changes() && prepared.plan.errors.is_empty() {
+        let question = format!("Roll {host} back to generation {}?", prepared.plan.number);
+        if !deploy::confirm(&question, yes)? {
+            eprintln!("Not rolled back.");
+            runtime.block_on(prepared.transport.close());
+            return Ok(Exit::Error);
+        }
+    }
+    let display = Arc::new(Display::new(style.json, style.color_err));
+    let who = deploy::who();
+    let mut results = runtime.block_on(deploy::switch_all(
+        vec![prepared],
+        options,
+        &who,
+        &deploy::now_utc(),
+        display.clone(),
+    ));
+    display.clear();
+    let (plan, result) = results.pop().expect("one host");
+    if style.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"host": plan.host, "plan": plan, "outcome": result})
+            )
+            .expect("a report serialises")
+        );
+    } else {
+        match &result {
+            HostResult::Switched { generation, .. } => println!(
+                "{}",
+                style.paint("1;32", &format!("{host} is at generation {generation}."))
+            ),
+            HostResult::Unchanged { .. } => println!("{host} is already at that generation."),
+            HostResult::Failed { error, log } => {
+                println!("{} {host}: {error}", style.paint("1;31", "error:"));
+                for line in log.lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    Ok(if result.ok() { Exit::Ok } else { Exit::Error })
+}

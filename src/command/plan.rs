@@ -1,0 +1,111 @@
+//! `provision plan [SEL] [-o FILE] [--detailed-exitcode]`: what apply would
+//! change on each host, read-only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Repo;
+use super::deploy::{self, Options, PLAN_FORMAT, SavedPlan};
+use crate::error::{Error, Exit};
+use crate::ui::{Style, plan as show, progress::Display};
+
+/// Runs `plan`.
+pub fn run(
+    root: &Path,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+    out: Option<&Path>,
+    detailed: bool,
+    options: &Options,
+    style: Style,
+) -> Result<Exit, Error> {
+    let mut repo = Repo::open(root)?;
+    if repo.diags.has_errors() {
+        return Err(super::report(&mut repo, style));
+    }
+    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let refs: Vec<_> = hosts.iter().collect();
+    let states = deploy::render(&mut repo, root, &refs, style)?;
+    let display = Arc::new(Display::new(style.json, style.color_err));
+    let runtime = super::runtime();
+    let prepared = runtime.block_on(deploy::prepare(
+        root,
+        hosts.into_iter().zip(states).collect(),
+        options,
+        display.clone(),
+    ));
+    display.clear();
+
+    let mut plans = Vec::new();
+    let mut failed = Vec::new();
+    for p in prepared {
+        match p {
+            Ok(p) => {
+                runtime.block_on(p.transport.close());
+                plans.push(p.plan);
+            }
+            Err(f) => failed.push(f),
+        }
+    }
+    let blocked = plans.iter().filter(|p| !p.errors.is_empty()).count();
+    let changes = plans.iter().filter(|p| p.has_changes()).count();
+    if let Some(out) = out {
+        let saved = SavedPlan {
+            format: PLAN_FORMAT.into(),
+            hosts: plans.clone(),
+        };
+        let text = serde_json::to_string_pretty(&saved).expect("a plan serialises");
+        std::fs::write(out, text + "\n").map_err(|e| Error::Write {
+            path: out.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    }
+    if style.json {
+        let failed_json: Vec<_> = failed
+            .iter()
+            .map(|f| serde_json::json!({"host": f.host, "error": f.error}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "hosts": plans,
+                "failed": failed_json,
+                "changes": changes > 0,
+            }))
+            .expect("a plan serialises")
+        );
+    } else {
+        for p in &plans {
+            println!("{}", show::host(p, style));
+        }
+        for f in &failed {
+            println!("{} {}\n", style.paint("1;31", "error:"), f.error);
+        }
+        let unchanged = plans.len() - changes;
+        println!(
+            "{}",
+            style.paint(
+                "1",
+                &format!(
+                    "{changes} host{} to change, {unchanged} unchanged{}{}.",
+                    if changes == 1 { "" } else { "s" },
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} unreachable or failed", failed.len())
+                    },
+                    out.map(|o| format!("; plan saved to {}", o.display()))
+                        .unwrap_or_default()
+                )
+            )
+        );
+    }
+    let exit = deploy::exit_for(plans.len() - blocked, failed.len() + blocked);
+    if exit == Exit::Ok && detailed && changes > 0 {
+        return Ok(Exit::Changes);
+    }
+    Ok(exit)
+}

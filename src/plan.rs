@@ -1,0 +1,466 @@
+//! The plan: what applying a target to one host would change, computed from
+//! the target and one probe of the host. Pure.
+//!
+//! A plan is one serialisable value: the terminal view, `--json` and saved
+//! plan files are renderings of it. It holds content ids, never contents of
+//! secret files nor their plain hashes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::desired::sha256_hex;
+use crate::model::{Journald, Mode};
+use crate::observed::{Observed, PathState, Switching};
+use crate::record::{RecordFile, Target, secret_id};
+
+/// Where unit files live: a change there needs `systemctl daemon-reload`.
+pub const UNIT_DIR: &str = "/etc/systemd/system/";
+
+/// What happens to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A new file.
+    Create,
+    /// A file whose content, mode or owner changes.
+    Update,
+    /// A file dropped from the definition.
+    Delete,
+}
+
+/// A file's identity and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// Content id (sha256, or `hmac-…` for secrets).
+    pub id: String,
+    /// Permission bits.
+    pub mode: Mode,
+    /// Owner.
+    pub owner: String,
+    /// Group.
+    pub group: String,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Absolute path on the host.
+    pub path: String,
+    /// What happens.
+    pub action: Action,
+    /// The host's file differs from what provision last wrote there (it was
+    /// changed by hand): apply puts it back.
+    pub drift: bool,
+    /// Holds secrets: shown only as "(secret changed)".
+    pub secret: bool,
+    /// As the host has it.
+    pub before: Option<FileState>,
+    /// As it will be.
+    pub after: Option<FileState>,
+    /// Unified diff of the old and new text, for plain text files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// What the activation does with units and hooks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    /// `systemctl daemon-reload` (a unit file changed).
+    pub reload: bool,
+    /// New units: `systemctl enable --now`.
+    pub enable: Vec<String>,
+    /// Units whose own inputs changed: `systemctl restart`.
+    pub restart: Vec<String>,
+    /// Units dropped from the definition: `systemctl disable --now`.
+    pub stop: Vec<String>,
+    /// Hooks that run (by name): creating users, directories, restarting
+    /// journald.
+    pub hooks: Vec<String>,
+}
+
+impl Activation {
+    fn is_empty(&self) -> bool {
+        !self.reload
+            && self.enable.is_empty()
+            && self.restart.is_empty()
+            && self.stop.is_empty()
+            && self.hooks.is_empty()
+    }
+}
+
+/// Switch to a new generation, or back to a recorded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Record the target as a new generation.
+    Apply,
+    /// Switch back to a generation the host recorded.
+    Rollback,
+}
+
+/// What one host would go through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPlan {
+    /// Host name.
+    pub host: String,
+    /// Apply or rollback.
+    pub kind: Kind,
+    /// The generation id switched to.
+    pub generation: String,
+    /// The generation number switched to (new for apply).
+    pub number: u64,
+    /// The host's current generation number, when it has one.
+    pub current: Option<u64>,
+    /// The host's current generation id, when it has one.
+    pub current_generation: Option<String>,
+    /// The host's highest generation number.
+    pub latest: Option<u64>,
+    /// Fingerprint of everything the plan relied on; a saved plan is refused
+    /// when the host no longer gives the same.
+    pub base: String,
+    /// Changed paths, sorted.
+    pub files: Vec<FileChange>,
+    /// Units and hooks.
+    pub activation: Activation,
+    /// Bytes to upload (contents the host's store lacks).
+    pub upload_bytes: u64,
+    /// A switch the host did not finish; apply finishes it first.
+    pub pending: Option<u64>,
+    /// Worth knowing; does not stop an apply.
+    pub warnings: Vec<String>,
+    /// Stops the apply of this host.
+    pub errors: Vec<String>,
+}
+
+impl HostPlan {
+    /// Whether applying would change anything on the host.
+    pub fn has_changes(&self) -> bool {
+        !self.files.is_empty()
+            || !self.activation.is_empty()
+            || self.current_generation.as_deref() != Some(self.generation.as_str())
+            || self.kind == Kind::Rollback && self.current != Some(self.number)
+    }
+
+    /// Counts of created, updated and deleted paths.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |a: Action| self.files.iter().filter(|f| f.action == a).count();
+        (
+            count(Action::Create),
+            count(Action::Update),
+            count(Action::Delete),
+        )
+    }
+}
+
+/// Everything `plan` needs besides the target and the probe.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs<'a> {
+    /// The new content of text files, for diffs (none for rollbacks).
+    pub contents: BTreeMap<&'a str, &'a [u8]>,
+    /// The size of each content id of the target, when known.
+    pub sizes: BTreeMap<String, u64>,
+    /// The host is a local directory: owners are not applied, so not compared.
+    pub local: bool,
+    /// Journal caps, for the fit warning.
+    pub journald: Option<&'a Journald>,
+}
+
+/// Compares the target with what the host has.
+pub fn plan(
+    host: &str,
+    kind: Kind,
+    number: u64,
+    target: &Target,
+    obs: &Observed,
+    inputs: &Inputs<'_>,
+) -> HostPlan {
+    let key = obs.key.as_deref().unwrap_or_default();
+    let recorded = obs.record.as_ref();
+    let mut errors = Vec::new();
+    let mut warnings = obs.warnings.clone();
+
+    let observed_state = |path: &str, secret: bool| -> Option<FileState> {
+        match obs.paths.get(path)? {
+            PathState::File {
+                sha256,
+                mode,
+                owner,
+                group,
+            } => Some(FileState {
+                id: if secret {
+                    secret_id(key, sha256)
+                } else {
+                    sha256.clone()
+                },
+                mode: Mode(*mode),
+                owner: owner.clone(),
+                group: group.clone(),
+            }),
+            _ => None,
+        }
+    };
+    let want = |f: &RecordFile| FileState {
+        id: f.id.clone(),
+        mode: f.mode,
+        owner: f.owner.clone(),
+        group: f.group.clone(),
+    };
+    let same = |a: &FileState, b: &FileState| {
+        a.id == b.id
+            && a.mode == b.mode
+            && (inputs.local || a.owner == b.owner && a.group == b.group)
+    };
+
+    let mut files = Vec::new();
+    if !target.files.is_empty() && obs.key.is_none() && target.files.values().any(|f| f.secret) {
+        errors.push("the host has no fingerprint key (/var/lib/provision/key), so its secrets cannot be compared".into());
+    }
+    for (path, f) in &target.files {
+        if let Some(PathState::Other(what)) = obs.paths.get(path) {
+            errors.push(format!(
+                "{path} is a {what} on the host; provision manages regular files only. Move it away, then apply again"
+            ));
+            continue;
+        }
+        let after = want(f);
+        let before = observed_state(path, f.secret);
+        let action = match &before {
+            None => Action::Create,
+            Some(b) if same(b, &after) => continue,
+            Some(_) => Action::Update,
+        };
+        // Drift: provision recorded this path, the host's copy no longer
+        // matches that record.
+        let drift = match (recorded.and_then(|r| r.files.get(path)), &before) {
+            (Some(rec), Some(b)) => !same(b, &want(rec)),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let diff = match (action, f.secret) {
+            (Action::Update, false) => {
+                let old = obs.contents.get(path);
+                let new = inputs.contents.get(path.as_str());
+                match (old, new) {
+                    (Some(old), Some(new)) => text_diff(path, old, new),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        files.push(FileChange {
+            path: path.clone(),
+            action,
+            drift,
+            secret: f.secret,
+            before,
+            after: Some(after),
+            diff,
+        });
+    }
+    if let Some(rec) = recorded {
+        for (path, f) in &rec.files {
+            if target.files.contains_key(path) {
+                continue;
+            }
+            if let Some(before) = observed_state(path, f.secret) {
+                files.push(FileChange {
+                    path: path.clone(),
+                    action: Action::Delete,
+                    drift: !same(&before, &want(f)),
+                    secret: f.secret,
+                    before: Some(before),
+                    after: None,
+                    diff: None,
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let changed: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let old_units: BTreeMap<&str, bool> = recorded
+        .map(|r| {
+            r.units
+                .iter()
+                .map(|u| (u.name.as_str(), u.enable))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut activation = Activation {
+        reload: changed.iter().any(|p| p.starts_with(UNIT_DIR)),
+        ..Activation::default()
+    };
+    for u in target.units.values() {
+        if !u.enable {
+            continue;
+        }
+        match old_units.get(u.name.as_str()) {
+            Some(true) if u.inputs.iter().any(|i| changed.contains(i.as_str())) => {
+                activation.restart.push(u.name.clone())
+            }
+            Some(true) => {}
+            // New, or newly enabled.
+            _ => activation.enable.push(u.name.clone()),
+        }
+    }
+    for name in old_units.keys() {
+        if !target.units.contains_key(*name) {
+            activation.stop.push((*name).to_string());
+        }
+    }
+    for h in &target.hooks {
+        if h.inputs.iter().any(|i| changed.contains(i.as_str())) {
+            activation.hooks.push(h.name.clone());
+        }
+    }
+
+    let upload_bytes = files
+        .iter()
+        .filter_map(|f| f.after.as_ref())
+        .filter(|a| !obs.stored.contains(&a.id))
+        .map(|a| inputs.sizes.get(&a.id).copied().unwrap_or(0))
+        .sum();
+    if let Some(free) = obs.disk_free
+        && upload_bytes > free
+    {
+        errors.push(format!(
+            "the host has {} free where provision keeps its store, and this apply uploads {}",
+            human_bytes(free),
+            human_bytes(upload_bytes)
+        ));
+    }
+    if let (Some(j), Some((size, free))) = (inputs.journald, obs.journal_fs) {
+        warnings.extend(journald_fit(j, size, free));
+    }
+    if let Some(status) = &obs.status
+        && status != "ok"
+        && obs.switching.is_none()
+    {
+        warnings.push(format!(
+            "the activation of the current generation {} {status}",
+            obs.current.map(|n| n.to_string()).unwrap_or_default()
+        ));
+    }
+    let pending = obs
+        .switching
+        .as_ref()
+        .map(|Switching { generation, .. }| *generation);
+    if let Some(n) = pending {
+        warnings.push(format!(
+            "a switch to generation {n} did not finish (its connection dropped or the host went down); apply finishes it first"
+        ));
+    }
+
+    HostPlan {
+        host: host.into(),
+        kind,
+        generation: target.generation.clone(),
+        number,
+        current: obs.current,
+        current_generation: recorded.map(|r| r.generation.clone()),
+        latest: obs.latest,
+        base: base(target, obs),
+        files,
+        activation,
+        upload_bytes,
+        pending,
+        warnings,
+        errors,
+    }
+}
+
+/// A fingerprint of what the plan relied on: the host's generations and the
+/// observed id, mode and owner of every path involved (secret paths keyed).
+fn base(target: &Target, obs: &Observed) -> String {
+    let key = obs.key.as_deref().unwrap_or_default();
+    let secret: BTreeSet<&str> = target
+        .files
+        .iter()
+        .chain(obs.record.iter().flat_map(|r| r.files.iter()))
+        .filter(|(_, f)| f.secret)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut text = format!(
+        "base-v1\t{:?}\t{:?}\t{:?}\n",
+        obs.current, obs.latest, obs.switching
+    );
+    for (path, state) in &obs.paths {
+        let line = match state {
+            PathState::Missing => "missing".to_string(),
+            PathState::Other(what) => format!("other {what}"),
+            PathState::File {
+                sha256,
+                mode,
+                owner,
+                group,
+            } => {
+                let id = if secret.contains(path.as_str()) {
+                    secret_id(key, sha256)
+                } else {
+                    sha256.clone()
+                };
+                format!("{id} {mode:o} {owner}:{group}")
+            }
+        };
+        text.push_str(&format!("{path}\t{line}\n"));
+    }
+    sha256_hex(text.as_bytes())
+}
+
+/// A unified diff of two texts, or `None` when either is not UTF-8 text.
+pub fn text_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
+    let old = std::str::from_utf8(old).ok()?;
+    let new = std::str::from_utf8(new).ok()?;
+    if old.contains('\0') || new.contains('\0') {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(path, path)
+        .to_string();
+    // The header lines are shown by the plan itself.
+    Some(text.lines().skip(2).map(|l| format!("{l}\n")).collect())
+}
+
+/// Warnings when journald's caps cannot hold on the journal's filesystem.
+fn journald_fit(j: &Journald, size: u64, free: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let max = j.max_use.map(|s| s.bytes).unwrap_or(0);
+    let keep = j.keep_free.map(|s| s.bytes).unwrap_or(0);
+    if max + keep > size {
+        out.push(format!(
+            "journald caps cannot fit: max-use {} plus keep-free {} exceed the journal's filesystem ({})",
+            human_bytes(max),
+            human_bytes(keep),
+            human_bytes(size)
+        ));
+    } else if keep > free {
+        out.push(format!(
+            "journald keep-free {} is more than the journal's filesystem has free ({}): journald will store almost nothing",
+            human_bytes(keep),
+            human_bytes(free)
+        ));
+    }
+    out
+}
+
+/// `1.5 GiB`, `300 MiB`, `12 KiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if value >= 10.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

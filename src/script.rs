@@ -1,0 +1,331 @@
+//! The apply request for one host: the fixed session program
+//! (`script/apply.sh`), a header of shell-quoted parameters, and its input:
+//! the switch job's operations, the checks against a stale plan, the record
+//! of the new generation, and the contents the host's store lacks. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::observed::{Observed, PathState};
+use crate::plan::{Action, HostPlan};
+use crate::record::{Record, Target};
+
+/// The session program (see `src/script/apply.sh`).
+pub const APPLY_SH: &str = include_str!("script/apply.sh");
+/// The switch job (see `src/script/switch.sh`).
+pub const SWITCH_SH: &str = include_str!("script/switch.sh");
+/// Lists the host's generations (see `src/script/generations.sh`).
+pub const GENERATIONS_SH: &str = include_str!("script/generations.sh");
+
+/// Exit status of the session when another run holds the host's lock.
+pub const EXIT_LOCKED: i32 = 75;
+/// Exit status of the session when the host changed since the plan.
+pub const EXIT_STALE: i32 = 76;
+
+/// A content the host's store lacks.
+#[derive(Debug, Clone, Copy)]
+pub struct Blob<'a> {
+    /// Hex sha256 of `bytes` (the host checks it).
+    pub sha256: &'a str,
+    /// The content.
+    pub bytes: &'a [u8],
+}
+
+/// What the request needs besides the plan.
+#[derive(Debug, Clone)]
+pub struct Params<'a> {
+    /// Who applies, for the lock holder (`user@machine`).
+    pub who: &'a str,
+    /// Seconds to wait for another run's lock; 0 refuses at once.
+    pub lock_wait: u64,
+    /// Generations to keep.
+    pub keep: u32,
+    /// The new generation's record (none for a rollback).
+    pub record: Option<&'a Record>,
+}
+
+/// A script and its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// POSIX sh, parameters first.
+    pub script: String,
+    /// Fed to the script.
+    pub stdin: Vec<u8>,
+}
+
+/// The switch job's operations, one tab-separated line each (see
+/// `switch.sh`): stops, early writes and hooks, writes, removals, the
+/// record, then activation.
+pub fn ops(plan: &HostPlan, target: &Target) -> String {
+    let changed: BTreeSet<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+    let early: Vec<_> = target
+        .hooks
+        .iter()
+        .filter(|h| h.early && plan.activation.hooks.contains(&h.name))
+        .collect();
+    let early_inputs: BTreeSet<&str> = early
+        .iter()
+        .flat_map(|h| h.inputs.iter().map(String::as_str))
+        .collect();
+    let mut out = String::new();
+    for unit in &plan.activation.stop {
+        out.push_str(&format!("stop\t{unit}\n"));
+    }
+    let write = |out: &mut String, path: &str| {
+        let f = &target.files[path];
+        out.push_str(&format!(
+            "write\t{}\t{}\t{}\t{}\t{path}\n",
+            f.id, f.mode, f.owner, f.group
+        ));
+    };
+    for path in &early_inputs {
+        if changed.contains(path) && target.files.contains_key(*path) {
+            write(&mut out, path);
+        }
+    }
+    for h in &early {
+        for input in &h.inputs {
+            let program = h.command.strip_suffix(input.as_str()).unwrap_or(&h.command);
+            out.push_str(&format!("early\t{input}\t{}\n", program.trim_end()));
+        }
+    }
+    for f in &plan.files {
+        if f.action != Action::Delete && !early_inputs.contains(f.path.as_str()) {
+            write(&mut out, &f.path);
+        }
+    }
+    for f in &plan.files {
+        if f.action == Action::Delete {
+            out.push_str(&format!("remove\t{}\n", f.path));
+        }
+    }
+    out.push_str(&format!("record\t{}\n", plan.number));
+    if plan.activation.reload {
+        out.push_str("reload\n");
+    }
+    for h in &target.hooks {
+        if !h.early && plan.activation.hooks.contains(&h.name) {
+            out.push_str(&format!("run\t{}\n", h.command));
+        }
+    }
+    for unit in &plan.activation.enable {
+        out.push_str(&format!("enable\t{unit}\n"));
+    }
+    for unit in &plan.activation.restart {
+        out.push_str(&format!("restart\t{unit}\n"));
+    }
+    out
+}
+
+/// The request that switches the host as `plan` says.
+///
+/// `blobs` holds the contents to upload, by id; `obs` is the probe the plan
+/// was made from: every path the switch touches must still hash as it did.
+pub fn apply(
+    plan: &HostPlan,
+    target: &Target,
+    obs: &Observed,
+    blobs: &BTreeMap<String, Blob<'_>>,
+    params: &Params<'_>,
+) -> Request {
+    let mut checks = String::new();
+    for f in &plan.files {
+        let expect = match obs.paths.get(&f.path) {
+            Some(PathState::File { sha256, .. }) => sha256.as_str(),
+            Some(PathState::Other(_)) => "other",
+            Some(PathState::Missing) | None => "-",
+        };
+        checks.push_str(&format!("{expect}\t{}\n", f.path));
+    }
+    let mut table = String::new();
+    let mut data = Vec::new();
+    for (id, blob) in blobs {
+        table.push_str(&format!("{id}\t{}\t{}\n", blob.sha256, blob.bytes.len()));
+        data.extend_from_slice(blob.bytes);
+    }
+    let (record_json, record_files) = match params.record {
+        Some(r) => (format!("{}\n", r.to_json()), r.files_table()),
+        None => (String::new(), String::new()),
+    };
+    let segments = [
+        ("ops", ops(plan, target)),
+        ("checks", checks),
+        ("blobs", table),
+        ("record.json", record_json),
+        ("record.files", record_files),
+        ("switch.sh", SWITCH_SH.to_string()),
+        ("keep", format!("{}\n", params.keep)),
+    ];
+    let mut stdin = Vec::new();
+    let mut sizes = Vec::new();
+    for (name, text) in &segments {
+        // A record file absent from the input means "no new record".
+        if text.is_empty() && name.starts_with("record") {
+            continue;
+        }
+        sizes.push(format!("{name}:{}", text.len()));
+        stdin.extend_from_slice(text.as_bytes());
+    }
+    stdin.extend_from_slice(&data);
+    let header = header(&[
+        ("MODE", "switch"),
+        ("GEN", &plan.number.to_string()),
+        ("EXPECT_CURRENT", &or_none(plan.current)),
+        ("EXPECT_LATEST", &or_none(plan.latest)),
+        ("WHO", params.who),
+        ("LOCK_WAIT", &params.lock_wait.to_string()),
+        ("SEGMENTS", &sizes.join(" ")),
+    ]);
+    Request {
+        script: format!("{header}{APPLY_SH}"),
+        stdin,
+    }
+}
+
+/// The request that finishes (or waits for) a switch the host did not finish.
+pub fn resume(who: &str, lock_wait: u64) -> Request {
+    let header = header(&[
+        ("MODE", "resume"),
+        ("GEN", "0"),
+        ("EXPECT_CURRENT", "none"),
+        ("EXPECT_LATEST", "none"),
+        ("WHO", who),
+        ("LOCK_WAIT", &lock_wait.to_string()),
+        ("SEGMENTS", ""),
+    ]);
+    Request {
+        script: format!("{header}{APPLY_SH}"),
+        stdin: Vec::new(),
+    }
+}
+
+fn or_none(n: Option<u64>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_else(|| "none".into())
+}
+
+fn header(vars: &[(&str, &str)]) -> String {
+    vars.iter()
+        .map(|(name, value)| format!("{name}={}\n", sh_quote(value)))
+        .collect()
+}
+
+/// Quotes a value for POSIX sh: single quotes, with `'` written as `'\''`.
+pub fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// How the session ended, read from its status and output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Switched and activated: the job's log follows.
+    Switched {
+        /// The job's log.
+        log: String,
+    },
+    /// Switched, but some activation step failed.
+    ActivationFailed {
+        /// What failed.
+        reason: String,
+        /// The job's log.
+        log: String,
+    },
+    /// Nothing was switched.
+    Aborted {
+        /// Why, in the host's words.
+        reason: String,
+    },
+    /// Another run holds the lock.
+    Locked {
+        /// Who, from where, since when.
+        holder: String,
+    },
+    /// The host changed since the plan.
+    Stale {
+        /// What changed.
+        reason: String,
+    },
+}
+
+/// Reads the session's exit status and output.
+pub fn outcome(status: i32, stdout: &str, stderr: &str) -> Outcome {
+    let first = stdout.lines().next().unwrap_or_default();
+    let rest = stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    match status {
+        EXIT_LOCKED => Outcome::Locked {
+            holder: first
+                .strip_prefix("locked\t")
+                .unwrap_or(first)
+                .trim()
+                .to_string(),
+        },
+        EXIT_STALE => Outcome::Stale {
+            reason: first.strip_prefix("stale\t").unwrap_or(first).to_string(),
+        },
+        _ if first.starts_with("ok ") && status == 0 => Outcome::Switched { log: rest },
+        _ if first.starts_with("failed ") => Outcome::ActivationFailed {
+            reason: first
+                .split_once(": ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_else(|| first.to_string()),
+            log: rest,
+        },
+        _ if first.starts_with("aborted ") => Outcome::Aborted {
+            reason: first
+                .split_once(": ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_else(|| first.to_string()),
+        },
+        _ if first == "job\tunfinished" => Outcome::Aborted {
+            reason: format!(
+                "the switch job stopped before it finished; the next apply finishes it. Its log:\n{rest}"
+            ),
+        },
+        _ => Outcome::Aborted {
+            reason: if stderr.trim().is_empty() {
+                format!(
+                    "the apply script exited with status {status}: {}",
+                    stdout.trim()
+                )
+            } else {
+                stderr.trim().to_string()
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_any_text() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn outcomes() {
+        assert!(matches!(
+            outcome(0, "ok 3\nlog", ""),
+            Outcome::Switched { .. }
+        ));
+        assert_eq!(
+            outcome(75, "locked\tme@x from 1.2.3.4 since T\n", ""),
+            Outcome::Locked {
+                holder: "me@x from 1.2.3.4 since T".into()
+            }
+        );
+        assert!(
+            matches!(outcome(76, "stale\t/etc/x changed\n", ""), Outcome::Stale { reason } if reason == "/etc/x changed")
+        );
+        assert!(
+            matches!(outcome(1, "failed 3: systemctl restart a failed\nlog", ""), Outcome::ActivationFailed { reason, .. } if reason == "systemctl restart a failed")
+        );
+        assert!(
+            matches!(outcome(1, "aborted 3: cannot write /etc/x\n", ""), Outcome::Aborted { reason } if reason == "cannot write /etc/x")
+        );
+        assert!(
+            matches!(outcome(1, "", "No space left on device\n"), Outcome::Aborted { reason } if reason.contains("No space"))
+        );
+    }
+}

@@ -1,0 +1,151 @@
+# provision apply session: lock the host, check the plan is not stale, take
+# the contents the store lacks, then hand the switch to a job that runs on its
+# own (under systemd-run), so a dropped connection cannot stop it half-way.
+#
+# Set by the header: MODE (switch | resume), GEN, EXPECT_CURRENT,
+# EXPECT_LATEST, WHO, LOCK_WAIT, SEGMENTS ("name:size ...").
+# stdin: the segments in order (ops, checks, blobs, record.json,
+# record.files, switch.sh, keep), then the blobs listed in `blobs` as
+# "ID<TAB>SHA256<TAB>SIZE", each exactly SIZE bytes.
+# stdout: "locked<TAB>holder", "stale<TAB>why", then the job's report.
+# Exit: 0 switched, 1 failed, 75 locked, 76 stale.
+set -u
+R=${PROVISION_ROOT:-}
+S="$R/var/lib/provision"
+J="$S/switching"
+tab=$(printf '\t')
+
+die() {
+    printf '%s\n' "$*" >&2
+    exit 1
+}
+
+mkdir -p "$S/store" "$S/generations" && chmod 700 "$S" || die "cannot create $S"
+exec 9>>"$S/lock" || die "cannot open $S/lock"
+if ! flock -n 9; then
+    if [ "$LOCK_WAIT" -gt 0 ] && flock -w "$LOCK_WAIT" 9; then
+        :
+    else
+        printf 'locked\t%s\n' "$(cat "$S/lock.holder" 2>/dev/null || echo 'another process')"
+        exit 75
+    fi
+fi
+from=${SSH_CLIENT:-}
+from=${from%% *}
+printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
+
+# Runs the switch job and waits for it; prints its report.
+run_job() {
+    if [ -n "${PROVISION_LOCAL:-}" ]; then
+        sh "$J/switch.sh" "$R" >/dev/null 2>&1
+    else
+        unit="provision-switch-$(cat "$J/generation")"
+        if systemctl is-active --quiet "$unit.service"; then
+            : # still running from a run whose connection dropped: wait for it
+        else
+            systemctl reset-failed "$unit.service" >/dev/null 2>&1
+            systemd-run --unit="$unit" --service-type=exec --collect --quiet \
+                --description="provision: switch to generation $(cat "$J/generation")" \
+                sh "$J/switch.sh" "" || die "systemd-run could not start the switch job"
+        fi
+        # Bounded: 12000 x 50 ms = 10 minutes.
+        i=0
+        while [ -e "$J/ops" ] && [ $i -lt 12000 ] && systemctl is-active --quiet "$unit.service"; do
+            sleep 0.05
+            i=$((i + 1))
+        done
+    fi
+    if [ -e "$J/ops" ]; then
+        printf 'job\tunfinished\n'
+        cat "$J/log" 2>/dev/null
+        exit 1
+    fi
+    cat "$S/last-switch"
+    case $(head -n 1 "$S/last-switch") in ok*) exit 0 ;; *) exit 1 ;; esac
+}
+
+if [ "$MODE" = resume ]; then
+    [ -e "$J/ops" ] || { printf 'stale\tno interrupted switch is pending\n'; exit 76; }
+    run_job
+fi
+
+current=none
+if [ -L "$S/current" ]; then
+    current=$(readlink "$S/current")
+    current=${current##*/}
+    current=${current%.json}
+fi
+latest=none
+for f in "$S"/generations/*.json; do
+    [ -f "$f" ] || continue
+    n=${f##*/}
+    n=${n%.json}
+    case $n in *[!0-9]* | '') continue ;; esac
+    if [ "$latest" = none ] || [ "$n" -gt "$latest" ]; then latest=$n; fi
+done
+if [ -e "$J/ops" ]; then
+    printf 'stale\tan interrupted switch to generation %s is pending\n' "$(cat "$J/generation")"
+    exit 76
+fi
+if [ "$current" != "$EXPECT_CURRENT" ] || [ "$latest" != "$EXPECT_LATEST" ]; then
+    printf 'stale\tthe host is at generation %s (latest %s); the plan was made at %s (latest %s)\n' \
+        "$current" "$latest" "$EXPECT_CURRENT" "$EXPECT_LATEST"
+    exit 76
+fi
+
+I="$S/incoming"
+rm -rf "$I" && mkdir -m 700 "$I" || die "cannot create $I"
+for seg in $SEGMENTS; do
+    name=${seg%%:*}
+    size=${seg#*:}
+    head -c "$size" >"$I/$name" || die "cannot write $I/$name"
+    [ "$(wc -c <"$I/$name")" -eq "$size" ] || die "the input ended early (segment $name)"
+done
+
+# Every path the switch touches must still be as the plan saw it.
+while IFS="$tab" read -r expect path; do
+    [ -n "$path" ] || continue
+    p="$R$path"
+    if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then
+        actual=other
+    elif [ -f "$p" ]; then
+        actual=$(sha256sum <"$p") || die "cannot read $path"
+        actual=${actual%% *}
+    else
+        actual=-
+    fi
+    if [ "$actual" != "$expect" ]; then
+        printf 'stale\t%s changed on the host since the plan was made\n' "$path"
+        exit 76
+    fi
+done <"$I/checks"
+
+# Contents the store lacks: write, check, then move into place. They follow
+# the segments on stdin (fd 3 here, as the loop reads the table on fd 0).
+exec 3<&0
+set --
+while IFS="$tab" read -r id sha size; do
+    [ -n "$id" ] || continue
+    t="$S/store/.in.$id"
+    head -c "$size" <&3 >"$t" || die "cannot write $t"
+    got=$(sha256sum <"$t") || die "cannot read $t"
+    if [ "${got%% *}" != "$sha" ]; then
+        rm -f "$t"
+        die "content $id arrived damaged (sha256 ${got%% *}, expected $sha)"
+    fi
+    set -- "$@" "$t"
+done <"$I/blobs"
+if [ $# -gt 0 ]; then
+    sync -- "$@" || die "cannot sync the store"
+    for t in "$@"; do
+        mv -f "$t" "$S/store/${t##*/.in.}" || die "cannot move $t into the store"
+    done
+fi
+
+# The journal appears at once, by rename: from here on the switch completes
+# even if this session dies.
+printf '%s\n' "$GEN" >"$I/generation"
+rm -f "$I/blobs" "$I/checks" "$S/last-switch"
+rm -rf "$J.new"
+mv "$I" "$J" || die "cannot create $J"
+run_job

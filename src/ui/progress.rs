@@ -1,0 +1,137 @@
+//! Per-host progress on stderr: a spinner per host on a terminal, one plain
+//! line per finished step otherwise, nothing with `--json`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write as _};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::apply::{Progress, Stage};
+use crate::plan::human_bytes;
+
+/// The progress display for one command.
+pub enum Display {
+    /// Spinners on a terminal.
+    Bars {
+        /// The bars' container.
+        multi: MultiProgress,
+        /// One bar per host.
+        bars: Mutex<BTreeMap<String, ProgressBar>>,
+    },
+    /// Plain lines on stderr.
+    Lines {
+        /// When each host started, for durations.
+        started: Mutex<BTreeMap<String, Instant>>,
+        /// Colour on stderr.
+        color: bool,
+    },
+    /// Nothing.
+    Quiet,
+}
+
+impl Display {
+    /// Bars on a terminal, lines when piped, nothing for JSON.
+    pub fn new(json: bool, color: bool) -> Self {
+        if json {
+            Display::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Display::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(BTreeMap::new()),
+            }
+        } else {
+            Display::Lines {
+                started: Mutex::new(BTreeMap::new()),
+                color,
+            }
+        }
+    }
+
+    /// Runs `f` with the bars hidden, so plain output does not tear them.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self {
+            Display::Bars { multi, .. } => multi.suspend(f),
+            _ => f(),
+        }
+    }
+
+    /// Removes finished bars, before printing a report.
+    pub fn clear(&self) {
+        if let Display::Bars { multi, bars } = self {
+            let _ = multi.clear();
+            bars.lock().expect("progress lock").clear();
+        }
+    }
+}
+
+fn describe(host: &str, stage: &Stage) -> String {
+    match stage {
+        Stage::Failed(s) => format!(
+            "FAILED: {}",
+            s.strip_prefix(&format!("{host}: ")).unwrap_or(s)
+        ),
+        Stage::Connecting => "connecting".into(),
+        Stage::Probing => "probing".into(),
+        Stage::Finishing(n) => format!("finishing the interrupted switch to generation {n}"),
+        Stage::Switching { number, bytes } if *bytes > 0 => {
+            format!(
+                "uploading {} and switching to generation {number}",
+                human_bytes(*bytes)
+            )
+        }
+        Stage::Switching { number, .. } => format!("switching to generation {number}"),
+        Stage::Done(s) => s.clone(),
+    }
+}
+
+impl Progress for Display {
+    fn stage(&self, host: &str, stage: Stage) {
+        match self {
+            Display::Quiet => {}
+            Display::Bars { multi, bars } => {
+                let mut bars = bars.lock().expect("progress lock");
+                let bar = bars.entry(host.to_string()).or_insert_with(|| {
+                    let style =
+                        ProgressStyle::with_template("{prefix:>14.bold} {spinner} {wide_msg}")
+                            .expect("a valid template");
+                    let bar = multi.add(
+                        ProgressBar::new_spinner()
+                            .with_style(style)
+                            .with_prefix(host.to_string()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    bar
+                });
+                match &stage {
+                    Stage::Done(_) => bar.finish_with_message(describe(host, &stage)),
+                    Stage::Failed(_) => bar.abandon_with_message(describe(host, &stage)),
+                    _ => bar.set_message(describe(host, &stage)),
+                }
+            }
+            Display::Lines { started, color } => {
+                let mut started = started.lock().expect("progress lock");
+                let t0 = *started.entry(host.to_string()).or_insert_with(Instant::now);
+                // Only outcomes: intermediate steps would flood CI logs.
+                let (tag, code) = match &stage {
+                    Stage::Done(_) => ("ok", "32"),
+                    Stage::Failed(_) => ("FAILED", "1;31"),
+                    Stage::Finishing(_) | Stage::Switching { .. } => ("..", "2"),
+                    _ => return,
+                };
+                let tag = if *color {
+                    format!("\x1b[{code}m{tag}\x1b[0m")
+                } else {
+                    tag.to_string()
+                };
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{host}: {tag} {} ({:.1} s)",
+                    describe(host, &stage).trim_start_matches("FAILED: "),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+}
