@@ -164,7 +164,7 @@ pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
     }
     let mut current = None;
     let mut list = Vec::new();
-    for line in out.stdout_lossy().lines() {
+    for line in out.stdout_lossy().lines().filter(|l| !l.is_empty()) {
         let fields: Vec<&str> = line.splitn(4, '\t').collect();
         match fields.as_slice() {
             ["current", n] => current = n.parse::<u64>().ok(),
