@@ -30,6 +30,14 @@ if ! flock -n 9; then
         exit 75
     fi
 fi
+# What a run that died (a dropped connection, a kill) left half-written; we
+# hold the lock, so nobody else is writing these.
+cleanup() {
+    rm -f "$S"/store/.in.*
+    rm -rf "$S/incoming"
+}
+cleanup
+trap 'cleanup; exit 1' HUP INT TERM PIPE
 from=${SSH_CLIENT:-}
 from=${from%% *}
 printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
@@ -98,8 +106,8 @@ rm -rf "$I" && mkdir -m 700 "$I" || die "cannot create $I"
 for seg in $SEGMENTS; do
     name=${seg%%:*}
     size=${seg#*:}
-    head -c "$size" >"$I/$name" || die "cannot write $I/$name"
-    [ "$(wc -c <"$I/$name")" -eq "$size" ] || die "the input ended early (segment $name)"
+    head -c "$size" >"$I/$name" || { rm -rf "$I"; die "cannot write $I/$name"; }
+    [ "$(wc -c <"$I/$name")" -eq "$size" ] || { rm -rf "$I"; die "the input ended early (segment $name)"; }
 done
 
 # Every path the switch touches must still be as the plan saw it.
@@ -127,7 +135,14 @@ set --
 while IFS="$tab" read -r id sha size; do
     [ -n "$id" ] || continue
     t="$S/store/.in.$id"
-    head -c "$size" <&3 >"$t" || die "cannot write $t"
+    if ! head -c "$size" <&3 >"$t"; then
+        rm -f "$t"
+        die "cannot write $t"
+    fi
+    if [ "$(wc -c <"$t")" -ne "$size" ]; then
+        rm -f "$t"
+        die "the input ended early (content $id)"
+    fi
     got=$(sha256sum <"$t") || die "cannot read $t"
     if [ "${got%% *}" != "$sha" ]; then
         rm -f "$t"

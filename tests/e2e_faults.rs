@@ -1,0 +1,340 @@
+//! Faults during apply, against real Debian targets (systemd-nspawn): a
+//! connection cut during the upload and during the switch, a switch job
+//! killed half-way, a full disk, two applies at once, an unreachable host
+//! among several, a wrong host key. Each leaves the host at its old
+//! generation or its new one, never in between, and is reported.
+//!
+//! Needs root and the harness (`tests/harness/`); otherwise prints
+//! `SKIPPED e2e_faults::NAME: <reason>`.
+
+#[path = "common/fleet.rs"]
+mod fleet;
+#[path = "common/nspawn.rs"]
+mod nspawn;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fleet::{Fleet, agent, wait_line};
+
+fn setup(test: &str, body: &str) -> Option<(nspawn::Target, Fleet)> {
+    if let Err(reason) = nspawn::available() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED e2e_faults::{test}: {reason}");
+        return None;
+    }
+    let t = nspawn::Target::boot(test).unwrap_or_else(|e| panic!("boot: {e}"));
+    let f = Fleet::new();
+    f.agent_script("alpha", "v1");
+    f.host("t", &format!("root@{}", t.addr), 22, &t.host_key, body);
+    Some((t, f))
+}
+
+fn sh(t: &nspawn::Target, cmd: &str) -> String {
+    t.ssh_ok(cmd)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+        .trim_end()
+        .to_string()
+}
+
+/// An agent whose auth check takes `secs`, so its start (and the switch
+/// that starts it) takes that long.
+fn slow_agent(secs: u32) -> String {
+    agent("alpha", "").replace("exit 0", &format!("sleep {secs}; exit 0"))
+}
+
+/// Cuts provision's SSH connection to the target: kills the ssh processes
+/// that talk to this test's own target address (started by this test's
+/// provision run), by PID.
+fn cut(t: &nspawn::Target) {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !pids.trim().is_empty(),
+        "no ssh process to {} to cut",
+        t.addr
+    );
+    for pid in pids.split_whitespace() {
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+}
+
+/// Polls `cmd` on the target until it succeeds (bounded).
+fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if t.ssh(cmd).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("`{cmd}` did not succeed within {timeout:?}");
+}
+
+/// No provision temporary file is left anywhere it writes.
+fn no_leftovers(t: &nspawn::Target) {
+    assert_eq!(
+        sh(
+            t,
+            "find /etc /opt /usr/local /var/lib/agents /var/lib/provision -xdev \
+             \\( -name '.provision-new.*' -o -name '.in.*' \\) 2>/dev/null | wc -l"
+        ),
+        "0"
+    );
+}
+
+fn wait_child(child: &mut std::process::Child, timeout: Duration) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("provision did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn output(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn connection_cut_during_upload_leaves_the_old_generation() {
+    let body = agent("alpha", "") + "\n    file \"/opt/big.bin\" source=\"big.bin\" mode=0o644";
+    let Some((t, f)) = setup("cutup", &body) else {
+        return;
+    };
+    // Random bytes do not compress: the upload takes a while.
+    let mut big = vec![0u8; 96 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(f.path().join("big.bin"), &big).unwrap();
+
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "uploading", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(150));
+    cut(&t);
+    let code = wait_child(&mut child, Duration::from_secs(60));
+    let stderr: Vec<String> = rx.try_iter().collect();
+    let report = format!("{}\n{}", output(child), stderr.join("\n"));
+    assert_ne!(code, 0, "{report}");
+    assert!(report.contains("connection"), "{report}");
+
+    // The old generation (none): nothing switched, no journal, no temp files.
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/current || test -e /var/lib/provision/switching || test -e /opt/big.bin || test -e /etc/systemd/system/agent-alpha.service").status.code(),
+        Some(1)
+    );
+    no_leftovers(&t);
+
+    // Running again converges.
+    f.run(&["apply", "--yes"]).expect(0);
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(sh(&t, "wc -c < /opt/big.bin"), (96 << 20).to_string());
+    f.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn connection_cut_during_switch_completes_on_the_host() {
+    let Some((t, f)) = setup("cutsw", &slow_agent(4)) else {
+        return;
+    };
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
+    wait_for(
+        &t,
+        "test -e /var/lib/provision/switching/ops",
+        Duration::from_secs(20),
+    );
+    cut(&t);
+    let code = wait_child(&mut child, Duration::from_secs(60));
+    assert_ne!(code, 0);
+
+    // The job goes on without the connection and finishes the switch.
+    wait_for(
+        &t,
+        "test ! -e /var/lib/provision/switching",
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert_eq!(sh(&t, "cat /var/lib/provision/generations/1.status"), "ok");
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    no_leftovers(&t);
+    let again = f.run(&["apply", "--yes"]).expect(0);
+    assert!(again.stdout.contains("No changes"), "{}", again.all());
+}
+
+#[test]
+fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
+    let Some((t, f)) = setup("resume", &slow_agent(4)) else {
+        return;
+    };
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
+    // Phase 2 has begun (files renamed, units starting): kill the job, as a
+    // power cut would.
+    wait_for(
+        &t,
+        "grep -q prepared /var/lib/provision/switching/log",
+        Duration::from_secs(20),
+    );
+    sh(&t, "systemctl kill -s KILL provision-switch-1.service");
+    let code = wait_child(&mut child, Duration::from_secs(60));
+    assert_ne!(code, 0);
+    let out = output(child);
+    assert!(out.contains("stopped before it finished"), "{out}");
+    assert_eq!(
+        sh(
+            &t,
+            "test -e /var/lib/provision/switching/ops && echo pending"
+        ),
+        "pending"
+    );
+
+    let plan = f.run(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("did not finish"), "{}", plan.stdout);
+    let done = f.run(&["apply", "--yes"]).expect(0);
+    assert!(
+        done.stderr.contains("finishing the interrupted switch")
+            || done.stdout.contains("No changes"),
+        "{}",
+        done.all()
+    );
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/switching").status.code(),
+        Some(1)
+    );
+    assert_eq!(sh(&t, "cat /var/lib/provision/generations/1.status"), "ok");
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    no_leftovers(&t);
+    f.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn a_full_disk_fails_with_the_hosts_message_and_switches_nothing() {
+    let body = agent("alpha", "") + "\n    file \"/opt/big.bin\" source=\"big.bin\" mode=0o644";
+    let Some((t, f)) = setup("full", &body) else {
+        return;
+    };
+    std::fs::write(f.path().join("big.bin"), vec![7u8; 1 << 20]).unwrap();
+    sh(
+        &t,
+        "mkdir -p /var/lib/provision/store && mount -t tmpfs -o size=256k tmpfs /var/lib/provision/store",
+    );
+    let run = f.run(&["apply", "--yes"]).expect(1);
+    assert!(
+        run.all().contains("No space left on device"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("nothing was switched"), "{}", run.all());
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/current || test -e /opt/big.bin || test -e /etc/systemd/system/agent-alpha.service").status.code(),
+        Some(1)
+    );
+    no_leftovers(&t);
+
+    sh(&t, "umount /var/lib/provision/store");
+    f.run(&["apply", "--yes"]).expect(0);
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+}
+
+#[test]
+fn a_second_apply_at_once_is_refused_naming_the_first() {
+    let Some((t, f)) = setup("lock", &slow_agent(4)) else {
+        return;
+    };
+    let (mut first, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
+    wait_for(
+        &t,
+        "test -e /var/lib/provision/switching/ops",
+        Duration::from_secs(20),
+    );
+    let second = f.run(&["apply", "--yes"]).expect(1);
+    let text = second.all();
+    assert!(
+        text.contains("another apply holds the host's lock"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("from {}", t.host_addr)), "{text}");
+    assert!(text.contains(" since 20"), "{text}");
+    assert_eq!(wait_child(&mut first, Duration::from_secs(60)), 0);
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert_eq!(
+        sh(&t, "ls /var/lib/provision/generations/ | grep -c json"),
+        "1"
+    );
+}
+
+#[test]
+fn an_unreachable_host_among_several_is_reported_and_the_others_applied() {
+    let Some((t, f)) = setup("reach", &agent("alpha", "")) else {
+        return;
+    };
+    // Nothing listens on port 1 of the test's own target: refused at once.
+    f.host(
+        "gone",
+        &format!("root@{}", t.addr),
+        1,
+        &t.host_key,
+        &agent("alpha", ""),
+    );
+    let run = f.run(&["apply", "--yes"]).expect(4);
+    assert!(
+        run.all().contains("gone: cannot reach the host"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    let json = f.run(&["plan", "--json"]).expect(4);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["failed"][0]["host"], "gone");
+    assert_eq!(v["hosts"][0]["host"], "t");
+}
+
+#[test]
+fn a_wrong_host_key_is_refused_before_anything_runs() {
+    let Some((t, f)) = setup("hostkey", "") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let other = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        other.trim(),
+        &agent("alpha", ""),
+    );
+    let run = f.run(&["apply", "--yes"]).expect(1);
+    assert!(run.all().contains("does not match"), "{}", run.all());
+    assert!(run.all().contains("SHA256:"), "{}", run.all());
+    assert_eq!(t.ssh("test -e /var/lib/provision").status.code(), Some(1));
+}
