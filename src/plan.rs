@@ -464,3 +464,271 @@ pub fn human_bytes(n: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
+    use crate::model::Size;
+
+    const KEY: &[u8] = b"host-key";
+
+    fn state(files: &[(&str, &str, bool)]) -> DesiredState {
+        let mut s = DesiredState {
+            host: "h".into(),
+            files: BTreeMap::new(),
+            units: BTreeMap::new(),
+            hooks: vec![Hook {
+                name: "create users".into(),
+                command: "systemd-sysusers /etc/sysusers.d/p.conf".into(),
+                inputs: ["/etc/sysusers.d/p.conf".to_string()].into(),
+                early: true,
+            }],
+        };
+        for (path, text, secret) in files {
+            let mut f = FileSpec::new(text.as_bytes().to_vec(), 0o644, "root", "root");
+            f.secret = *secret;
+            s.files.insert(path.to_string(), f);
+        }
+        for (name, input) in [
+            ("a.service", "/etc/systemd/system/a.service"),
+            ("b.service", "/etc/systemd/system/b.service"),
+        ] {
+            let inputs = [input.to_string(), "/etc/a.env".to_string()]
+                .into_iter()
+                .filter(|i| s.files.contains_key(i) && (name == "a.service" || i != "/etc/a.env"))
+                .collect();
+            s.units.insert(
+                name.into(),
+                UnitSpec {
+                    name: name.into(),
+                    enable: true,
+                    inputs,
+                },
+            );
+        }
+        s
+    }
+
+    /// What a host looks like after applying `s` as generation 1.
+    fn applied(s: &DesiredState) -> Observed {
+        let target = Target::from_desired(s, KEY);
+        let mut obs = Observed {
+            key: Some(KEY.to_vec()),
+            current: Some(1),
+            latest: Some(1),
+            record: Some(target.record("h", 1, "t", "me")),
+            status: Some("ok".into()),
+            ..Observed::default()
+        };
+        for (path, f) in &s.files {
+            obs.paths.insert(
+                path.clone(),
+                PathState::File {
+                    sha256: f.sha256.clone(),
+                    mode: f.mode.0,
+                    owner: f.owner.clone(),
+                    group: f.group.clone(),
+                },
+            );
+            obs.contents.insert(path.clone(), f.bytes.clone());
+            obs.stored.insert(f.sha256.clone());
+        }
+        obs
+    }
+
+    fn plan_of(s: &DesiredState, obs: &Observed) -> HostPlan {
+        let target = Target::from_desired(s, KEY);
+        let inputs = Inputs {
+            contents: s
+                .files
+                .iter()
+                .map(|(p, f)| (p.as_str(), f.bytes.as_slice()))
+                .collect(),
+            sizes: target
+                .files
+                .iter()
+                .map(|(p, f)| (f.id.clone(), s.files[p].bytes.len() as u64))
+                .collect(),
+            ..Inputs::default()
+        };
+        plan(
+            "h",
+            Kind::Apply,
+            obs.latest.unwrap_or(0) + 1,
+            &target,
+            obs,
+            &inputs,
+        )
+    }
+
+    fn base_files() -> Vec<(&'static str, &'static str, bool)> {
+        vec![
+            (
+                "/etc/systemd/system/a.service",
+                "[Service]\nExecStart=/a\n",
+                false,
+            ),
+            (
+                "/etc/systemd/system/b.service",
+                "[Service]\nExecStart=/b\n",
+                false,
+            ),
+            ("/etc/a.env", "TOKEN=one\n", true),
+            ("/etc/sysusers.d/p.conf", "u agent - -\n", false),
+        ]
+    }
+
+    #[test]
+    fn a_fresh_host_gets_everything_and_every_unit_started() {
+        let s = state(&base_files());
+        let obs = Observed {
+            key: Some(KEY.to_vec()),
+            ..Observed::default()
+        };
+        let p = plan_of(&s, &obs);
+        assert_eq!(p.counts(), (4, 0, 0));
+        assert!(p.activation.reload);
+        assert_eq!(p.activation.enable, ["a.service", "b.service"]);
+        assert_eq!(p.activation.hooks, ["create users"]);
+        assert_eq!(p.number, 1);
+        assert!(p.upload_bytes > 0);
+    }
+
+    #[test]
+    fn nothing_changed_is_no_change() {
+        let s = state(&base_files());
+        let p = plan_of(&s, &applied(&s));
+        assert!(!p.has_changes(), "{p:#?}");
+        assert_eq!(p.upload_bytes, 0);
+    }
+
+    #[test]
+    fn a_changed_secret_restarts_only_its_unit_and_never_shows_its_hash() {
+        let s = state(&base_files());
+        let obs = applied(&s);
+        let mut files = base_files();
+        files[2].1 = "TOKEN=two\n";
+        let p = plan_of(&state(&files), &obs);
+        assert_eq!(p.counts(), (0, 1, 0));
+        let change = &p.files[0];
+        assert!(change.secret && change.diff.is_none());
+        assert!(!p.activation.reload);
+        assert_eq!(p.activation.restart, ["a.service"]);
+        let json = serde_json::to_string(&p).unwrap();
+        for secret in ["TOKEN=one", "TOKEN=two"] {
+            let plain = sha256_hex(secret.as_bytes());
+            assert!(!json.contains(&plain) && !json.contains(secret), "{json}");
+        }
+        assert!(json.contains("hmac-"));
+    }
+
+    #[test]
+    fn a_hand_edit_is_drift_with_a_diff() {
+        let s = state(&base_files());
+        let mut obs = applied(&s);
+        let path = "/etc/systemd/system/b.service";
+        let edited = "[Service]\nExecStart=/evil\n";
+        obs.paths.insert(
+            path.into(),
+            PathState::File {
+                sha256: sha256_hex(edited.as_bytes()),
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+            },
+        );
+        obs.contents.insert(path.into(), edited.as_bytes().to_vec());
+        let p = plan_of(&s, &obs);
+        assert_eq!(p.files.len(), 1);
+        assert!(p.files[0].drift);
+        let diff = p.files[0].diff.as_deref().unwrap();
+        assert!(
+            diff.contains("-ExecStart=/evil") && diff.contains("+ExecStart=/b"),
+            "{diff}"
+        );
+        assert!(p.activation.reload);
+        assert_eq!(p.activation.restart, ["b.service"]);
+    }
+
+    #[test]
+    fn a_dropped_unit_is_stopped_and_its_files_removed() {
+        let s = state(&base_files());
+        let obs = applied(&s);
+        let mut smaller = state(&base_files());
+        smaller.files.remove("/etc/systemd/system/b.service");
+        smaller.units.remove("b.service");
+        let p = plan_of(&smaller, &obs);
+        assert_eq!(p.counts(), (0, 0, 1));
+        assert_eq!(p.files[0].path, "/etc/systemd/system/b.service");
+        assert_eq!(p.activation.stop, ["b.service"]);
+        assert!(p.activation.reload && p.activation.restart.is_empty());
+    }
+
+    #[test]
+    fn owners_are_compared_except_on_local_hosts() {
+        let s = state(&base_files());
+        let mut obs = applied(&s);
+        if let Some(PathState::File { owner, .. }) = obs.paths.get_mut("/etc/sysusers.d/p.conf") {
+            *owner = "someone".into();
+        }
+        let p = plan_of(&s, &obs);
+        assert_eq!(p.counts(), (0, 1, 0));
+        let target = Target::from_desired(&s, KEY);
+        let local = Inputs {
+            local: true,
+            ..Inputs::default()
+        };
+        assert!(!plan("h", Kind::Apply, 2, &target, &obs, &local).has_changes());
+    }
+
+    #[test]
+    fn a_directory_in_the_way_is_an_error() {
+        let s = state(&base_files());
+        let mut obs = applied(&s);
+        obs.paths.insert(
+            "/etc/a.env".into(),
+            PathState::Other("not a regular file".into()),
+        );
+        let p = plan_of(&s, &obs);
+        assert!(p.errors[0].contains("/etc/a.env"), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn journald_caps_that_cannot_fit_are_warned_about() {
+        let j = Journald {
+            span: crate::source::Span {
+                source: crate::source::SourceId(0),
+                offset: 0,
+                len: 0,
+            },
+            max_use: Some(Size { bytes: 2 << 30 }),
+            keep_free: Some(Size { bytes: 1 << 30 }),
+            retention: None,
+            max_file_size: None,
+        };
+        assert_eq!(journald_fit(&j, 2 << 30, 1 << 30).len(), 1);
+        assert!(journald_fit(&j, 8 << 30, 4 << 30).is_empty());
+        assert!(journald_fit(&j, 8 << 30, 512 << 20)[0].contains("keep-free"));
+    }
+
+    #[test]
+    fn the_base_changes_with_the_host() {
+        let s = state(&base_files());
+        let obs = applied(&s);
+        let a = plan_of(&s, &obs).base;
+        let mut other = obs.clone();
+        other.latest = Some(2);
+        assert_ne!(plan_of(&s, &other).base, a);
+        assert_eq!(plan_of(&s, &obs).base, a);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(300 << 20), "300 MiB");
+    }
+}

@@ -18,6 +18,8 @@ PACKAGES=(
     iproute2            # ip netns / veth
     curl
     util-linux          # flock, setsid, mountpoint
+    shellcheck          # lints the POSIX sh programs run on hosts (tests/scripts.rs)
+    dash                # the POSIX sh they are checked with
     systemd             # systemd-analyze, systemd-sysusers, systemd-tmpfiles (offline checks of rendered files)
 )
 

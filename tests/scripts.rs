@@ -1,0 +1,58 @@
+//! The programs `provision` runs on hosts are POSIX sh: they parse with
+//! dash, and shellcheck (as `sh`, warnings and errors) finds nothing in them.
+//! shellcheck is installed by the README's test command; without it that
+//! half prints `SKIPPED scripts::shellcheck: …`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scripts() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 4, "the host programs are missing: {out:?}");
+    out
+}
+
+#[test]
+fn parse_as_posix_sh() {
+    for s in scripts() {
+        let out = Command::new("sh").arg("-n").arg(&s).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            s.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED scripts::shellcheck: shellcheck is not installed (tests/harness/install-deps.sh installs it)"
+        );
+        return;
+    }
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh", "-S", "warning"])
+        .args(scripts())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
