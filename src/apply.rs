@@ -28,6 +28,8 @@ pub enum Stage {
         /// Bytes uploaded.
         bytes: u64,
     },
+    /// Verifying the agents after a switch to a generation.
+    Verifying(u64),
     /// Finished (with a one-line summary).
     Done(String),
     /// Failed (with a one-line reason).

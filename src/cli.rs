@@ -107,6 +107,34 @@ pub enum Command {
         /// cleared from its store).
         #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         keep: u32,
+        /// Do not verify the changed agents after the switch.
+        #[arg(long)]
+        no_verify: bool,
+        /// Keep a generation that fails verification instead of switching
+        /// back to the previous one.
+        #[arg(long)]
+        no_rollback: bool,
+        /// Seconds to wait for a fresh heartbeat of each changed agent.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        heartbeat_timeout: u64,
+    },
+    /// Check that every agent is healthy on its host.
+    ///
+    /// In one round trip per host (hosts in parallel): each agent's unit is
+    /// active and not restart-looping, its auth check passes as its user
+    /// with its environment (a failure shows the check's output, secrets
+    /// redacted), a fresh heartbeat arrives within --heartbeat-timeout, its
+    /// timers are scheduled, journald's caps are in effect, and a new SSH
+    /// connection works. Exit 3 when any check fails.
+    Verify {
+        /// Host names or @tags; all hosts when none is given.
+        selectors: Vec<String>,
+        /// Only shard I of N of the selected hosts (by name), for CI matrices.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Seconds to wait for a fresh heartbeat of each agent.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        heartbeat_timeout: u64,
     },
     /// List the generations a host keeps.
     Generations {

@@ -36,6 +36,7 @@ pub mod source;
 pub mod syntax;
 pub mod transport;
 pub mod ui;
+pub mod verify;
 
 use diagnostic::Diagnostics;
 use model::Fleet;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use provision::cli::{Cli, Command};
-use provision::command::deploy::Options;
+use provision::command::deploy::{Options, VerifyOptions};
 use provision::ui::Style;
 use std::time::Duration;
 
@@ -15,6 +15,17 @@ fn options(cli: &Cli, lock_wait: u64, keep: u32) -> Options {
         lock_wait,
         keep,
         timeout: Duration::from_secs(cli.connect_timeout.max(1)),
+        verify: None,
+    }
+}
+
+fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool) -> Options {
+    Options {
+        verify: Some(VerifyOptions {
+            heartbeat_timeout,
+            rollback,
+        }),
+        ..options
     }
 }
 
@@ -47,12 +58,25 @@ fn main() -> ExitCode {
             shard,
             lock_wait,
             keep,
-        } => provision::command::apply::run(
+            no_verify,
+            no_rollback,
+            heartbeat_timeout,
+        } => {
+            let mut opts = options(&cli, *lock_wait, *keep);
+            if !no_verify {
+                opts = verifying(opts, *heartbeat_timeout, !no_rollback);
+            }
+            provision::command::apply::run(&cli.dir, selectors, *shard, cli.yes, &opts, style)
+        }
+        Command::Verify {
+            selectors,
+            shard,
+            heartbeat_timeout,
+        } => provision::command::verify::run(
             &cli.dir,
             selectors,
             *shard,
-            cli.yes,
-            &options(&cli, *lock_wait, *keep),
+            &verifying(options(&cli, 0, 10), *heartbeat_timeout, false),
             style,
         ),
         Command::Generations { host } => {

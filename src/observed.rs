@@ -48,6 +48,8 @@ pub struct Switching {
 /// One probe's view of a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
+    /// The host's clock when the probe ran (epoch seconds).
+    pub now: Option<u64>,
     /// The host's fingerprint key (hex), if it could be read or made.
     pub key: Option<Vec<u8>>,
     /// The generation `current` points at.
@@ -139,6 +141,7 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
             }
             ["warning", text] => obs.warnings.push((*text).to_string()),
             ["current", n] => obs.current = Some(number(n, line)?),
+            ["now", n] => obs.now = Some(number(n, line)?),
             ["latest", n] => obs.latest = Some(number(n, line)?),
             ["status", s] => obs.status = Some((*s).to_string()),
             ["record", json] => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Repo;
 use super::deploy::{self, HostResult, Options};
 use crate::error::{Error, Exit};
+use crate::ui::verify::checks as show_checks;
 use crate::ui::{Style, plan as show, progress::Display};
 
 /// Runs `apply`.
@@ -142,11 +143,42 @@ pub fn run(
             .filter(|(_, r)| matches!(r, HostResult::Switched { .. }))
             .count();
         for (plan, result) in &results {
-            if let HostResult::Failed { error, log } = result {
-                println!("{} {}: {error}", style.paint("1;31", "error:"), plan.host);
-                for line in log.lines() {
-                    println!("    {line}");
+            match result {
+                HostResult::Failed { error, log } => {
+                    println!("{} {}: {error}", style.paint("1;31", "error:"), plan.host);
+                    for line in log.lines() {
+                        println!("    {line}");
+                    }
                 }
+                HostResult::Switched { checks, .. } if !checks.is_empty() => {
+                    println!("{} verified:", style.paint("1", &plan.host));
+                    print!("{}", show_checks(checks, style));
+                }
+                HostResult::VerifyFailed {
+                    generation,
+                    checks,
+                    rolled_back_to,
+                    rollback_checks,
+                    rollback_error,
+                } => {
+                    println!(
+                        "{} {}: generation {generation} failed verification:",
+                        style.paint("1;31", "error:"),
+                        plan.host
+                    );
+                    print!("{}", show_checks(checks, style));
+                    match (rolled_back_to, rollback_error) {
+                        (Some(back), _) => {
+                            println!("  switched back to generation {back}, which verifies:");
+                            print!("{}", show_checks(rollback_checks, style));
+                        }
+                        (None, Some(e)) => println!("  could not switch back: {e}"),
+                        (None, None) => println!(
+                            "  kept generation {generation} (--no-rollback, or nothing to switch back to)"
+                        ),
+                    }
+                }
+                _ => {}
             }
         }
         let summary = if switched == 0 && bad == 0 {
@@ -162,6 +194,12 @@ pub fn run(
             "{}",
             style.paint(if bad == 0 { "1;32" } else { "1;31" }, &summary)
         );
+    }
+    let verify_failed = results
+        .iter()
+        .any(|(_, r)| matches!(r, HostResult::VerifyFailed { .. }));
+    if verify_failed {
+        return Ok(Exit::VerifyFailed);
     }
     Ok(deploy::exit_for(ok, bad))
 }

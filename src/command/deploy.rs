@@ -19,7 +19,9 @@ use crate::observed::{self, Observed};
 use crate::plan::{self, HostPlan, Inputs, Kind};
 use crate::record::Target;
 use crate::script::{self, Blob, Outcome, Params};
+use crate::secret::Secret;
 use crate::transport::Transport;
+use crate::verify::{self, Check};
 
 /// Options shared by the commands that reach hosts.
 #[derive(Debug, Clone)]
@@ -32,6 +34,17 @@ pub struct Options {
     pub keep: u32,
     /// Connection timeout.
     pub timeout: Duration,
+    /// Verify changed agents after a switch (`None`: `--no-verify`).
+    pub verify: Option<VerifyOptions>,
+}
+
+/// How to verify after a switch.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Seconds to wait for a fresh heartbeat.
+    pub heartbeat_timeout: u64,
+    /// Switch back to the previous generation when verification fails.
+    pub rollback: bool,
 }
 
 /// Picks hosts by name or `@tag` (all when none is given), then keeps shard
@@ -93,7 +106,7 @@ pub fn render(
     root: &Path,
     hosts: &[&Host],
     style: crate::ui::Style,
-) -> Result<Vec<DesiredState>, Error> {
+) -> Result<Vec<(DesiredState, Vec<Secret>)>, Error> {
     let mut states = Vec::new();
     for h in hosts {
         let secrets = super::secrets::resolve(root, h)?;
@@ -104,7 +117,7 @@ pub fn render(
             repo.diags.extend(diags);
             return Err(super::report(repo, style));
         }
-        states.push(state);
+        states.push((state, secrets.into_values().collect()));
     }
     Ok(states)
 }
@@ -123,6 +136,10 @@ pub struct Prepared {
     pub observed: Observed,
     /// The plan.
     pub plan: HostPlan,
+    /// The repository (for paths in the host's definition).
+    pub root: PathBuf,
+    /// The host's secret values, to redact from what the host says.
+    pub secrets: Vec<Secret>,
 }
 
 /// A host that failed, with why.
@@ -166,13 +183,13 @@ pub fn plan_for(
 /// Connects to and probes every host in parallel, then plans each.
 pub async fn prepare(
     root: &Path,
-    hosts: Vec<(Host, DesiredState)>,
+    hosts: Vec<(Host, (DesiredState, Vec<Secret>))>,
     options: &Options,
     progress: Arc<dyn Progress>,
 ) -> Vec<Result<Prepared, Failed>> {
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, (host, state)) in hosts.into_iter().enumerate() {
+    for (i, (host, (state, secrets))) in hosts.into_iter().enumerate() {
         let limit = limit.clone();
         let progress = progress.clone();
         let root = root.to_path_buf();
@@ -196,6 +213,8 @@ pub async fn prepare(
                     target,
                     observed,
                     plan,
+                    root,
+                    secrets,
                 })
             }
             .await;
@@ -228,12 +247,28 @@ pub enum HostResult {
         /// Its generation.
         generation: Option<u64>,
     },
-    /// Switched and activated.
+    /// Switched and activated (and verified, unless `--no-verify`).
     Switched {
         /// The generation it is at now.
         generation: u64,
         /// What the switch did, step by step.
         log: String,
+        /// The verification's checks.
+        checks: Vec<Check>,
+    },
+    /// Switched, but verification failed.
+    VerifyFailed {
+        /// The generation that failed.
+        generation: u64,
+        /// The checks (the failed ones say why).
+        checks: Vec<Check>,
+        /// The generation the host was switched back to.
+        rolled_back_to: Option<u64>,
+        /// The checks of the generation switched back to.
+        rollback_checks: Vec<Check>,
+        /// Why it could not be switched back, when it could not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rollback_error: Option<String>,
     },
     /// Not switched, or switched with a failed activation.
     Failed {
@@ -248,7 +283,10 @@ pub enum HostResult {
 impl HostResult {
     /// Whether the host ended where it should.
     pub fn ok(&self) -> bool {
-        !matches!(self, HostResult::Failed { .. })
+        !matches!(
+            self,
+            HostResult::Failed { .. } | HostResult::VerifyFailed { .. }
+        )
     }
 }
 
@@ -281,6 +319,19 @@ pub async fn switch_all(
                 HostResult::Switched { generation, .. } => {
                     progress.stage(&name, Stage::Done(format!("at generation {generation}")))
                 }
+                HostResult::VerifyFailed {
+                    generation,
+                    rolled_back_to,
+                    ..
+                } => progress.stage(
+                    &name,
+                    Stage::Failed(match rolled_back_to {
+                        Some(back) => format!(
+                            "generation {generation} failed verification; back at generation {back}"
+                        ),
+                        None => format!("generation {generation} failed verification"),
+                    }),
+                ),
                 HostResult::Unchanged { .. } => {
                     progress.stage(&name, Stage::Done("no changes".into()))
                 }
@@ -379,7 +430,279 @@ async fn switch_one(
         Ok(outcome) => outcome_result(outcome, p.plan.number),
         Err(e) => failed(e.to_string(), String::new()),
     };
+    let number = p.plan.number;
+    let result = match (result, &options.verify) {
+        (
+            HostResult::Switched {
+                generation, log, ..
+            },
+            Some(v),
+        ) => {
+            progress.stage(&name, Stage::Verifying(generation));
+            verify_switch(&p, generation, log, None, v, options, who, time).await
+        }
+        // Switched, but a unit did not start: verification says which and
+        // why, and decides about switching back.
+        (HostResult::Failed { error, log }, Some(v))
+            if error.starts_with(&format!("switched to generation {number},")) =>
+        {
+            progress.stage(&name, Stage::Verifying(number));
+            verify_switch(&p, number, log, Some(error), v, options, who, time).await
+        }
+        (other, _) => other,
+    };
     (p.plan, result, p.transport)
+}
+
+/// The agents a plan (re)starts: the ones verification looks at.
+fn changed_agents(plan: &HostPlan) -> Vec<String> {
+    let units = plan
+        .activation
+        .enable
+        .iter()
+        .chain(&plan.activation.restart);
+    units
+        .filter_map(|u| u.strip_prefix("agent-")?.strip_suffix(".service"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Verifies the agents of `p` after its switch; on failure switches back to
+/// the generation it came from (unless told not to) and verifies that too.
+#[allow(clippy::too_many_arguments)]
+async fn verify_switch(
+    p: &Prepared,
+    generation: u64,
+    log: String,
+    activation_error: Option<String>,
+    v: &VerifyOptions,
+    options: &Options,
+    who: &str,
+    time: &str,
+) -> HostResult {
+    let agents = changed_agents(&p.plan);
+    let journald = p
+        .plan
+        .activation
+        .hooks
+        .iter()
+        .any(|h| h == "restart journald");
+    let mut checks = check_host(
+        p.as_ref(),
+        Some(&agents),
+        journald,
+        p.observed.now,
+        v,
+        options,
+    )
+    .await;
+    if let Some(error) = activation_error {
+        checks.insert(0, failed_check("activate", &p.host.name, error));
+    }
+    if checks.iter().all(|c| c.ok) {
+        return HostResult::Switched {
+            generation,
+            log,
+            checks,
+        };
+    }
+    let mut result = HostResult::VerifyFailed {
+        generation,
+        checks,
+        rolled_back_to: None,
+        rollback_checks: Vec::new(),
+        rollback_error: None,
+    };
+    let Some(previous) = p.plan.current.filter(|_| v.rollback) else {
+        return result;
+    };
+    let back = rollback_to(&p.transport, &p.host.name, previous, who, time, options).await;
+    if let HostResult::VerifyFailed {
+        rolled_back_to,
+        rollback_checks,
+        rollback_error,
+        ..
+    } = &mut result
+    {
+        match back {
+            Ok((plan, since)) => {
+                *rolled_back_to = Some(previous);
+                let agents = changed_agents(&plan);
+                // Only agents the definition still knows can be described;
+                // a dropped one is checked by its unit alone next time.
+                *rollback_checks =
+                    check_host(p.as_ref(), Some(&agents), false, since, v, options).await;
+            }
+            Err(e) => *rollback_error = Some(e),
+        }
+    }
+    result
+}
+
+/// Runs the verification program on the host (one round trip), and checks
+/// that a fresh SSH connection still works.
+pub async fn check_host(
+    p: HostRef<'_>,
+    agents: Option<&[String]>,
+    journald: bool,
+    since: Option<u64>,
+    v: &VerifyOptions,
+    options: &Options,
+) -> Vec<Check> {
+    let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
+    let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
+    let mut checks = match p.transport.run(&request.script, &request.stdin).await {
+        Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
+            Ok((_, checks)) => checks,
+            Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+        },
+        Ok(out) => vec![failed_check(
+            "verify",
+            &p.host.name,
+            format!(
+                "the verification program failed (status {}): {}",
+                out.status,
+                verify::redact(out.stderr_lossy().trim(), &secrets)
+            ),
+        )],
+        Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+    };
+    if let Transport::Ssh(_) = p.transport {
+        let connect = ConnectOptions {
+            timeout: options.timeout,
+        };
+        let fresh = async {
+            let t = apply::connect(p.host, p.root, &connect).await?;
+            let out = t.run("true", b"").await;
+            t.close().await;
+            Ok::<_, HostError>(out?.success())
+        };
+        checks.push(match fresh.await {
+            Ok(true) => Check {
+                kind: "ssh".into(),
+                subject: p.host.name.clone(),
+                ok: true,
+                detail: "a new connection works".into(),
+                output: None,
+            },
+            Ok(false) => failed_check(
+                "ssh",
+                &p.host.name,
+                "a new connection cannot run `true`".into(),
+            ),
+            Err(e) => failed_check("ssh", &p.host.name, format!("a new connection fails: {e}")),
+        });
+    }
+    checks
+}
+
+/// A connected host, as verification needs it.
+#[derive(Clone, Copy)]
+pub struct HostRef<'a> {
+    /// Its definition.
+    pub host: &'a Host,
+    /// Its connection.
+    pub transport: &'a Transport,
+    /// The repository.
+    pub root: &'a Path,
+    /// Its secret values, for redaction.
+    pub secrets: &'a [Secret],
+}
+
+impl Prepared {
+    fn as_ref(&self) -> HostRef<'_> {
+        HostRef {
+            host: &self.host,
+            transport: &self.transport,
+            root: &self.root,
+            secrets: &self.secrets,
+        }
+    }
+}
+
+fn failed_check(kind: &str, subject: &str, detail: String) -> Check {
+    Check {
+        kind: kind.into(),
+        subject: subject.into(),
+        ok: false,
+        detail,
+        output: None,
+    }
+}
+
+/// Plans switching the host back to its recorded generation `number`: lists
+/// its generations, probes the paths of that one, compares.
+pub async fn rollback_plan(
+    t: &Transport,
+    host: &str,
+    number: u64,
+) -> Result<(Target, Observed, HostPlan), HostError> {
+    let gens = apply::generations(t).await?;
+    let Some(chosen) = gens.iter().find(|g| g.record.number == number) else {
+        let kept: Vec<String> = gens.iter().map(|g| g.record.number.to_string()).collect();
+        return Err(HostError::Host {
+            host: host.into(),
+            message: format!(
+                "it keeps no generation {number} (it keeps: {})",
+                if kept.is_empty() {
+                    "none".into()
+                } else {
+                    kept.join(", ")
+                }
+            ),
+        });
+    };
+    let target = Target::from_record(&chosen.record);
+    let obs = apply::probe(t, &observed::target_paths(&target)).await?;
+    let inputs = Inputs {
+        local: matches!(t, Transport::Local(_)),
+        ..Inputs::default()
+    };
+    let mut plan = plan::plan(host, Kind::Rollback, number, &target, &obs, &inputs);
+    for f in &plan.files {
+        if let Some(a) = &f.after
+            && !a.id.starts_with("hmac-")
+            && !obs.stored.contains(&a.id)
+        {
+            plan.errors.push(format!(
+                "the content of {} is no longer in the host's store; apply that generation's definition instead",
+                f.path
+            ));
+        }
+    }
+    Ok((target, obs, plan))
+}
+
+/// Switches the host back to generation `number`; returns the plan carried
+/// out and the host's clock before the switch.
+async fn rollback_to(
+    t: &Transport,
+    host: &str,
+    number: u64,
+    who: &str,
+    _time: &str,
+    options: &Options,
+) -> Result<(HostPlan, Option<u64>), String> {
+    let (target, obs, plan) = rollback_plan(t, host, number)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !plan.errors.is_empty() {
+        return Err(plan.errors.join("; "));
+    }
+    let params = Params {
+        who,
+        lock_wait: options.lock_wait,
+        keep: options.keep,
+        record: None,
+    };
+    let request = script::apply(&plan, &target, &obs, &BTreeMap::new(), &params);
+    match apply::run(t, &request).await.map_err(|e| e.to_string())? {
+        Outcome::Switched { .. } => Ok((plan, obs.now)),
+        other => match outcome_result(other, number) {
+            HostResult::Failed { error, .. } => Err(error),
+            _ => Err("the switch back did not complete".into()),
+        },
+    }
 }
 
 fn outcome_result(outcome: Outcome, number: u64) -> HostResult {
@@ -387,6 +710,7 @@ fn outcome_result(outcome: Outcome, number: u64) -> HostResult {
         Outcome::Switched { log } => HostResult::Switched {
             generation: number,
             log,
+            checks: Vec::new(),
         },
         Outcome::ActivationFailed { reason, log } => HostResult::Failed {
             error: format!("switched to generation {number}, but its activation failed: {reason}"),

@@ -8,10 +8,6 @@ use super::Repo;
 use super::deploy::{self, HostResult, Options, Prepared};
 use crate::apply::{self, ConnectOptions};
 use crate::error::{Error, Exit};
-use crate::observed;
-use crate::plan::{self, Inputs, Kind};
-use crate::record::Target;
-use crate::transport::Transport;
 use crate::ui::{Style, plan as show, progress::Display};
 
 /// Runs `generations`.
@@ -104,7 +100,11 @@ pub fn rollback(
             let message = match to {
                 Some(n) => format!(
                     "{host} keeps no generation {n} (it keeps: {})",
-                    if kept.is_empty() { "none".into() } else { kept.join(", ") }
+                    if kept.is_empty() {
+                        "none".into()
+                    } else {
+                        kept.join(", ")
+                    }
                 ),
                 None => format!("{host} has no generation before its current one"),
             };
@@ -114,24 +114,8 @@ pub fn rollback(
                 message,
             });
         };
-        let target = Target::from_record(&chosen.record);
-        let obs = apply::probe(&t, &observed::target_paths(&target)).await?;
-        let inputs = Inputs {
-            local: matches!(t, Transport::Local(_)),
-            ..Inputs::default()
-        };
-        let mut plan = plan::plan(host, Kind::Rollback, chosen.record.number, &target, &obs, &inputs);
-        for f in &plan.files {
-            if let Some(a) = &f.after
-                && !a.id.starts_with("hmac-")
-                && !obs.stored.contains(&a.id)
-            {
-                plan.errors.push(format!(
-                    "the content of {} is no longer in the host's store; apply that generation's definition instead",
-                    f.path
-                ));
-            }
-        }
+        let number = chosen.record.number;
+        let (target, obs, plan) = deploy::rollback_plan(&t, host, number).await?;
         Ok(Prepared {
             host: h.clone(),
             transport: t,
@@ -139,6 +123,8 @@ pub fn rollback(
             target,
             observed: obs,
             plan,
+            root: root.to_path_buf(),
+            secrets: Vec::new(),
         })
     });
     let prepared = prepared.map_err(|e| Error::Host(e.to_string()))?;
@@ -155,9 +141,15 @@ pub fn rollback(
     }
     let display = Arc::new(Display::new(style.json, style.color_err));
     let who = deploy::who();
+    // The definition describes the newest generation, not the one switched
+    // back to: there is nothing to verify the older one against.
+    let options = Options {
+        verify: None,
+        ..options.clone()
+    };
     let mut results = runtime.block_on(deploy::switch_all(
         vec![prepared],
-        options,
+        &options,
         &who,
         &deploy::now_utc(),
         display.clone(),
@@ -179,6 +171,7 @@ pub fn rollback(
                 style.paint("1;32", &format!("{host} is at generation {generation}."))
             ),
             HostResult::Unchanged { .. } => println!("{host} is already at that generation."),
+            HostResult::VerifyFailed { .. } => {}
             HostResult::Failed { error, log } => {
                 println!("{} {host}: {error}", style.paint("1;31", "error:"));
                 for line in log.lines() {

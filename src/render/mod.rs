@@ -9,7 +9,7 @@
 //! Pure: file contents from the repository arrive as [`Assets`], secret values
 //! as [`SecretValues`].
 
-mod views;
+pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,6 +13,7 @@ R=${PROVISION_ROOT:-}
 S="$R/var/lib/provision"
 tab=$(printf '\t')
 echo "probe${tab}1"
+echo "now${tab}$(date +%s)"
 
 # The key that makes secret fingerprints unguessable offline: random, 0600,
 # created once.

@@ -115,8 +115,15 @@ while IFS="$tab" read -r op a b c d e; do
             sh -c "$a" || fail "'$a' failed"
         fi
         ;;
-    enable) systemd enable --now "$a" ;;
-    restart) systemd restart "$a" ;;
+    enable)
+        # A unit that hit its start limit refuses to start until reset.
+        [ -n "$local" ] || systemctl reset-failed "$a" 2>/dev/null
+        systemd enable --now "$a"
+        ;;
+    restart)
+        [ -n "$local" ] || systemctl reset-failed "$a" 2>/dev/null
+        systemd restart "$a"
+        ;;
     esac
 done <"$J/ops"
 

@@ -5,6 +5,7 @@
 pub mod diagnostics;
 pub mod plan;
 pub mod progress;
+pub mod verify;
 
 use std::io::IsTerminal;
 

@@ -82,6 +82,7 @@ fn describe(host: &str, stage: &Stage) -> String {
             )
         }
         Stage::Switching { number, .. } => format!("switching to generation {number}"),
+        Stage::Verifying(n) => format!("verifying generation {n}"),
         Stage::Done(s) => s.clone(),
     }
 }
@@ -117,7 +118,9 @@ impl Progress for Display {
                 let (tag, code) = match &stage {
                     Stage::Done(_) => ("ok", "32"),
                     Stage::Failed(_) => ("FAILED", "1;31"),
-                    Stage::Finishing(_) | Stage::Switching { .. } => ("..", "2"),
+                    Stage::Finishing(_) | Stage::Switching { .. } | Stage::Verifying(_) => {
+                        ("..", "2")
+                    }
                     _ => return,
                 };
                 let tag = if *color {

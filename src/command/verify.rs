@@ -1,0 +1,133 @@
+//! `provision verify [SEL]`: are the agents healthy on their hosts? One
+//! round trip per host (plus a fresh connection), hosts in parallel.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Repo;
+use super::deploy::{self, HostRef, Options};
+use crate::apply::{self, ConnectOptions};
+use crate::error::{Error, Exit};
+use crate::ui::{Style, verify::checks as show_checks};
+use crate::verify::Check;
+
+/// One host's verification.
+#[derive(Debug, Serialize)]
+struct HostChecks {
+    host: String,
+    ok: bool,
+    checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Runs `verify`.
+pub fn run(
+    root: &Path,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+    options: &Options,
+    style: Style,
+) -> Result<Exit, Error> {
+    let mut repo = Repo::open(root)?;
+    if repo.diags.has_errors() {
+        return Err(super::report(&mut repo, style));
+    }
+    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let refs: Vec<_> = hosts.iter().collect();
+    let secrets: Vec<_> = deploy::render(&mut repo, root, &refs, style)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    let v = options.verify.clone().expect("verify sets its options");
+    let runtime = super::runtime();
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let results: Vec<HostChecks> = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (host, secrets)) in hosts.into_iter().zip(secrets).enumerate() {
+            let limit = limit.clone();
+            let root = root.to_path_buf();
+            let options = options.clone();
+            let v = v.clone();
+            tasks.spawn(async move {
+                let _slot = limit.acquire_owned().await.expect("semaphore open");
+                let connect = ConnectOptions {
+                    timeout: options.timeout,
+                };
+                let result = match apply::connect(&host, &root, &connect).await {
+                    Ok(t) => {
+                        let p = HostRef {
+                            host: &host,
+                            transport: &t,
+                            root: &root,
+                            secrets: &secrets,
+                        };
+                        let checks = deploy::check_host(p, None, true, None, &v, &options).await;
+                        t.close().await;
+                        HostChecks {
+                            host: host.name.clone(),
+                            ok: checks.iter().all(|c| c.ok),
+                            checks,
+                            error: None,
+                        }
+                    }
+                    Err(e) => HostChecks {
+                        host: host.name.clone(),
+                        ok: false,
+                        checks: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                };
+                (i, result)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.expect("a host task panicked"));
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, r)| r).collect()
+    });
+
+    let unreachable = results.iter().filter(|r| r.error.is_some()).count();
+    let failing = results.iter().filter(|r| !r.ok).count() - unreachable;
+    if style.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "hosts": results,
+                "ok": failing + unreachable == 0,
+            }))
+            .expect("checks serialise")
+        );
+    } else {
+        for r in &results {
+            println!("{}", style.paint("1", &r.host));
+            if let Some(e) = &r.error {
+                println!("  {} {e}", style.paint("1;31", "error:"));
+            }
+            print!("{}", show_checks(&r.checks, style));
+        }
+        let healthy = results.len() - failing - unreachable;
+        println!(
+            "{}",
+            style.paint(
+                if failing + unreachable == 0 { "1;32" } else { "1;31" },
+                &format!(
+                    "Verified: {healthy} host{} healthy, {failing} failing, {unreachable} unreachable.",
+                    if healthy == 1 { "" } else { "s" }
+                )
+            )
+        );
+    }
+    Ok(if failing > 0 {
+        Exit::VerifyFailed
+    } else {
+        deploy::exit_for(results.len() - unreachable, unreachable)
+    })
+}

@@ -1,0 +1,153 @@
+# provision verify: are the agents healthy? One round trip, bounded by the
+# longest heartbeat timeout. Read-only (a temporary file under /tmp aside).
+#
+# Set by the header: SINCE (epoch seconds, or `now`).
+# stdin, tab-separated (no empty field; `-` for none):
+#   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT PROBE
+#   timer UNIT
+#   journald DROPIN
+# stdout: "now<TAB>EPOCH", then "check<TAB>KIND<TAB>SUBJECT<TAB>ok|fail<TAB>DETAIL"
+# lines; a failed auth check is followed by "output<TAB>SUBJECT", its output
+# in base64, and "end".
+set -u
+tab=$(printf '\t')
+now=$(date +%s)
+[ "$SINCE" = now ] && SINCE=$now
+printf 'now\t%s\n' "$now"
+input=$(cat)
+tmp=$(mktemp) || exit 1
+trap 'rm -f "$tmp"' EXIT
+
+check() {
+    printf 'check\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"
+}
+
+# The value of property $2 in `systemctl show` output $1.
+prop() {
+    printf '%s\n' "$1" | sed -n "s/^$2=//p"
+}
+
+restarts_before=
+while IFS="$tab" read -r kind name unit _; do
+    [ "$kind" = agent ] || continue
+    n=$(systemctl show -p NRestarts --value "$unit" 2>/dev/null) || n=unknown
+    restarts_before="$restarts_before$name=$n;"
+done <<INPUT
+$input
+INPUT
+
+# Auth checks, as the agent's user with the agent's environment.
+while IFS="$tab" read -r kind name unit user workdir envfile auth _; do
+    [ "$kind" = agent ] || continue
+    [ "$auth" = - ] && continue
+    set -- --quiet --wait --pipe --collect -p "User=$user" -p "WorkingDirectory=$workdir"
+    [ "$envfile" != - ] && set -- "$@" -p "EnvironmentFile=-$envfile"
+    if systemd-run "$@" -- "$auth" </dev/null >"$tmp" 2>&1; then
+        check auth "$name" ok "passed as $user"
+    else
+        check auth "$name" fail "the auth check failed as $user (status $?)"
+        printf 'output\t%s\n' "$name"
+        head -c 4096 "$tmp" | base64
+        echo end
+    fi
+done <<INPUT
+$input
+INPUT
+
+# Heartbeats: each agent's file touched since SINCE, or its probe passing,
+# within its own timeout. Polled once a second; bounded by the largest
+# timeout, since every pass drops the agents that passed or timed out.
+pending=$(printf '%s\n' "$input" | grep "^agent$tab" || true)
+start=$(date +%s)
+while [ -n "$pending" ]; do
+    still=
+    elapsed=$(($(date +%s) - start))
+    while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout probe; do
+        [ -n "$name" ] || continue
+        m=
+        if [ "$probe" != - ]; then
+            if runuser -u "$user" -- sh -c "$probe" >/dev/null 2>&1; then
+                check heartbeat "$name" ok "the probe passed"
+                continue
+            fi
+        else
+            m=$(stat -c %Y "$hb" 2>/dev/null) || m=
+            if [ -n "$m" ] && [ "$m" -ge "$SINCE" ]; then
+                check heartbeat "$name" ok "beat $((m - SINCE)) s after the start"
+                continue
+            fi
+        fi
+        if [ "$elapsed" -ge "$timeout" ]; then
+            if [ "$probe" != - ]; then
+                check heartbeat "$name" fail "the probe did not pass within $timeout s"
+            elif [ -n "$m" ]; then
+                check heartbeat "$name" fail "no heartbeat within $timeout s (the last is from $((SINCE - m)) s before the start)"
+            else
+                check heartbeat "$name" fail "no heartbeat within $timeout s ($hb was never written)"
+            fi
+            continue
+        fi
+        still="$still$kind$tab$name$tab$unit$tab$user$tab$workdir$tab$envfile$tab$auth$tab$hb$tab$timeout$tab$probe
+"
+    done <<PENDING
+$pending
+PENDING
+    pending=$still
+    if [ -n "$pending" ]; then sleep 1; fi
+done
+
+# Units: running, and not restarted during the check.
+while IFS="$tab" read -r kind name unit _; do
+    [ "$kind" = agent ] || continue
+    if ! s=$(systemctl show -p ActiveState -p SubState -p NRestarts -p Result "$unit" 2>&1); then
+        check unit "$unit" fail "systemctl show failed: $s"
+        continue
+    fi
+    active=$(prop "$s" ActiveState)
+    sub=$(prop "$s" SubState)
+    n=$(prop "$s" NRestarts)
+    before=${restarts_before#*"$name="}
+    before=${before%%;*}
+    if [ "$active" != active ] || [ "$sub" != running ]; then
+        check unit "$unit" fail "$active ($sub, result $(prop "$s" Result), $n restarts)"
+    elif [ "$n" != "$before" ]; then
+        check unit "$unit" fail "restart loop: $before -> $n restarts during the check"
+    else
+        check unit "$unit" ok "active (running)"
+    fi
+done <<INPUT
+$input
+INPUT
+
+while IFS="$tab" read -r kind unit _; do
+    case $kind in
+    timer)
+        s=$(systemctl show -p LoadState -p ActiveState -p NextElapseUSecRealtime -p NextElapseUSecMonotonic "$unit" 2>&1)
+        next=$(prop "$s" NextElapseUSecRealtime)
+        [ -n "$next" ] || next=$(prop "$s" NextElapseUSecMonotonic)
+        if [ "$(prop "$s" LoadState)" != loaded ] || [ "$(prop "$s" ActiveState)" != active ]; then
+            check timer "$unit" fail "$(prop "$s" LoadState), $(prop "$s" ActiveState)"
+        elif [ -z "$next" ] || [ "$next" = 0 ] || [ "$next" = infinity ]; then
+            check timer "$unit" fail "active but not scheduled"
+        else
+            check timer "$unit" ok "next $next"
+        fi
+        ;;
+    journald)
+        m=$(stat -c %Y "$unit" 2>/dev/null) || m=
+        started=$(systemctl show -p ExecMainStartTimestamp --value systemd-journald 2>/dev/null)
+        s=$(date -d "$started" +%s 2>/dev/null) || s=
+        if [ -z "$m" ]; then
+            check journald "$unit" fail "the drop-in is missing"
+        elif [ -z "$s" ]; then
+            check journald "$unit" fail "cannot tell when journald started (${started:-never})"
+        elif [ "$s" -lt "$m" ]; then
+            check journald "$unit" fail "journald was not restarted since its drop-in changed"
+        else
+            check journald "$unit" ok "in effect since journald started"
+        fi
+        ;;
+    esac
+done <<INPUT
+$input
+INPUT

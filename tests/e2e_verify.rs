@@ -1,0 +1,228 @@
+//! Verification on real Debian targets (systemd-nspawn): a healthy agent
+//! passes; an agent whose auth check fails fails verification with the
+//! check's output (secrets redacted), its alert reaches a webhook receiver
+//! run here, and the host is switched back and re-verified; a crash-looping
+//! agent is caught.
+//!
+//! Needs root and the harness (`tests/harness/`); otherwise prints
+//! `SKIPPED e2e_verify::NAME: <reason>`.
+
+#[path = "common/fleet.rs"]
+mod fleet;
+#[path = "common/nspawn.rs"]
+mod nspawn;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fleet::{Fleet, agent};
+
+fn setup(test: &str) -> Option<(nspawn::Target, Fleet)> {
+    if let Err(reason) = nspawn::available() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED e2e_verify::{test}: {reason}");
+        return None;
+    }
+    let t = nspawn::Target::boot(test).unwrap_or_else(|e| panic!("boot: {e}"));
+    let f = Fleet::new();
+    f.agent_script("alpha", "v1");
+    Some((t, f))
+}
+
+fn sh(t: &nspawn::Target, cmd: &str) -> String {
+    t.ssh_ok(cmd)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+        .trim_end()
+        .to_string()
+}
+
+/// A webhook receiver on the host side of the target's link: every request
+/// body it gets is sent on the channel. Stops after `life`.
+fn webhook(t: &nspawn::Target, life: Duration) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind((t.host_addr.as_str(), 0)).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + life;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read the headers and the body (Content-Length).
+                    loop {
+                        let n = stream.read(&mut chunk).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf);
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    });
+    (url, rx)
+}
+
+/// A host whose alerts go to `url`, holding `body`.
+fn host_with_webhook(f: &Fleet, t: &nspawn::Target, url: &str, body: &str) {
+    let text = format!(
+        r#"host "t" {{
+    ssh "root@{}" identity="/var/tmp/provision-targets/id_ed25519"
+    host-key "{}"
+    journald max-use="50M" keep-free="100M" retention="3d"
+    alert "log" webhook="{url}"
+{body}
+}}
+"#,
+        t.addr, t.host_key
+    );
+    f.write("hosts/t.kdl", &text);
+}
+
+#[test]
+fn a_healthy_agent_verifies() {
+    let Some((t, f)) = setup("vok") else {
+        return;
+    };
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &agent("alpha", ""),
+    );
+    let run = f.run(&["apply", "--yes"]).expect(0);
+    for line in [
+        "ok   auth      alpha",
+        "ok   heartbeat alpha",
+        "ok   unit      agent-alpha.service",
+        "ok   timer     agent-alpha-heartbeat.timer",
+        "ok   timer     agent-alpha-rotate-svc.timer",
+        "ok   journald",
+        "ok   ssh",
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "{line:?} missing:\n{}",
+            run.stdout
+        );
+    }
+    let again = f.run(&["verify", "--heartbeat-timeout", "20"]).expect(0);
+    assert!(again.stdout.contains("1 host healthy"), "{}", again.stdout);
+    let json = f.run(&["verify", "--json"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+}
+
+#[test]
+fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
+    let Some((t, f)) = setup("vauth") else {
+        return;
+    };
+    let (url, alerts) = webhook(&t, Duration::from_secs(150));
+    let good = agent(
+        "alpha",
+        r#"secret "TOKEN" from="env:ALPHA_TOKEN"
+        restart "on-failure" delay="1s""#,
+    );
+    host_with_webhook(&f, &t, &url, &good);
+    let run = |args: &[&str]| {
+        let mut cmd = f.command(args);
+        cmd.env("ALPHA_TOKEN", "tok-secret-7a1b");
+        fleet::Run::from(fleet::run_bounded(&mut cmd, Duration::from_secs(150)))
+    };
+    run(&["apply", "--yes"]).expect(0);
+
+    // The auth check now fails, printing the token.
+    let bad = good.replace("exit 0", r#"echo \"token $TOKEN has expired\" >&2; exit 1"#);
+    host_with_webhook(&f, &t, &url, &bad);
+    let out = run(&["apply", "--yes", "--heartbeat-timeout", "10"]).expect(3);
+    let text = out.all();
+    assert!(text.contains("generation 2 failed verification"), "{text}");
+    assert!(text.contains("FAIL auth      alpha"), "{text}");
+    assert!(text.contains("token [redacted] has expired"), "{text}");
+    assert!(
+        !text.contains("tok-secret-7a1b"),
+        "the secret leaked:\n{text}"
+    );
+    assert!(text.contains("switched back to generation 1"), "{text}");
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+
+    // The failed starts ended in the failed state, whose alert reached us.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match alerts.recv_timeout(left) {
+            Ok(body) => {
+                let hit = body.contains("agent-alpha") && body.contains(r#""host":"t""#);
+                got.push(body);
+                if hit {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(
+        got.iter()
+            .any(|b| b.contains("agent-alpha.service failed") && b.contains(r#""host":"t""#)),
+        "no alert for agent-alpha arrived: {got:#?}"
+    );
+    assert!(got.iter().all(|b| !b.contains("tok-secret-7a1b")));
+}
+
+#[test]
+fn a_crash_looping_agent_is_caught() {
+    let Some((t, f)) = setup("vloop") else {
+        return;
+    };
+    f.write("agents/alpha.sh", "#!/bin/sh\necho starting; exit 3\n");
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &agent("alpha", r#"restart "on-failure" delay="1s""#),
+    );
+    let out = f
+        .run(&["apply", "--yes", "--heartbeat-timeout", "5"])
+        .expect(3);
+    let text = out.all();
+    assert!(text.contains("FAIL heartbeat alpha"), "{text}");
+    assert!(
+        text.contains("FAIL unit      agent-alpha.service"),
+        "{text}"
+    );
+    // Nothing to switch back to: the first generation stays, loudly.
+    assert!(text.contains("kept generation 1"), "{text}");
+    let verify = f.run(&["verify", "--heartbeat-timeout", "3"]).expect(3);
+    assert!(verify.stdout.contains("1 failing"), "{}", verify.stdout);
+}
