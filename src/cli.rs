@@ -136,6 +136,21 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         heartbeat_timeout: u64,
     },
+    /// The fleet at a glance, and exit 3 when anything is unhealthy.
+    ///
+    /// Per host its generation and drift (managed files changed since
+    /// provision wrote them); per agent its unit state, uptime, restarts,
+    /// heartbeat age, last and next token rotation and last alert. A table,
+    /// or --json. Unhealthy: a unit not running, a stale or missing
+    /// heartbeat (agents with active hours are left to the host's own
+    /// checker), a rotation overdue, a failed or unfinished activation.
+    Status {
+        /// Host names or @tags; all hosts when none is given.
+        selectors: Vec<String>,
+        /// Only shard I of N of the selected hosts (by name), for CI matrices.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+    },
     /// List the generations a host keeps.
     Generations {
         /// The host.

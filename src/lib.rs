@@ -33,6 +33,7 @@ pub mod resolve;
 pub mod script;
 pub mod secret;
 pub mod source;
+pub mod status;
 pub mod syntax;
 pub mod transport;
 pub mod ui;

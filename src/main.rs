@@ -79,6 +79,13 @@ fn main() -> ExitCode {
             &verifying(options(&cli, 0, 10), *heartbeat_timeout, false),
             style,
         ),
+        Command::Status { selectors, shard } => provision::command::status::run(
+            &cli.dir,
+            selectors,
+            *shard,
+            &options(&cli, 0, 10),
+            style,
+        ),
         Command::Generations { host } => {
             provision::command::generations::list(&cli.dir, host, &options(&cli, 0, 10), style)
         }

@@ -17,6 +17,8 @@ const PURE: &[&str] = &[
     "src/observed.rs",
     "src/plan.rs",
     "src/script.rs",
+    "src/verify.rs",
+    "src/status.rs",
 ];
 
 const FORBIDDEN: &[&str] = &[

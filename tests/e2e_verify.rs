@@ -136,6 +136,28 @@ fn a_healthy_agent_verifies() {
     let json = f.run(&["verify", "--json"]).expect(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["ok"], true);
+
+    // Status: the table, then drift made by hand shows up.
+    let status = f.run(&["status"]).expect(0);
+    assert!(
+        status.stdout.contains("active/running"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("svc: never, next at the timer") || status.stdout.contains("svc: "),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("All healthy."), "{}", status.stdout);
+    sh(&t, "echo '# by hand' >> /opt/agents/alpha/run.sh");
+    let json = f.run(&["status", "--json"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let host = &v["hosts"][0]["status"];
+    assert_eq!(host["generation"], 1);
+    assert_eq!(host["drift"][0], "/opt/agents/alpha/run.sh");
+    assert_eq!(host["agents"][0]["state"], "active/running");
+    assert!(host["agents"][0]["heartbeat_age"].as_u64().unwrap() < 60);
 }
 
 #[test]
@@ -225,4 +247,15 @@ fn a_crash_looping_agent_is_caught() {
     assert!(text.contains("kept generation 1"), "{text}");
     let verify = f.run(&["verify", "--heartbeat-timeout", "3"]).expect(3);
     assert!(verify.stdout.contains("1 failing"), "{}", verify.stdout);
+    let status = f.run(&["status"]).expect(3);
+    assert!(
+        status.stdout.contains("t/alpha: the unit is"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("never sent a heartbeat"),
+        "{}",
+        status.stdout
+    );
 }

@@ -549,6 +549,16 @@ pub async fn check_host(
     v: &VerifyOptions,
     options: &Options,
 ) -> Vec<Check> {
+    if let Transport::Local(_) = p.transport {
+        // A directory, not a host: no unit runs there, nothing to verify.
+        return vec![Check {
+            kind: "verify".into(),
+            subject: p.host.name.clone(),
+            ok: true,
+            detail: "not checked: a local host is a directory where nothing runs".into(),
+            output: None,
+        }];
+    }
     let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
     let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
     let mut checks = match p.transport.run(&request.script, &request.stdin).await {

@@ -9,6 +9,7 @@ pub mod generations;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod status;
 pub mod verify;
 
 use std::path::Path;

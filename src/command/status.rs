@@ -1,0 +1,236 @@
+//! `provision status [SEL]`: the fleet at a glance. Two scripts per host
+//! over the same connection, at once (the probe and the agents' state);
+//! hosts in parallel. Exit 3 when anything is unhealthy.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Repo;
+use super::deploy::{self, Options};
+use crate::apply::{self, ConnectOptions};
+use crate::error::{Error, Exit};
+use crate::status::{self, HostStatus, age};
+use crate::transport::Transport;
+use crate::ui::Style;
+
+/// Runs `status`.
+pub fn run(
+    root: &Path,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+    options: &Options,
+    style: Style,
+) -> Result<Exit, Error> {
+    let mut repo = Repo::open(root)?;
+    if repo.diags.has_errors() {
+        return Err(super::report(&mut repo, style));
+    }
+    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
+        .into_iter()
+        .cloned()
+        .collect();
+    let runtime = super::runtime();
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let results: Vec<Result<HostStatus, String>> = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, host) in hosts.into_iter().enumerate() {
+            let limit = limit.clone();
+            let root = root.to_path_buf();
+            let connect = ConnectOptions {
+                timeout: options.timeout,
+            };
+            tasks.spawn(async move {
+                let _slot = limit.acquire_owned().await.expect("semaphore open");
+                let result = async {
+                    let t = apply::connect(&host, &root, &connect)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let request = status::request(&host);
+                    let (obs, out) = tokio::join!(
+                        apply::probe(&t, &[]),
+                        t.run(&request.script, &request.stdin)
+                    );
+                    let local = matches!(t, Transport::Local(_));
+                    t.close().await;
+                    let obs = obs.map_err(|e| e.to_string())?;
+                    let out = out.map_err(|e| e.to_string())?;
+                    if !out.success() {
+                        return Err(format!(
+                            "{}: the status program failed: {}",
+                            host.name,
+                            out.stderr_lossy().trim()
+                        ));
+                    }
+                    status::parse(&host, &obs, &out.stdout_lossy(), local)
+                        .map_err(|e| format!("{}: {e}", host.name))
+                }
+                .await;
+                (i, result)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.expect("a host task panicked"));
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, r)| r).collect()
+    });
+
+    let unhealthy = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|s| !s.healthy()))
+        .count();
+    let unreachable = results.iter().filter(|r| r.is_err()).count();
+    if style.json {
+        let hosts: Vec<_> = results
+            .iter()
+            .map(|r| match r {
+                Ok(s) => serde_json::json!({"status": s, "healthy": s.healthy()}),
+                Err(e) => serde_json::json!({"error": e, "healthy": false}),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "hosts": hosts,
+                "healthy": unhealthy + unreachable == 0,
+            }))
+            .expect("status serialises")
+        );
+    } else {
+        print!("{}", table(&results, style));
+    }
+    Ok(if unhealthy + unreachable == 0 {
+        Exit::Ok
+    } else {
+        Exit::VerifyFailed
+    })
+}
+
+fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
+    let mut rows: Vec<[String; 9]> = vec![
+        [
+            "HOST",
+            "GEN",
+            "DRIFT",
+            "AGENT",
+            "STATE",
+            "UP",
+            "RESTARTS",
+            "HEARTBEAT",
+            "ROTATION / LAST ALERT",
+        ]
+        .map(String::from),
+    ];
+    let mut notes = Vec::new();
+    for r in results {
+        let s = match r {
+            Ok(s) => s,
+            Err(e) => {
+                notes.push(style.paint("1;31", &format!("unreachable: {e}")));
+                continue;
+            }
+        };
+        let generation = s
+            .generation
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into());
+        let drift = s.drift.len().to_string();
+        for p in &s.problems {
+            notes.push(style.paint("1;31", &format!("{}: {p}", s.host)));
+        }
+        if s.agents.is_empty() {
+            rows.push([
+                s.host.clone(),
+                generation.clone(),
+                drift.clone(),
+                "-".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+            ]);
+        }
+        for a in &s.agents {
+            let rotation = a
+                .rotations
+                .iter()
+                .map(|r| {
+                    let last = r
+                        .last_age
+                        .map(|x| format!("{} ago", age(x)))
+                        .unwrap_or_else(|| "never".into());
+                    let next = match r.next_in {
+                        Some(n) if n >= 0 => format!("next in {}", age(n as u64)),
+                        Some(n) => format!("due {} ago", age((-n) as u64)),
+                        None => "next at the timer".into(),
+                    };
+                    format!("{}: {last}, {next}", r.auth)
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let alert = a
+                .last_alert_age
+                .map(|x| format!("alert {} ago", age(x)))
+                .unwrap_or_else(|| "no alert".into());
+            rows.push([
+                s.host.clone(),
+                generation.clone(),
+                drift.clone(),
+                a.name.clone(),
+                a.state.clone(),
+                a.uptime.map(age).unwrap_or_else(|| "-".into()),
+                a.restarts.to_string(),
+                a.heartbeat_age
+                    .map(|x| format!("{} ago", age(x)))
+                    .unwrap_or_else(|| "never".into()),
+                format!(
+                    "{rotation}{}{alert}",
+                    if rotation.is_empty() { "" } else { " | " }
+                ),
+            ]);
+            for p in &a.problems {
+                notes.push(style.paint("1;31", &format!("{}/{}: {p}", s.host, a.name)));
+            }
+        }
+        if !s.drift.is_empty() {
+            notes.push(style.paint(
+                "35",
+                &format!("{}: drifted: {}", s.host, s.drift.join(", ")),
+            ));
+        }
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .collect();
+        let line = line.join("  ").trim_end().to_string();
+        out.push_str(&if n == 0 {
+            style.paint("1", &line)
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    let healthy = results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|s| s.healthy()));
+    out.push_str(&if healthy {
+        style.paint("1;32", "All healthy.")
+    } else {
+        style.paint("1;31", "Unhealthy: see above.")
+    });
+    out.push('\n');
+    out
+}
