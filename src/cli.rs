@@ -135,6 +135,9 @@ pub enum Command {
         /// Seconds to wait for a fresh heartbeat of each agent.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         heartbeat_timeout: u64,
+        /// Also send a test alert through each alert channel, from the host.
+        #[arg(long)]
+        test_alert: bool,
     },
     /// The fleet at a glance, and exit 3 when anything is unhealthy.
     ///

@@ -72,11 +72,13 @@ fn main() -> ExitCode {
             selectors,
             shard,
             heartbeat_timeout,
+            test_alert,
         } => provision::command::verify::run(
             &cli.dir,
             selectors,
             *shard,
             &verifying(options(&cli, 0, 10), *heartbeat_timeout, false),
+            *test_alert,
             style,
         ),
         Command::Status { selectors, shard } => provision::command::status::run(

@@ -105,6 +105,32 @@ pub fn timers(a: &Agent) -> Vec<String> {
     out
 }
 
+/// The request that sends a test alert through every channel of `host`,
+/// from the host itself, answering with one `alert` check per channel.
+pub fn test_alert_request(host: &Host) -> Request {
+    let names: Vec<String> = host.alerts.iter().map(|a| sh_quote(&a.name)).collect();
+    let script = format!(
+        r#"set -u
+for ch in {names}; do
+    if out=$({lib}/alert --test --channel "$ch" provision-test "test alert from provision verify --test-alert" 2>&1); then
+        printf 'check	alert	%s	ok	sent
+' "$ch"
+    else
+        printf 'check	alert	%s	fail	%s
+' "$ch" "$(printf '%s' "$out" | tr '
+	' '  ')"
+    fi
+done
+"#,
+        names = names.join(" "),
+        lib = crate::render::LIB_DIR,
+    );
+    Request {
+        script,
+        stdin: Vec::new(),
+    }
+}
+
 /// Why a verification answer could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the verification's answer is not understood: {0}")]

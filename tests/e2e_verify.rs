@@ -259,3 +259,94 @@ fn a_crash_looping_agent_is_caught() {
         status.stdout
     );
 }
+
+#[test]
+fn test_alerts_reach_webhook_telegram_and_command_channels() {
+    let Some((t, f)) = setup("valert") else {
+        return;
+    };
+    let (url, got) = webhook(&t, Duration::from_secs(120));
+    let api = url.trim_end_matches("/hook").to_string();
+    let channels = format!(
+        r#"    alert "tg" telegram-chat="-100777" bot-token="env:TG_TOKEN" api="{api}"
+    alert "cmd" command="echo \"$ALERT_KIND $ALERT_MESSAGE\" >> /tmp/alerts.log""#
+    );
+    host_with_webhook(&f, &t, &url, &format!("{channels}\n{}", agent("alpha", "")));
+    let run = |args: &[&str]| {
+        let mut cmd = f.command(args);
+        cmd.env("TG_TOKEN", "123456:tg-token-5e6f");
+        fleet::Run::from(fleet::run_bounded(&mut cmd, Duration::from_secs(120)))
+    };
+    run(&["apply", "--yes"]).expect(0);
+    let out = run(&["verify", "--test-alert", "--heartbeat-timeout", "20"]).expect(0);
+    for ch in ["log", "tg", "cmd"] {
+        assert!(
+            out.stdout.contains(&format!("ok   alert     {ch}: sent")),
+            "{ch}:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!out.all().contains("tg-token-5e6f"), "{}", out.all());
+    let bodies: Vec<String> = (0..2)
+        .filter_map(|_| got.recv_timeout(Duration::from_secs(20)).ok())
+        .collect();
+    let hook = bodies
+        .iter()
+        .find(|b| b.starts_with("POST /hook"))
+        .expect("the webhook got nothing");
+    assert!(
+        hook.contains(r#""kind":"test""#) && hook.contains(r#""host":"t""#),
+        "{hook}"
+    );
+    let tg = bodies
+        .iter()
+        .find(|b| b.starts_with("POST /bot123456:tg-token-5e6f/sendMessage"))
+        .unwrap_or_else(|| panic!("telegram got nothing: {bodies:#?}"));
+    assert!(tg.contains("chat_id=-100777"), "{tg}");
+    assert!(
+        tg.contains("test%20alert") || tg.contains("test+alert"),
+        "{tg}"
+    );
+    assert!(sh(&t, "cat /tmp/alerts.log").contains("test test alert from provision"));
+}
+
+#[test]
+fn a_stale_heartbeat_alerts_once_through_the_installed_checker() {
+    let Some((t, f)) = setup("vbeat") else {
+        return;
+    };
+    let (url, got) = webhook(&t, Duration::from_secs(120));
+    // Beats once, then never again.
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\ntouch \"$PROVISION_HEARTBEAT\"\nexec sleep infinity\n",
+    );
+    host_with_webhook(&f, &t, &url, &agent("alpha", ""));
+    f.run(&["apply", "--yes"]).expect(0);
+    // Ten minutes without a beat (every 1m + grace 1m): the checker alerts.
+    sh(
+        &t,
+        "touch -d '-10 min' /var/lib/provision-agents/alpha/heartbeat; \
+         systemctl start agent-alpha-heartbeat.service || true",
+    );
+    let body = got
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no alert for the stale heartbeat");
+    assert!(
+        body.contains("agent-alpha") && body.contains("heartbeat"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#""host":"t""#) && body.contains(r#""kind":"alert""#),
+        "{body}"
+    );
+    // One alert per incident: a second check within the reminder interval
+    // sends nothing.
+    let second = sh(
+        &t,
+        "systemctl start agent-alpha-heartbeat.service || true; \
+         journalctl -u agent-alpha-heartbeat.service --no-pager -n 20",
+    );
+    assert!(second.contains("already alerted"), "{second}");
+    assert!(got.recv_timeout(Duration::from_secs(3)).is_err());
+}

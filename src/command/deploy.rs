@@ -630,6 +630,43 @@ impl Prepared {
     }
 }
 
+/// Sends a test alert through each of the host's channels, from the host.
+pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
+    if p.host.alerts.is_empty() {
+        return vec![failed_check(
+            "alert",
+            &p.host.name,
+            "the host has no alert channel".into(),
+        )];
+    }
+    if let Transport::Local(_) = p.transport {
+        return vec![Check {
+            kind: "alert".into(),
+            subject: p.host.name.clone(),
+            ok: true,
+            detail: "not sent: a local host is a directory where nothing runs".into(),
+            output: None,
+        }];
+    }
+    let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
+    let request = verify::test_alert_request(p.host);
+    match p.transport.run(&request.script, &request.stdin).await {
+        Ok(out) => match verify::parse(&out.stdout_lossy(), &secrets) {
+            Ok((_, checks)) if !checks.is_empty() => checks,
+            Ok(_) => vec![failed_check(
+                "alert",
+                &p.host.name,
+                format!(
+                    "the alert script said nothing: {}",
+                    verify::redact(out.stderr_lossy().trim(), &secrets)
+                ),
+            )],
+            Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+        },
+        Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+    }
+}
+
 fn failed_check(kind: &str, subject: &str, detail: String) -> Check {
     Check {
         kind: kind.into(),

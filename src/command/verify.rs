@@ -29,6 +29,7 @@ pub fn run(
     selectors: &[String],
     shard: Option<(usize, usize)>,
     options: &Options,
+    test_alert: bool,
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::open(root)?;
@@ -67,7 +68,11 @@ pub fn run(
                             root: &root,
                             secrets: &secrets,
                         };
-                        let checks = deploy::check_host(p, None, true, None, &v, &options).await;
+                        let mut checks =
+                            deploy::check_host(p, None, true, None, &v, &options).await;
+                        if test_alert {
+                            checks.extend(deploy::test_alerts(p).await);
+                        }
                         t.close().await;
                         HostChecks {
                             host: host.name.clone(),
