@@ -117,6 +117,11 @@ pub enum Command {
         /// Seconds to wait for a fresh heartbeat of each changed agent.
         #[arg(long, value_name = "SECS", default_value_t = 120)]
         heartbeat_timeout: u64,
+        /// Seconds a host waits, after its switch, for the confirmation sent
+        /// over a new SSH connection once verification passed; without it the
+        /// host switches back by itself (0 disables this dead-man switch).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        confirm_timeout: u64,
     },
     /// Check that every agent is healthy on its host.
     ///

@@ -19,11 +19,12 @@ fn options(cli: &Cli, lock_wait: u64, keep: u32) -> Options {
     }
 }
 
-fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool) -> Options {
+fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool, confirm: u64) -> Options {
     Options {
         verify: Some(VerifyOptions {
             heartbeat_timeout,
             rollback,
+            confirm_timeout: confirm,
         }),
         ..options
     }
@@ -61,10 +62,11 @@ fn main() -> ExitCode {
             no_verify,
             no_rollback,
             heartbeat_timeout,
+            confirm_timeout,
         } => {
             let mut opts = options(&cli, *lock_wait, *keep);
             if !no_verify {
-                opts = verifying(opts, *heartbeat_timeout, !no_rollback);
+                opts = verifying(opts, *heartbeat_timeout, !no_rollback, *confirm_timeout);
             }
             provision::command::apply::run(&cli.dir, selectors, *shard, cli.yes, &opts, style)
         }
@@ -77,7 +79,7 @@ fn main() -> ExitCode {
             &cli.dir,
             selectors,
             *shard,
-            &verifying(options(&cli, 0, 10), *heartbeat_timeout, false),
+            &verifying(options(&cli, 0, 10), *heartbeat_timeout, false, 0),
             *test_alert,
             style,
         ),

@@ -224,7 +224,14 @@ pub fn plan(
             continue;
         }
         let after = want(f);
-        let before = observed_state(path, f.secret);
+        let mut before = observed_state(path, f.secret);
+        if inputs.local
+            && let Some(b) = &mut before
+        {
+            // A local host's owners are not applied, so not shown either.
+            b.owner.clone_from(&after.owner);
+            b.group.clone_from(&after.group);
+        }
         let action = match &before {
             None => Action::Create,
             Some(b) if same(b, &after) => continue,

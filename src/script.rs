@@ -41,7 +41,18 @@ pub struct Params<'a> {
     pub keep: u32,
     /// The new generation's record (none for a rollback).
     pub record: Option<&'a Record>,
+    /// Arm a dead-man switch: seconds to wait for the confirmation, and the
+    /// operations that switch back to the previous generation.
+    pub deadman: Option<(u64, String)>,
 }
+
+/// Confirms the current generation: stops its dead-man switch. Sent over a
+/// new connection once verification passed.
+pub const CONFIRM_SH: &str = r#"R=${PROVISION_ROOT:-}
+systemctl stop provision-deadman.timer >/dev/null 2>&1
+rm -rf "$R/var/lib/provision/deadman"
+echo confirmed
+"#;
 
 /// A script and its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,8 +157,14 @@ pub fn apply(
         Some(r) => (format!("{}\n", r.to_json()), r.files_table()),
         None => (String::new(), String::new()),
     };
+    let (deadman_ops, deadman_secs) = match &params.deadman {
+        Some((secs, ops)) => (ops.clone(), format!("{secs}\n")),
+        None => (String::new(), String::new()),
+    };
     let segments = [
         ("ops", ops(plan, target)),
+        ("deadman.ops", deadman_ops),
+        ("deadman.secs", deadman_secs),
         ("checks", checks),
         ("blobs", table),
         ("record.json", record_json),
@@ -158,8 +175,8 @@ pub fn apply(
     let mut stdin = Vec::new();
     let mut sizes = Vec::new();
     for (name, text) in &segments {
-        // A record file absent from the input means "no new record".
-        if text.is_empty() && name.starts_with("record") {
+        // An absent record means "no new record"; an absent dead-man, none.
+        if text.is_empty() && (name.starts_with("record") || name.starts_with("deadman")) {
             continue;
         }
         sizes.push(format!("{name}:{}", text.len()));

@@ -45,6 +45,9 @@ pub struct VerifyOptions {
     pub heartbeat_timeout: u64,
     /// Switch back to the previous generation when verification fails.
     pub rollback: bool,
+    /// Seconds the host waits for the confirmation before switching back
+    /// by itself (0: no dead-man switch).
+    pub confirm_timeout: u64,
 }
 
 /// Picks hosts by name or `@tag` (all when none is given), then keeps shard
@@ -416,6 +419,7 @@ async fn switch_one(
         lock_wait: options.lock_wait,
         keep: options.keep,
         record: record.as_ref(),
+        deadman: deadman(&p, options),
     };
     let request = script::apply(&p.plan, &p.target, &p.observed, &blobs, &params);
     let bytes = blobs.values().map(|b| b.bytes.len() as u64).sum();
@@ -454,6 +458,65 @@ async fn switch_one(
     (p.plan, result, p.transport)
 }
 
+/// The dead-man switch for an apply that will be verified: the operations
+/// that take the host from the new generation back to its current one,
+/// planned as if the switch had happened.
+fn deadman(p: &Prepared, options: &Options) -> Option<(u64, String)> {
+    let v = options.verify.as_ref()?;
+    if v.confirm_timeout == 0
+        || p.plan.kind != Kind::Apply
+        || !matches!(p.transport, Transport::Ssh(_))
+    {
+        return None;
+    }
+    let previous = p.observed.record.as_ref()?;
+    let state = p.state.as_ref()?;
+    let back = Target::from_record(previous);
+    // The host as it will be after the switch.
+    let mut after = Observed {
+        key: p.observed.key.clone(),
+        now: p.observed.now,
+        current: Some(p.plan.number),
+        latest: Some(p.plan.number),
+        record: Some(p.target.record(&p.host.name, p.plan.number, "", "")),
+        status: Some("ok".into()),
+        stored: back.files.values().map(|f| f.id.clone()).collect(),
+        ..Observed::default()
+    };
+    for (path, f) in &p.target.files {
+        after.paths.insert(
+            path.clone(),
+            observed::PathState::File {
+                sha256: state.files[path].sha256.clone(),
+                mode: f.mode.0,
+                owner: f.owner.clone(),
+                group: f.group.clone(),
+            },
+        );
+    }
+    for path in back.files.keys() {
+        after
+            .paths
+            .entry(path.clone())
+            .or_insert(observed::PathState::Missing);
+    }
+    let plan = plan::plan(
+        &p.host.name,
+        Kind::Rollback,
+        previous.number,
+        &back,
+        &after,
+        &Inputs::default(),
+    );
+    Some((v.confirm_timeout, script::ops(&plan, &back)))
+}
+
+/// Stops the host's dead-man switch over the existing connection (before
+/// switching back ourselves, or when told to keep a failed generation).
+async fn disarm(t: &Transport) {
+    let _ = t.run(script::CONFIRM_SH, b"").await;
+}
+
 /// The agents a plan (re)starts: the ones verification looks at.
 fn changed_agents(plan: &HostPlan) -> Vec<String> {
     let units = plan
@@ -487,6 +550,7 @@ async fn verify_switch(
         .hooks
         .iter()
         .any(|h| h == "restart journald");
+    let armed = deadman(p, options).is_some();
     let mut checks = check_host(
         p.as_ref(),
         Some(&agents),
@@ -494,10 +558,16 @@ async fn verify_switch(
         p.observed.now,
         v,
         options,
+        armed && activation_error.is_none(),
     )
     .await;
     if let Some(error) = activation_error {
         checks.insert(0, failed_check("activate", &p.host.name, error));
+    }
+    if !checks.iter().all(|c| c.ok) && armed {
+        // We decide now, over the connection we have: switch back below, or
+        // keep the generation when told to.
+        disarm(&p.transport).await;
     }
     if checks.iter().all(|c| c.ok) {
         return HostResult::Switched {
@@ -531,7 +601,7 @@ async fn verify_switch(
                 // Only agents the definition still knows can be described;
                 // a dropped one is checked by its unit alone next time.
                 *rollback_checks =
-                    check_host(p.as_ref(), Some(&agents), false, since, v, options).await;
+                    check_host(p.as_ref(), Some(&agents), false, since, v, options, false).await;
             }
             Err(e) => *rollback_error = Some(e),
         }
@@ -548,6 +618,7 @@ pub async fn check_host(
     since: Option<u64>,
     v: &VerifyOptions,
     options: &Options,
+    confirm: bool,
 ) -> Vec<Check> {
     if let Transport::Local(_) = p.transport {
         // A directory, not a host: no unit runs there, nothing to verify.
@@ -581,9 +652,11 @@ pub async fn check_host(
         let connect = ConnectOptions {
             timeout: options.timeout,
         };
+        let confirm = confirm && checks.iter().all(|c| c.ok);
+        let script = if confirm { script::CONFIRM_SH } else { "true" };
         let fresh = async {
             let t = apply::connect(p.host, p.root, &connect).await?;
-            let out = t.run("true", b"").await;
+            let out = t.run(script, b"").await;
             t.close().await;
             Ok::<_, HostError>(out?.success())
         };
@@ -592,7 +665,11 @@ pub async fn check_host(
                 kind: "ssh".into(),
                 subject: p.host.name.clone(),
                 ok: true,
-                detail: "a new connection works".into(),
+                detail: if confirm {
+                    "a new connection works, and confirmed the generation".into()
+                } else {
+                    "a new connection works".into()
+                },
                 output: None,
             },
             Ok(false) => failed_check(
@@ -741,6 +818,7 @@ async fn rollback_to(
         lock_wait: options.lock_wait,
         keep: options.keep,
         record: None,
+        deadman: None,
     };
     let request = script::apply(&plan, &target, &obs, &BTreeMap::new(), &params);
     match apply::run(t, &request).await.map_err(|e| e.to_string())? {
@@ -828,7 +906,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     if ci || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(Error::Usage(
-            "not asking without a terminal (or with CI set): pass --yes to apply".into(),
+            "not asking without a terminal (or with CI set): pass --yes to go ahead".into(),
         ));
     }
     eprint!("{question} Only 'yes' is accepted: ");
@@ -911,7 +989,9 @@ pub fn first_line(text: &str) -> String {
 /// The path of a saved plan among the arguments, if one is a `.json` file.
 pub fn saved_plan_arg(selectors: &[String]) -> Option<PathBuf> {
     match selectors {
-        [one] if one.ends_with(".json") && Path::new(one).is_file() => Some(PathBuf::from(one)),
+        // A name ending in .json is a saved plan, even a missing one: no host
+        // is named so, and "no such file" is the useful error.
+        [one] if one.ends_with(".json") => Some(PathBuf::from(one)),
         _ => None,
     }
 }

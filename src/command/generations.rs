@@ -99,7 +99,7 @@ pub fn rollback(
             let kept: Vec<String> = gens.iter().map(|g| g.record.number.to_string()).collect();
             let message = match to {
                 Some(n) => format!(
-                    "{host} keeps no generation {n} (it keeps: {})",
+                    "it keeps no generation {n} (it keeps: {})",
                     if kept.is_empty() {
                         "none".into()
                     } else {

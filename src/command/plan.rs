@@ -51,7 +51,10 @@ pub fn run(
         }
     }
     let blocked = plans.iter().filter(|p| !p.errors.is_empty()).count();
-    let changes = plans.iter().filter(|p| p.has_changes()).count();
+    let changes = plans
+        .iter()
+        .filter(|p| p.has_changes() && p.errors.is_empty())
+        .count();
     if let Some(out) = out {
         let saved = SavedPlan {
             format: PLAN_FORMAT.into(),
@@ -74,6 +77,7 @@ pub fn run(
                 "hosts": plans,
                 "failed": failed_json,
                 "changes": changes > 0,
+                "blocked": blocked,
             }))
             .expect("a plan serialises")
         );
@@ -84,14 +88,19 @@ pub fn run(
         for f in &failed {
             println!("{} {}\n", style.paint("1;31", "error:"), f.error);
         }
-        let unchanged = plans.len() - changes;
+        let unchanged = plans.len() - changes - blocked;
         println!(
             "{}",
             style.paint(
                 "1",
                 &format!(
-                    "{changes} host{} to change, {unchanged} unchanged{}{}.",
+                    "{changes} host{} to change, {unchanged} unchanged{}{}{}.",
                     if changes == 1 { "" } else { "s" },
+                    if blocked == 0 {
+                        String::new()
+                    } else {
+                        format!(", {blocked} blocked by errors")
+                    },
                     if failed.is_empty() {
                         String::new()
                     } else {

@@ -69,7 +69,7 @@ pub fn run(
                             secrets: &secrets,
                         };
                         let mut checks =
-                            deploy::check_host(p, None, true, None, &v, &options).await;
+                            deploy::check_host(p, None, true, None, &v, &options, false).await;
                         if test_alert {
                             checks.extend(deploy::test_alerts(p).await);
                         }

@@ -20,6 +20,8 @@ die() {
     exit 1
 }
 
+# Contents (secrets among them) and records are for root only.
+umask 077
 mkdir -p "$S/store" "$S/generations" && chmod 700 "$S" || die "cannot create $S"
 exec 9>>"$S/lock" || die "cannot open $S/lock"
 if ! flock -n 9; then
@@ -94,6 +96,13 @@ done
 if [ -e "$J/ops" ]; then
     printf 'stale\tan interrupted switch to generation %s is pending\n' "$(cat "$J/generation")"
     exit 76
+fi
+if [ -d "$S/deadman" ]; then
+    if [ -z "${PROVISION_LOCAL:-}" ] && systemctl is-active --quiet provision-deadman.timer; then
+        printf 'locked\tthe current generation awaits its confirmation (a dead-man switch goes back to generation %s unless confirmed)\n' "$(cat "$S/deadman/generation")"
+        exit 75
+    fi
+    rm -rf "$S/deadman" # its timer is gone (the host rebooted): nothing armed
 fi
 if [ "$current" != "$EXPECT_CURRENT" ] || [ "$latest" != "$EXPECT_LATEST" ]; then
     printf 'stale\tthe host is at generation %s (latest %s); the plan was made at %s (latest %s)\n' \

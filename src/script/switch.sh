@@ -14,12 +14,19 @@
 # Writes the outcome to last-switch: "ok N", "failed N: why" (switched,
 # activation failed) or "aborted N: why" (nothing switched).
 set -u
+# Directories made for new files are world-readable, as their files say.
+umask 022
 R=$1
 S="$R/var/lib/provision"
 J="$S/switching"
 tab=$(printf '\t')
 gen=$(cat "$J/generation")
 local=${PROVISION_LOCAL:-}
+# The generation the host comes from: kept by the garbage collection, so a
+# dead-man switch (or a rollback) can go back to it without an upload.
+previous=$(readlink "$S/current" 2>/dev/null) || previous=
+previous=${previous##*/}
+previous=${previous%.json}
 exec >>"$J/log" 2>&1
 
 tmpname() {
@@ -133,7 +140,7 @@ keep=$(cat "$J/keep" 2>/dev/null || echo 10)
 n=0
 for f in $(for g in "$S"/generations/*.json; do g=${g##*/}; g=${g%.json}; case $g in *[!0-9]* | "") ;; *) echo "$g" ;; esac; done | sort -rn); do
     n=$((n + 1))
-    if [ $n -gt "$keep" ] && [ "$f" != "$gen" ]; then
+    if [ $n -gt "$keep" ] && [ "$f" != "$gen" ] && [ "$f" != "$previous" ]; then
         rm -f "$S/generations/$f.json" "$S/generations/$f.files" "$S/generations/$f.status"
     fi
 done
@@ -142,6 +149,35 @@ for f in "$S"/store/*; do
     [ -f "$f" ] || continue
     case "$used" in *"${f##*/}"*) ;; *) rm -f "$f" ;; esac
 done
+
+# Dead-man switch: unless a confirmation (from a new SSH connection, once
+# verification passed) stops it, a timer switches back to the previous
+# generation. A change that cuts the operator off undoes itself.
+if [ -f "$J/deadman.ops" ] && [ -n "$previous" ] && [ -z "$local" ]; then
+    D="$S/deadman"
+    rm -rf "$D" && mkdir -m 700 "$D" &&
+        cp "$J/deadman.ops" "$D/ops" && cp "$J/switch.sh" "$D/switch.sh" &&
+        printf '%s\n' "$previous" >"$D/generation" && cp "$J/keep" "$D/keep" &&
+        cat >"$D/fire.sh" <<FIRE || fail "cannot prepare the dead-man switch"
+# No confirmation arrived: switch back to generation $previous.
+S="$S"
+[ -d "\$S/deadman" ] || exit 0
+[ -e "\$S/switching/ops" ] && exit 1
+rm -rf "\$S/switching"
+mv "\$S/deadman" "\$S/switching" || exit 1
+printf 'no confirmation of generation %s arrived in time: switching back to %s\n' "$gen" "$previous" >"\$S/switching/log"
+exec sh "\$S/switching/switch.sh" ""
+FIRE
+    secs=$(cat "$J/deadman.secs" 2>/dev/null || echo 60)
+    systemctl stop provision-deadman.timer >/dev/null 2>&1
+    systemctl reset-failed provision-deadman.service provision-deadman.timer >/dev/null 2>&1
+    systemd-run --quiet --unit=provision-deadman --on-active="${secs}s" \
+        --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no \
+        --description="provision: switch back to generation $previous unless confirmed" \
+        flock -w 600 "$S/lock" sh "$D/fire.sh" ||
+        fail "cannot arm the dead-man switch"
+    printf 'dead-man switch armed: back to generation %s in %s s unless confirmed\n' "$previous" "$secs"
+fi
 
 if [ -n "$failed" ]; then
     printf 'failed: %s\n' "$failed" >"$S/generations/$gen.status"

@@ -118,13 +118,13 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
     if f.drift {
         notes.push(style.paint("35", "drift: changed on the host since provision wrote it"));
     }
-    let _ = writeln!(
-        out,
+    let line = format!(
         "  {} {} {}",
         style.paint(colour, sign),
         f.path,
         notes.join("  ")
     );
+    let _ = writeln!(out, "{}", line.trim_end());
     if let Some(diff) = &f.diff {
         for line in diff.lines() {
             let painted = match line.chars().next() {
