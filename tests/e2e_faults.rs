@@ -338,3 +338,111 @@ fn a_wrong_host_key_is_refused_before_anything_runs() {
     assert!(run.all().contains("SHA256:"), "{}", run.all());
     assert_eq!(t.ssh("test -e /var/lib/provision").status.code(), Some(1));
 }
+
+#[test]
+fn without_a_confirmation_the_host_switches_back_by_itself() {
+    let Some((t, f)) = setup("deadman", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    assert_eq!(
+        sh(&t, "systemctl is-active provision-deadman.timer || true"),
+        "inactive"
+    );
+
+    // Generation 2 never beats; provision dies while it waits for the
+    // heartbeat, so no confirmation is ever sent.
+    f.write("agents/alpha.sh", "#!/bin/sh\nexec sleep infinity\n");
+    let (mut child, rx) = f.spawn(&[
+        "apply",
+        "--yes",
+        "--confirm-timeout",
+        "6",
+        "--heartbeat-timeout",
+        "60",
+    ]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    assert_eq!(
+        sh(&t, "systemctl is-active provision-deadman.timer"),
+        "active"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    cut(&t);
+
+    wait_for(
+        &t,
+        "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
+        Duration::from_secs(30),
+    );
+    wait_for(
+        &t,
+        "test ! -e /var/lib/provision/switching",
+        Duration::from_secs(30),
+    );
+    assert!(sh(&t, "cat /opt/agents/alpha/run.sh").contains("PROVISION_HEARTBEAT"));
+    assert!(sh(&t, "cat /var/lib/provision/last-switch").contains("no confirmation"));
+    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    f.agent_script("alpha", "v3");
+
+    // A confirmed apply disarms it: nothing switches back afterwards.
+    let ok = f
+        .run(&["apply", "--yes", "--confirm-timeout", "4"])
+        .expect(0);
+    assert!(
+        ok.stdout.contains("confirmed the generation"),
+        "{}",
+        ok.stdout
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/3.json"
+    );
+}
+
+#[test]
+fn a_change_that_locks_out_ssh_is_switched_back() {
+    let Some((t, f)) = setup("lockout", "") else {
+        return;
+    };
+    // The operator manages root's authorized_keys; generation 2 gets the key
+    // wrong. The open connection survives; a new one is refused.
+    let key = std::fs::read_to_string(t.identity.with_extension("pub")).unwrap();
+    let keys = |line: &str| {
+        agent("alpha", "")
+            + &format!(
+                "\n    file \"/root/.ssh/authorized_keys\" content=\"{}\\n\" mode=0o600",
+                line.trim()
+            )
+    };
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &keys(&key),
+    );
+    f.run(&["apply", "--yes"]).expect(0);
+    let wrong = key.replace("AAAA", "AAAB");
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &keys(&wrong),
+    );
+    let run = f.run(&["apply", "--yes"]).expect(3);
+    let text = run.all();
+    assert!(text.contains("FAIL ssh"), "{text}");
+    assert!(text.contains("switched back to generation 1"), "{text}");
+    assert_eq!(
+        sh(&t, "readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert_eq!(sh(&t, "cat /root/.ssh/authorized_keys"), key.trim());
+}

@@ -113,6 +113,15 @@ while IFS="$tab" read -r op a b c d e; do
         fi
         ln -sfn "generations/$a.json" "$S/current.new" &&
             mv -Tf "$S/current.new" "$S/current" || fail "cannot switch current to generation $a"
+        # The store keeps every content of the generation, so it can be
+        # switched back to without an upload; files that were already in
+        # place when first recorded were never uploaded: keep them now.
+        while IFS="$tab" read -r id _ _ _ _ path; do
+            [ -f "$S/store/$id" ] && continue
+            { cp "$R$path" "$S/store/.in.$id" && chmod 600 "$S/store/.in.$id" &&
+                mv -f "$S/store/.in.$id" "$S/store/$id"; } ||
+                fail "cannot keep the content of $path in the store"
+        done <"$S/generations/$a.files"
         ;;
     reload) systemd daemon-reload ;;
     run)
