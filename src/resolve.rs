@@ -1046,10 +1046,18 @@ impl<'a> Resolver<'a, '_> {
         self.dec.shape(
             c,
             0..=0,
-            &["every", "grace", "active-hours", "alert", "probe"],
+            &[
+                "every",
+                "grace",
+                "active-hours",
+                "alert",
+                "probe",
+                "verify-timeout",
+            ],
             false,
             usage,
         );
+        let verify_timeout = self.dec.prop_parsed(c, "verify-timeout", Duration::parse);
         let every = self.dec.prop_parsed(c, "every", Duration::parse);
         if c.prop("every").is_none() {
             self.dec.error(
@@ -1080,6 +1088,7 @@ impl<'a> Resolver<'a, '_> {
             active_hours,
             alert,
             probe,
+            verify_timeout,
         })
     }
 

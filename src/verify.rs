@@ -80,6 +80,11 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .unwrap_or_else(|| "-".into());
     // Tabs and newlines would break the table; the model has none in these.
     let clean = |s: &str| s.replace(['\t', '\n'], " ");
+    let timeout = a
+        .heartbeat
+        .as_ref()
+        .and_then(|h| h.verify_timeout)
+        .map_or(timeout, |d| d.secs);
     format!(
         "agent\t{}\tagent-{}.service\t{}\t{}\t{env}\t{auth}\t{}/heartbeat\t{timeout}\t{}\n",
         a.name,

@@ -232,13 +232,18 @@ fn a_crash_looping_agent_is_caught() {
         &format!("root@{}", t.addr),
         22,
         &t.host_key,
-        &agent("alpha", r#"restart "on-failure" delay="1s""#),
+        // Its own verification timeout, instead of --heartbeat-timeout.
+        &agent("alpha", r#"restart "on-failure" delay="1s""#).replace(
+            r#"heartbeat every="1m""#,
+            r#"heartbeat verify-timeout="4s" every="1m""#,
+        ),
     );
-    let out = f
-        .run(&["apply", "--yes", "--heartbeat-timeout", "5"])
-        .expect(3);
+    let out = f.run(&["apply", "--yes"]).expect(3);
     let text = out.all();
-    assert!(text.contains("FAIL heartbeat alpha"), "{text}");
+    assert!(
+        text.contains("FAIL heartbeat alpha: no heartbeat within 4 s"),
+        "{text}"
+    );
     assert!(
         text.contains("FAIL unit      agent-alpha.service"),
         "{text}"

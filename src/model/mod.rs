@@ -331,6 +331,9 @@ pub struct Heartbeat {
     pub alert: Option<Setting<String>>,
     /// A command whose success counts as a heartbeat (instead of the agent touching the file).
     pub probe: Option<String>,
+    /// How long verification waits for a fresh heartbeat of this agent
+    /// (`verify-timeout="5m"`); `None`: `--heartbeat-timeout`.
+    pub verify_timeout: Option<Duration>,
 }
 
 /// `failure-mode "email auth fails" "alert the owner; never retry silently" tool="mog"`.
