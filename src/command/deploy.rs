@@ -361,15 +361,15 @@ async fn switch_one(
     if let Some(n) = p.plan.pending {
         progress.stage(&name, Stage::Finishing(n));
         let request = script::resume(who, options.lock_wait);
-        match apply::run(&p.transport, &request).await {
+        let resumed = match apply::run(&p.transport, &request).await {
             Ok(
-                Outcome::Switched { .. }
+                outcome @ (Outcome::Switched { .. }
                 | Outcome::ActivationFailed { .. }
-                | Outcome::Aborted { .. },
-            ) => {}
+                | Outcome::Aborted { .. }),
+            ) => outcome,
             Ok(other) => return (p.plan, outcome_result(other, n), p.transport),
             Err(e) => return (p.plan, failed(e.to_string(), String::new()), p.transport),
-        }
+        };
         let Some(state) = p.state.as_ref() else {
             let error = format!(
                 "finished an interrupted switch to generation {n} first; run the rollback again"
@@ -377,6 +377,16 @@ async fn switch_one(
             return (p.plan, failed(error, String::new()), p.transport);
         };
         match apply::probe(&p.transport, &observed::desired_paths(state)).await {
+            Ok(obs) if obs.switching.is_some() => {
+                let why = match resumed {
+                    Outcome::Aborted { reason } => reason,
+                    _ => "it is still pending".into(),
+                };
+                let error = format!(
+                    "the interrupted switch to generation {n} could not be finished: {why}"
+                );
+                return (p.plan, failed(error, String::new()), p.transport);
+            }
             Ok(obs) => {
                 let local = matches!(p.transport, Transport::Local(_));
                 let (target, plan) = plan_for(&p.host, state, &obs, local);

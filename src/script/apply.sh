@@ -60,7 +60,11 @@ run_job() {
         fi
         # Bounded: 12000 x 50 ms = 10 minutes.
         i=0
-        while [ -e "$J/ops" ] && [ $i -lt 12000 ] && systemctl is-active --quiet "$unit.service"; do
+        while [ -e "$J/ops" ] && [ $i -lt 12000 ]; do
+            case $(systemctl is-active "$unit.service" 2>/dev/null) in
+            active | activating | deactivating | reloading) ;;
+            *) break ;;
+            esac
             sleep 0.05
             i=$((i + 1))
         done

@@ -36,13 +36,35 @@ done <<INPUT
 $input
 INPUT
 
-# Auth checks, as the agent's user with the agent's environment.
+# Auth checks, as the agent's user with the agent's secrets and unit
+# environment. The environment file is root's (0600): it is read here, then
+# privileges are dropped with setpriv, as systemd does for the unit. (Not a
+# transient unit per check: far cheaper, and no cgroup to set up.)
 while IFS="$tab" read -r kind name unit user workdir envfile auth _; do
     [ "$kind" = agent ] || continue
     [ "$auth" = - ] && continue
-    set -- --quiet --wait --pipe --collect -p "User=$user" -p "WorkingDirectory=$workdir"
-    [ "$envfile" != - ] && set -- "$@" -p "EnvironmentFile=-$envfile"
-    if systemd-run "$@" -- "$auth" </dev/null >"$tmp" 2>&1; then
+    group=$(id -gn "$user" 2>/dev/null) || {
+        check auth "$name" fail "cannot run the auth check: no user $user"
+        continue
+    }
+    env=$(systemctl show -p Environment --value "$unit" 2>/dev/null) || env=
+    if (
+        # The unit's Environment= (its plain KEY=value words: a value with
+        # blanks comes quoted and is left out), then its EnvironmentFile=,
+        # as systemd orders them.
+        for kv in $env; do
+            case ${kv%%=*} in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+            case $kv in *=*) export "${kv?}" ;; esac
+        done
+        if [ "$envfile" != - ]; then
+            set -a
+            # shellcheck disable=SC1090 # written by provision, quoted for sh
+            . "$envfile" || exit 126
+            set +a
+        fi
+        cd "$workdir" || exit 126
+        exec setpriv --reuid="$user" --regid="$group" --init-groups -- "$auth"
+    ) </dev/null >"$tmp" 2>&1; then
         check auth "$name" ok "passed as $user"
     else
         check auth "$name" fail "the auth check failed as $user (status $?)"
