@@ -196,10 +196,14 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     );
     // The main process only: a signal to a process that is exiting at that
     // moment makes `systemctl kill` report an error for the whole group.
-    let _ = t.ssh("systemctl kill --kill-whom=main -s KILL provision-switch-1.service");
+    let unit = sh(&t, "cat /var/lib/provision/switching/unit");
+    assert!(unit.starts_with("provision-switch-1-"), "{unit}");
+    let _ = t.ssh(&format!(
+        "systemctl kill --kill-whom=main -s KILL {unit}.service"
+    ));
     wait_for(
         &t,
-        "! systemctl is-active --quiet provision-switch-1.service",
+        &format!("! systemctl is-active --quiet {unit}.service"),
         Duration::from_secs(20),
     );
     let code = wait_child(&mut child, Duration::from_secs(60));

@@ -44,19 +44,27 @@ from=${SSH_CLIENT:-}
 from=${from%% *}
 printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
 
-# Runs the switch job and waits for it; prints its report.
+# Runs the switch job and waits for it; prints its report. Each launch gets
+# its own unit name (kept in the journal, for the probe and for resuming):
+# a name systemd still has loaded from an earlier switch would be refused.
 run_job() {
     if [ -n "${PROVISION_LOCAL:-}" ]; then
         sh "$J/switch.sh" "$R" >/dev/null 2>&1
     else
-        unit="provision-switch-$(cat "$J/generation")"
-        if systemctl is-active --quiet "$unit.service"; then
+        unit=$(cat "$J/unit" 2>/dev/null) || unit=
+        if [ -n "$unit" ] && systemctl is-active --quiet "$unit.service"; then
             : # still running from a run whose connection dropped: wait for it
         else
-            systemctl reset-failed "$unit.service" >/dev/null 2>&1
-            systemd-run --unit="$unit" --service-type=exec --collect --quiet \
+            unit="provision-switch-$(cat "$J/generation")-$(date +%s)-$$"
+            printf '%s\n' "$unit" >"$J/unit"
+            if ! systemd-run --unit="$unit" --service-type=exec --collect --quiet \
                 --description="provision: switch to generation $(cat "$J/generation")" \
-                sh "$J/switch.sh" "" || die "systemd-run could not start the switch job"
+                sh "$J/switch.sh" ""; then
+                # A first launch that did not start switched nothing: drop
+                # its journal. A resumed one keeps it for the next try.
+                [ "$MODE" = switch ] && rm -rf "$J"
+                die "systemd-run could not start the switch job"
+            fi
         fi
         # Bounded: 12000 x 50 ms = 10 minutes.
         i=0

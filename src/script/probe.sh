@@ -49,7 +49,8 @@ done
 if [ -f "$S/switching/ops" ]; then
     gen=$(cat "$S/switching/generation" 2>/dev/null)
     state=stopped
-    if [ -z "${PROVISION_LOCAL:-}" ] && systemctl is-active --quiet "provision-switch-$gen.service" 2>/dev/null; then
+    unit=$(cat "$S/switching/unit" 2>/dev/null) || unit=
+    if [ -z "${PROVISION_LOCAL:-}" ] && [ -n "$unit" ] && systemctl is-active --quiet "$unit.service" 2>/dev/null; then
         state=running
     fi
     echo "switching${tab}$gen${tab}$state"

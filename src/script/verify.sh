@@ -99,6 +99,12 @@ while [ -n "$pending" ]; do
                 continue
             fi
         fi
+        # A unit that failed for good (its start limit hit) will not beat:
+        # no use waiting out the timeout.
+        if systemctl is-failed --quiet "$unit" 2>/dev/null; then
+            check heartbeat "$name" fail "no heartbeat: the unit failed"
+            continue
+        fi
         if [ "$elapsed" -ge "$timeout" ]; then
             if [ "$probe" != - ]; then
                 check heartbeat "$name" fail "the probe did not pass within $timeout s"
