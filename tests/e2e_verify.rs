@@ -182,7 +182,9 @@ fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
     // The auth check now fails, printing the token.
     let bad = good.replace("exit 0", r#"echo \"token $TOKEN has expired\" >&2; exit 1"#);
     host_with_webhook(&f, &t, &url, &bad);
-    let out = run(&["apply", "--yes", "--heartbeat-timeout", "10"]).expect(3);
+    // Long enough for the start limit (5 failed starts, 1 s apart) to end in
+    // the failed state, which stops the wait at once and sends the alert.
+    let out = run(&["apply", "--yes", "--heartbeat-timeout", "60"]).expect(3);
     let text = out.all();
     assert!(text.contains("generation 2 failed verification"), "{text}");
     assert!(text.contains("FAIL auth      alpha"), "{text}");
@@ -213,10 +215,17 @@ fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
             Err(_) => break,
         }
     }
+    let arrived = got
+        .iter()
+        .any(|b| b.contains("agent-alpha.service failed") && b.contains(r#""host":"t""#));
     assert!(
-        got.iter()
-            .any(|b| b.contains("agent-alpha.service failed") && b.contains(r#""host":"t""#)),
-        "no alert for agent-alpha arrived: {got:#?}"
+        arrived,
+        "no alert for agent-alpha arrived: {got:#?}\n{}\n{}",
+        text,
+        sh(
+            &t,
+            "journalctl --no-pager -n 60 -u 'provision-alert@*' -u agent-alpha.service || true"
+        )
     );
     assert!(got.iter().all(|b| !b.contains("tok-secret-7a1b")));
 }

@@ -1,7 +1,7 @@
 # provision verify: are the agents healthy? One round trip, bounded by the
 # longest heartbeat timeout. Read-only (a temporary file under /tmp aside).
 #
-# Set by the header: SINCE (epoch seconds, or `now`).
+# Set by the header: SINCE (epoch seconds when the apply began, or `now`).
 # stdin, tab-separated (no empty field; `-` for none):
 #   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT PROBE
 #   timer UNIT
@@ -12,7 +12,11 @@
 set -u
 tab=$(printf '\t')
 now=$(date +%s)
-[ "$SINCE" = now ] && SINCE=$now
+AFTER_APPLY=yes
+if [ "$SINCE" = now ]; then
+    SINCE=$now
+    AFTER_APPLY=no
+fi
 printf 'now\t%s\n' "$now"
 input=$(cat)
 tmp=$(mktemp) || exit 1
@@ -87,14 +91,26 @@ while [ -n "$pending" ]; do
     while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout probe; do
         [ -n "$name" ] || continue
         m=
-        if [ "$probe" != - ]; then
+        # After an apply, only the process the apply started counts: a beat
+        # from the old one, in the same second, proves nothing.
+        floor=$SINCE
+        fresh=yes
+        if [ "$AFTER_APPLY" = yes ]; then
+            ms=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value "$unit" 2>/dev/null)
+            ms=${ms#@}
+            case $ms in '' | *[!0-9]*) ms=0 ;; esac
+            if [ "$ms" -ge "$SINCE" ]; then floor=$ms; else fresh=no; fi
+        fi
+        if [ "$fresh" = no ]; then
+            : # the new process has not started yet
+        elif [ "$probe" != - ]; then
             if runuser -u "$user" -- sh -c "$probe" >/dev/null 2>&1; then
                 check heartbeat "$name" ok "the probe passed"
                 continue
             fi
         else
             m=$(stat -c %Y "$hb" 2>/dev/null) || m=
-            if [ -n "$m" ] && [ "$m" -ge "$SINCE" ]; then
+            if [ -n "$m" ] && [ "$m" -ge "$floor" ]; then
                 check heartbeat "$name" ok "beat $((m - SINCE)) s after the start"
                 continue
             fi
