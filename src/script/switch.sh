@@ -85,6 +85,8 @@ printf 'prepared\n'
 # Phase 2: switch and activate. Failures are reported, not undone: the files
 # are in place and recorded; verification decides what happens next.
 failed=
+enable=
+restart=
 fail() {
     printf 'error: %s\n' "$*"
     failed="${failed}${failed:+; }$*"
@@ -131,17 +133,22 @@ while IFS="$tab" read -r op a b c d e; do
             sh -c "$a" || fail "'$a' failed"
         fi
         ;;
-    enable)
-        # A unit that hit its start limit refuses to start until reset.
-        [ -n "$local" ] || systemctl reset-failed "$a" 2>/dev/null
-        systemd enable --now "$a"
-        ;;
-    restart)
-        [ -n "$local" ] || systemctl reset-failed "$a" 2>/dev/null
-        systemd restart "$a"
-        ;;
+    # Units are enabled, started and restarted together at the end: one
+    # systemctl call each (every `enable` reloads the manager).
+    enable) enable="$enable $a" ;;
+    restart) restart="$restart $a" ;;
     esac
 done <"$J/ops"
+# shellcheck disable=SC2086 # unit names: no blanks, no globs
+if [ -n "$enable$restart" ]; then
+    # A unit that hit its start limit refuses to start until reset.
+    [ -n "$local" ] || systemctl reset-failed $enable $restart 2>/dev/null
+    if [ -n "$enable" ]; then
+        systemd enable $enable
+        systemd start $enable
+    fi
+    [ -z "$restart" ] || systemd restart $restart
+fi
 
 # Keep the newest generations (and the current one); drop contents no kept
 # generation refers to.
