@@ -642,7 +642,19 @@ pub async fn check_host(
     }
     let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
     let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
-    let mut checks = match p.transport.run(&request.script, &request.stdin).await {
+    // The new connection is opened while the checks run (a handshake costs
+    // as much as the rest); it is used once they are known.
+    let connect = ConnectOptions {
+        timeout: options.timeout,
+    };
+    let fresh = async {
+        match p.transport {
+            Transport::Ssh(_) => Some(apply::connect(p.host, p.root, &connect).await),
+            Transport::Local(_) => None,
+        }
+    };
+    let (out, fresh) = tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    let mut checks = match out {
         Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
             Ok((_, checks)) => checks,
             Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
@@ -658,19 +670,18 @@ pub async fn check_host(
         )],
         Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
     };
-    if let Transport::Ssh(_) = p.transport {
-        let connect = ConnectOptions {
-            timeout: options.timeout,
-        };
+    if let Some(fresh) = fresh {
         let confirm = confirm && checks.iter().all(|c| c.ok);
         let script = if confirm { script::CONFIRM_SH } else { "true" };
-        let fresh = async {
-            let t = apply::connect(p.host, p.root, &connect).await?;
-            let out = t.run(script, b"").await;
-            t.close().await;
-            Ok::<_, HostError>(out?.success())
+        let result = match fresh {
+            Ok(t) => {
+                let out = t.run(script, b"").await;
+                t.close().await;
+                out.map(|o| o.success()).map_err(HostError::from)
+            }
+            Err(e) => Err(e),
         };
-        checks.push(match fresh.await {
+        checks.push(match result {
             Ok(true) => Check {
                 kind: "ssh".into(),
                 subject: p.host.name.clone(),
