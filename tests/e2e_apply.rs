@@ -30,17 +30,9 @@ fn setup(test: &str, body: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-fn sh(t: &nspawn::Target, cmd: &str) -> String {
-    t.ssh_ok(cmd)
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-        .trim_end()
-        .to_string()
-}
-
 /// Inode, mtime and ctime of everything provision manages or keeps.
 fn footprint(t: &nspawn::Target) -> String {
-    sh(
-        t,
+    t.sh(
         "find /etc/systemd/system /etc/provision /etc/sysusers.d /etc/tmpfiles.d \
          /etc/systemd/journald.conf.d /usr/local/lib/provision /opt/agents /var/lib/provision \
          /var/lib/agents -xdev -printf '%p %i %T@ %C@\\n' 2>/dev/null | sort",
@@ -48,7 +40,7 @@ fn footprint(t: &nspawn::Target) -> String {
 }
 
 fn invocation(t: &nspawn::Target, unit: &str) -> String {
-    sh(t, &format!("systemctl show -p InvocationID --value {unit}"))
+    t.sh(&format!("systemctl show -p InvocationID --value {unit}"))
 }
 
 #[test]
@@ -64,22 +56,18 @@ fn apply_runs_units_and_a_second_apply_writes_nothing() {
         first.all()
     );
     assert_eq!(
-        sh(
-            &t,
+        t.sh(
             "systemctl is-active agent-alpha.service agent-beta.service \
              agent-alpha-heartbeat.timer agent-beta-rotate-svc.timer"
         ),
         "active\nactive\nactive\nactive"
     );
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
-    assert_eq!(sh(&t, "cat /var/lib/provision/generations/1.status"), "ok");
-    assert_eq!(
-        sh(&t, "stat -c %U /var/lib/agents/alpha/AGENTS.md"),
-        "agent"
-    );
+    assert_eq!(t.sh("cat /var/lib/provision/generations/1.status"), "ok");
+    assert_eq!(t.sh("stat -c %U /var/lib/agents/alpha/AGENTS.md"), "agent");
 
     let before = footprint(&t);
     let units = [
@@ -172,9 +160,7 @@ fn changes_restart_only_their_units_and_dropped_agents_are_removed() {
     assert_ne!(invocation(&t, "agent-alpha.service"), alpha2);
     assert_eq!(invocation(&t, "agent-beta.service"), beta);
     assert_eq!(
-        sh(
-            &t,
-            "stat -c %a /etc/provision/agents/alpha.env; grep -c tok-two-9d2e /etc/provision/agents/alpha.env"
+        t.sh("stat -c %a /etc/provision/agents/alpha.env; grep -c tok-two-9d2e /etc/provision/agents/alpha.env"
         ),
         "600\n1"
     );
@@ -205,13 +191,11 @@ fn changes_restart_only_their_units_and_dropped_agents_are_removed() {
         b"inactive\n"
     );
     assert_eq!(
-        sh(
-            &t,
-            "ls /etc/systemd/system/agent-beta.service /opt/agents/beta/run.sh 2>&1 | grep -c 'No such file'"
+        t.sh("ls /etc/systemd/system/agent-beta.service /opt/agents/beta/run.sh 2>&1 | grep -c 'No such file'"
         ),
         "2"
     );
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
 
     // Generations, and rollback from the store.
     let gens = f.run(&["generations", "t"]).expect(0);
@@ -224,15 +208,15 @@ fn changes_restart_only_their_units_and_dropped_agents_are_removed() {
         "a rollback uploaded: {}",
         back.stdout
     );
-    assert_eq!(sh(&t, "systemctl is-active agent-beta.service"), "active");
+    assert_eq!(t.sh("systemctl is-active agent-beta.service"), "active");
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/3.json"
     );
     f.run(&["rollback", "t", "--to", "1", "--yes"]).expect(0);
-    assert!(sh(&t, "cat /opt/agents/alpha/run.sh").contains("# v1"));
+    assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v1"));
     assert_eq!(
-        sh(&t, "grep -c tok-one-4f1c /etc/provision/agents/alpha.env"),
+        t.sh("grep -c tok-one-4f1c /etc/provision/agents/alpha.env"),
         "1"
     );
 }
@@ -243,10 +227,7 @@ fn drift_is_shown_and_put_back() {
         return;
     };
     f.run(&["apply", "--yes"]).expect(0);
-    sh(
-        &t,
-        "echo '# by hand' >> /opt/agents/alpha/run.sh; chmod 0700 /usr/local/lib/provision/alert",
-    );
+    t.sh("echo '# by hand' >> /opt/agents/alpha/run.sh; chmod 0700 /usr/local/lib/provision/alert");
     let plan = f.run(&["plan", "--detailed-exitcode"]).expect(2);
     assert!(plan.stdout.contains("drift"), "{}", plan.stdout);
     assert!(
@@ -256,7 +237,7 @@ fn drift_is_shown_and_put_back() {
     );
     assert!(plan.stdout.contains("mode 0700 -> 0755"), "{}", plan.stdout);
     f.run(&["apply", "--yes"]).expect(0);
-    assert!(!sh(&t, "cat /opt/agents/alpha/run.sh").contains("by hand"));
-    assert_eq!(sh(&t, "stat -c %a /usr/local/lib/provision/alert"), "755");
+    assert!(!t.sh("cat /opt/agents/alpha/run.sh").contains("by hand"));
+    assert_eq!(t.sh("stat -c %a /usr/local/lib/provision/alert"), "755");
     f.run(&["plan", "--detailed-exitcode"]).expect(0);
 }

@@ -30,13 +30,6 @@ fn setup(test: &str, body: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-fn sh(t: &nspawn::Target, cmd: &str) -> String {
-    t.ssh_ok(cmd)
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-        .trim_end()
-        .to_string()
-}
-
 /// An agent whose auth check takes `secs`, so its start (and the switch
 /// that starts it) takes that long.
 fn slow_agent(secs: u32) -> String {
@@ -77,8 +70,7 @@ fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
 /// No provision temporary file is left anywhere it writes.
 fn no_leftovers(t: &nspawn::Target) {
     assert_eq!(
-        sh(
-            t,
+        t.sh(
             "find /etc /opt /usr/local /var/lib/agents /var/lib/provision -xdev \
              \\( -name '.provision-new.*' -o -name '.in.*' \\) 2>/dev/null | wc -l"
         ),
@@ -142,8 +134,8 @@ fn connection_cut_during_upload_leaves_the_old_generation() {
 
     // Running again converges.
     f.run(&["apply", "--yes"]).expect(0);
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
-    assert_eq!(sh(&t, "wc -c < /opt/big.bin"), (96 << 20).to_string());
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("wc -c < /opt/big.bin"), (96 << 20).to_string());
     f.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
@@ -170,11 +162,11 @@ fn connection_cut_during_switch_completes_on_the_host() {
         Duration::from_secs(60),
     );
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
-    assert_eq!(sh(&t, "cat /var/lib/provision/generations/1.status"), "ok");
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("cat /var/lib/provision/generations/1.status"), "ok");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     no_leftovers(&t);
     let again = f.run(&["apply", "--yes"]).expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.all());
@@ -196,7 +188,7 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     );
     // The main process only: a signal to a process that is exiting at that
     // moment makes `systemctl kill` report an error for the whole group.
-    let unit = sh(&t, "cat /var/lib/provision/switching/unit");
+    let unit = t.sh("cat /var/lib/provision/switching/unit");
     assert!(unit.starts_with("provision-switch-1-"), "{unit}");
     let _ = t.ssh(&format!(
         "systemctl kill --kill-whom=main -s KILL {unit}.service"
@@ -211,10 +203,7 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     let out = output(child);
     assert!(out.contains("stopped before it finished"), "{out}");
     assert_eq!(
-        sh(
-            &t,
-            "test -e /var/lib/provision/switching/ops && echo pending"
-        ),
+        t.sh("test -e /var/lib/provision/switching/ops && echo pending"),
         "pending"
     );
 
@@ -231,8 +220,8 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
         t.ssh("test -e /var/lib/provision/switching").status.code(),
         Some(1)
     );
-    assert_eq!(sh(&t, "cat /var/lib/provision/generations/1.status"), "ok");
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("cat /var/lib/provision/generations/1.status"), "ok");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     no_leftovers(&t);
     f.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
@@ -244,9 +233,7 @@ fn a_full_disk_fails_with_the_hosts_message_and_switches_nothing() {
         return;
     };
     std::fs::write(f.path().join("big.bin"), vec![7u8; 1 << 20]).unwrap();
-    sh(
-        &t,
-        "mkdir -p /var/lib/provision/store && mount -t tmpfs -o size=256k tmpfs /var/lib/provision/store",
+    t.sh("mkdir -p /var/lib/provision/store && mount -t tmpfs -o size=256k tmpfs /var/lib/provision/store",
     );
     let run = f.run(&["apply", "--yes"]).expect(1);
     assert!(
@@ -261,9 +248,9 @@ fn a_full_disk_fails_with_the_hosts_message_and_switches_nothing() {
     );
     no_leftovers(&t);
 
-    sh(&t, "umount /var/lib/provision/store");
+    t.sh("umount /var/lib/provision/store");
     f.run(&["apply", "--yes"]).expect(0);
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
 }
 
 #[test]
@@ -288,11 +275,11 @@ fn a_second_apply_at_once_is_refused_naming_the_first() {
     assert!(text.contains(" since 20"), "{text}");
     assert_eq!(wait_child(&mut first, Duration::from_secs(60)), 0);
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
     assert_eq!(
-        sh(&t, "ls /var/lib/provision/generations/ | grep -c json"),
+        t.sh("ls /var/lib/provision/generations/ | grep -c json"),
         "1"
     );
 }
@@ -316,7 +303,7 @@ fn an_unreachable_host_among_several_is_reported_and_the_others_applied() {
         "{}",
         run.all()
     );
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     let json = f.run(&["plan", "--json"]).expect(4);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["failed"][0]["host"], "gone");
@@ -357,7 +344,7 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     };
     f.run(&["apply", "--yes"]).expect(0);
     assert_eq!(
-        sh(&t, "systemctl is-active provision-deadman.timer || true"),
+        t.sh("systemctl is-active provision-deadman.timer || true"),
         "inactive"
     );
 
@@ -374,11 +361,11 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     ]);
     wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/2.json"
     );
     assert_eq!(
-        sh(&t, "systemctl is-active provision-deadman.timer"),
+        t.sh("systemctl is-active provision-deadman.timer"),
         "active"
     );
     let _ = child.kill();
@@ -395,9 +382,15 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
         "test ! -e /var/lib/provision/switching",
         Duration::from_secs(30),
     );
-    assert!(sh(&t, "cat /opt/agents/alpha/run.sh").contains("PROVISION_HEARTBEAT"));
-    assert!(sh(&t, "cat /var/lib/provision/last-switch").contains("no confirmation"));
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert!(
+        t.sh("cat /opt/agents/alpha/run.sh")
+            .contains("PROVISION_HEARTBEAT")
+    );
+    assert!(
+        t.sh("cat /var/lib/provision/last-switch")
+            .contains("no confirmation")
+    );
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     f.agent_script("alpha", "v3");
 
     // A confirmed apply disarms it: nothing switches back afterwards.
@@ -411,7 +404,7 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     );
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/3.json"
     );
 }
@@ -452,8 +445,8 @@ fn a_change_that_locks_out_ssh_is_switched_back() {
     assert!(text.contains("FAIL ssh"), "{text}");
     assert!(text.contains("switched back to generation 1"), "{text}");
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
-    assert_eq!(sh(&t, "cat /root/.ssh/authorized_keys"), key.trim());
+    assert_eq!(t.sh("cat /root/.ssh/authorized_keys"), key.trim());
 }

@@ -30,13 +30,6 @@ fn setup(test: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-fn sh(t: &nspawn::Target, cmd: &str) -> String {
-    t.ssh_ok(cmd)
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
-        .trim_end()
-        .to_string()
-}
-
 /// A webhook receiver on the host side of the target's link: every request
 /// body it gets is sent on the channel. Stops after `life`.
 fn webhook(t: &nspawn::Target, life: Duration) -> (String, mpsc::Receiver<String>) {
@@ -150,7 +143,7 @@ fn a_healthy_agent_verifies() {
         status.stdout
     );
     assert!(status.stdout.contains("All healthy."), "{}", status.stdout);
-    sh(&t, "echo '# by hand' >> /opt/agents/alpha/run.sh");
+    t.sh("echo '# by hand' >> /opt/agents/alpha/run.sh");
     let json = f.run(&["status", "--json"]).expect(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let host = &v["hosts"][0]["status"];
@@ -195,10 +188,10 @@ fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
     );
     assert!(text.contains("switched back to generation 1"), "{text}");
     assert_eq!(
-        sh(&t, "readlink /var/lib/provision/current"),
+        t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
-    assert_eq!(sh(&t, "systemctl is-active agent-alpha.service"), "active");
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
 
     // The failed starts ended in the failed state, whose alert reached us.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -222,10 +215,7 @@ fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
         arrived,
         "no alert for agent-alpha arrived: {got:#?}\n{}\n{}",
         text,
-        sh(
-            &t,
-            "journalctl --no-pager -n 60 -u 'provision-alert@*' -u agent-alpha.service || true"
-        )
+        t.sh("journalctl --no-pager -n 60 -u 'provision-alert@*' -u agent-alpha.service || true")
     );
     assert!(got.iter().all(|b| !b.contains("tok-secret-7a1b")));
 }
@@ -321,7 +311,10 @@ fn test_alerts_reach_webhook_telegram_and_command_channels() {
         tg.contains("test%20alert") || tg.contains("test+alert"),
         "{tg}"
     );
-    assert!(sh(&t, "cat /tmp/alerts.log").contains("test test alert from provision"));
+    assert!(
+        t.sh("cat /tmp/alerts.log")
+            .contains("test test alert from provision")
+    );
 }
 
 #[test]
@@ -338,8 +331,7 @@ fn a_stale_heartbeat_alerts_once_through_the_installed_checker() {
     host_with_webhook(&f, &t, &url, &agent("alpha", ""));
     f.run(&["apply", "--yes"]).expect(0);
     // Ten minutes without a beat (every 1m + grace 1m): the checker alerts.
-    sh(
-        &t,
+    t.sh(
         "touch -d '-10 min' /var/lib/provision-agents/alpha/heartbeat; \
          systemctl start agent-alpha-heartbeat.service || true",
     );
@@ -356,11 +348,8 @@ fn a_stale_heartbeat_alerts_once_through_the_installed_checker() {
     );
     // One alert per incident: a second check within the reminder interval
     // sends nothing.
-    let second = sh(
-        &t,
-        "systemctl start agent-alpha-heartbeat.service || true; \
-         journalctl -u agent-alpha-heartbeat.service --no-pager -n 20",
-    );
+    let second = t.sh("systemctl start agent-alpha-heartbeat.service || true; \
+         journalctl -u agent-alpha-heartbeat.service --no-pager -n 20");
     assert!(second.contains("already alerted"), "{second}");
     assert!(got.recv_timeout(Duration::from_secs(3)).is_err());
 }

@@ -19,10 +19,7 @@ pub fn run(
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
-    let mut repo = Repo::open(root)?;
-    if repo.diags.has_errors() {
-        return Err(super::report(&mut repo, style));
-    }
+    let mut repo = Repo::checked(root, style)?;
     let saved = match deploy::saved_plan_arg(selectors) {
         Some(path) => Some(deploy::read_plan(&path)?),
         None => None,
@@ -34,21 +31,18 @@ pub fn run(
     if saved.is_some() && names.is_empty() {
         return Err(Error::Usage("the saved plan holds no host".into()));
     }
-    let hosts: Vec<_> = deploy::select(&repo, &names, if saved.is_some() { None } else { shard })?
-        .into_iter()
-        .cloned()
-        .collect();
-    let refs: Vec<_> = hosts.iter().collect();
-    let states = deploy::render(&mut repo, root, &refs, style)?;
+    let hosts = deploy::selected(&repo, &names, if saved.is_some() { None } else { shard })?;
     let display = Arc::new(Display::new(style.json, style.color_err));
     let runtime = super::runtime();
-    let prepared = runtime.block_on(deploy::prepare(
+    let prepared = deploy::plan_hosts(
+        &mut repo,
         root,
-        hosts.into_iter().zip(states).collect(),
+        hosts,
         options,
+        style,
+        &runtime,
         display.clone(),
-    ));
-    display.clear();
+    )?;
 
     let mut ready = Vec::new();
     let mut failed = Vec::new();

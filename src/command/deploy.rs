@@ -90,6 +90,41 @@ pub fn select<'a>(
     Ok(hosts)
 }
 
+/// [`select`], as owned hosts.
+pub fn selected(
+    repo: &Repo,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+) -> Result<Vec<Host>, Error> {
+    Ok(select(repo, selectors, shard)?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+/// Renders `hosts` with their secrets, then connects to, probes and plans
+/// each (in parallel, with progress on `display`).
+pub fn plan_hosts(
+    repo: &mut Repo,
+    root: &Path,
+    hosts: Vec<Host>,
+    options: &Options,
+    style: crate::ui::Style,
+    runtime: &tokio::runtime::Runtime,
+    display: Arc<crate::ui::progress::Display>,
+) -> Result<Vec<Result<Prepared, Failed>>, Error> {
+    let refs: Vec<_> = hosts.iter().collect();
+    let states = render(repo, root, &refs, style)?;
+    let prepared = runtime.block_on(prepare(
+        root,
+        hosts.into_iter().zip(states).collect(),
+        options,
+        display.clone(),
+    ));
+    display.clear();
+    Ok(prepared)
+}
+
 /// Parses `I/N` for `--shard`.
 pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let (i, n) = text
@@ -232,7 +267,9 @@ pub async fn prepare(
     collect(tasks).await
 }
 
-async fn collect<T: 'static>(mut tasks: tokio::task::JoinSet<(usize, T)>) -> Vec<T> {
+/// Waits for every host task and returns their results in the order the
+/// hosts were given (each task returns its index with its result).
+pub async fn collect<T: 'static>(mut tasks: tokio::task::JoinSet<(usize, T)>) -> Vec<T> {
     let mut out = Vec::new();
     while let Some(done) = tasks.join_next().await {
         out.push(done.expect("a host task panicked"));

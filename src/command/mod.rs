@@ -61,6 +61,17 @@ impl Repo {
         })
     }
 
+    /// Loads and compiles the repository, and stops with its diagnostics
+    /// printed when it has errors: the start of every command that reaches
+    /// hosts.
+    pub fn checked(root: &Path, style: crate::ui::Style) -> Result<Self, Error> {
+        let mut repo = Self::open(root)?;
+        if repo.diags.has_errors() {
+            return Err(report(&mut repo, style));
+        }
+        Ok(repo)
+    }
+
     /// The host with this name, or an error suggesting a close one.
     pub fn host(&self, name: &str) -> Result<&Host, Error> {
         self.fleet.host(name).ok_or_else(|| Error::UnknownHost {

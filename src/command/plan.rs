@@ -19,25 +19,11 @@ pub fn run(
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
-    let mut repo = Repo::open(root)?;
-    if repo.diags.has_errors() {
-        return Err(super::report(&mut repo, style));
-    }
-    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
-        .into_iter()
-        .cloned()
-        .collect();
-    let refs: Vec<_> = hosts.iter().collect();
-    let states = deploy::render(&mut repo, root, &refs, style)?;
+    let mut repo = Repo::checked(root, style)?;
+    let hosts = deploy::selected(&repo, selectors, shard)?;
     let display = Arc::new(Display::new(style.json, style.color_err));
     let runtime = super::runtime();
-    let prepared = runtime.block_on(deploy::prepare(
-        root,
-        hosts.into_iter().zip(states).collect(),
-        options,
-        display.clone(),
-    ));
-    display.clear();
+    let prepared = deploy::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
 
     let mut plans = Vec::new();
     let mut failed = Vec::new();

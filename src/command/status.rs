@@ -21,14 +21,8 @@ pub fn run(
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
-    let mut repo = Repo::open(root)?;
-    if repo.diags.has_errors() {
-        return Err(super::report(&mut repo, style));
-    }
-    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
-        .into_iter()
-        .cloned()
-        .collect();
+    let repo = Repo::checked(root, style)?;
+    let hosts = deploy::selected(&repo, selectors, shard)?;
     let runtime = super::runtime();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
     let results: Vec<Result<HostStatus, String>> = runtime.block_on(async {
@@ -68,12 +62,7 @@ pub fn run(
                 (i, result)
             });
         }
-        let mut out = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            out.push(done.expect("a host task panicked"));
-        }
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, r)| r).collect()
+        deploy::collect(tasks).await
     });
 
     let unhealthy = results

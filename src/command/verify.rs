@@ -32,14 +32,8 @@ pub fn run(
     test_alert: bool,
     style: Style,
 ) -> Result<Exit, Error> {
-    let mut repo = Repo::open(root)?;
-    if repo.diags.has_errors() {
-        return Err(super::report(&mut repo, style));
-    }
-    let hosts: Vec<_> = deploy::select(&repo, selectors, shard)?
-        .into_iter()
-        .cloned()
-        .collect();
+    let mut repo = Repo::checked(root, style)?;
+    let hosts = deploy::selected(&repo, selectors, shard)?;
     let refs: Vec<_> = hosts.iter().collect();
     let secrets: Vec<_> = deploy::render(&mut repo, root, &refs, style)?
         .into_iter()
@@ -91,12 +85,7 @@ pub fn run(
                 (i, result)
             });
         }
-        let mut out = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            out.push(done.expect("a host task panicked"));
-        }
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, r)| r).collect()
+        deploy::collect(tasks).await
     });
 
     let unreachable = results.iter().filter(|r| r.error.is_some()).count();

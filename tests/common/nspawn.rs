@@ -268,6 +268,15 @@ impl Target {
         run_with_timeout(&mut c, timeout)
     }
 
+    /// Runs `cmd` and returns its stdout without trailing blanks; panics
+    /// with its status and stderr when it fails.
+    pub fn sh(&self, cmd: &str) -> String {
+        self.ssh_ok(cmd)
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+            .trim_end()
+            .to_string()
+    }
+
     /// Runs `cmd` and returns its stdout, or an error with status and stderr.
     pub fn ssh_ok(&self, cmd: &str) -> Result<String, String> {
         let out = self.ssh(cmd);
