@@ -10,6 +10,8 @@
 
 #[path = "common/fleet.rs"]
 mod fleet;
+#[path = "common/process.rs"]
+mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt as _;
@@ -59,7 +61,7 @@ impl Demo {
             "hosts/demo.kdl no longer says `local \"{DEMO_ROOT}\"`; this test relies on it"
         );
         fleet.write("hosts/demo.kdl", &kdl);
-        copy_dir(
+        fleet::copy_dir(
             &Path::new(REPO).join("demo/agents"),
             &fleet.path().join("demo/agents"),
         );
@@ -313,18 +315,6 @@ fn read_text(path: &Path) -> String {
 
 fn octal(text: &str) -> u32 {
     u32::from_str_radix(text, 8).unwrap_or_else(|_| panic!("{text:?} is not an octal mode"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

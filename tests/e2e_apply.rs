@@ -10,6 +10,8 @@
 mod fleet;
 #[path = "common/nspawn.rs"]
 mod nspawn;
+#[path = "common/process.rs"]
+mod process;
 
 use std::io::Write;
 

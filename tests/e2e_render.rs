@@ -9,6 +9,8 @@
 
 #[path = "common/nspawn.rs"]
 mod nspawn;
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/repo.rs"]
 mod repo;
 

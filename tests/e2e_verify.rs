@@ -11,6 +11,8 @@
 mod fleet;
 #[path = "common/nspawn.rs"]
 mod nspawn;
+#[path = "common/process.rs"]
+mod process;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

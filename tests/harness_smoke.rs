@@ -8,6 +8,8 @@
 
 #[path = "common/nspawn.rs"]
 mod nspawn;
+#[path = "common/process.rs"]
+mod process;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

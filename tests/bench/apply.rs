@@ -30,14 +30,16 @@
 mod fleet;
 #[path = "../common/nspawn.rs"]
 mod nspawn;
+#[path = "../common/process.rs"]
+mod process;
 
-use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fleet::Fleet;
 use nspawn::Target;
+use process::reader;
 
 /// Numbers of targets measured.
 const SIZES: [usize; 2] = [1, 20];
@@ -610,19 +612,6 @@ fn run_all(cmds: Vec<Command>, timeout: Duration) -> Result<(Duration, Vec<Finis
         })
         .collect();
     Ok((elapsed, finished))
-}
-
-/// Reads a pipe to its end on a thread; the bytes arrive on the channel.
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        let _ = tx.send(buf);
-    });
-    rx
 }
 
 /// Durations of one measured step, in milliseconds.

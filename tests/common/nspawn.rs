@@ -25,12 +25,11 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// IDX values handed out to tests (`10.213.IDX.0/24`). Lower values are left
@@ -415,87 +414,11 @@ fn script_value(args: &[&str]) -> Result<String, String> {
 /// if it is still running after `timeout`. On timeout, or when it cannot be
 /// started, the status is unsuccessful and stderr says why.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
-    let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return Output {
-                status: failed_status(),
-                stdout: Vec::new(),
-                stderr: format!("cannot start {what}: {e}\n").into_bytes(),
-            };
-        }
-    };
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
-
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let mut pause = Duration::from_millis(5);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().unwrap_or_else(|_| failed_status());
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            Err(_) => {
-                let _ = child.kill();
-                break child.wait().unwrap_or_else(|_| failed_status());
-            }
-        }
-    };
-
-    // A grandchild could keep the pipes open; do not wait for it forever.
-    let grace = Instant::now() + Duration::from_secs(5);
-    let stdout = stdout
-        .recv_timeout(grace.saturating_duration_since(Instant::now()))
-        .unwrap_or_default();
-    let mut stderr = stderr
-        .recv_timeout(grace.saturating_duration_since(Instant::now()))
-        .unwrap_or_default();
-    if timed_out {
-        stderr.extend_from_slice(
-            format!(
-                "\n[killed after {:.0} s timeout: {what}]\n",
-                timeout.as_secs_f64()
-            )
-            .as_bytes(),
-        );
-    }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        let _ = tx.send(buf);
-    });
-    rx
+    cmd.stdin(Stdio::null());
+    crate::process::run_bounded(cmd, timeout)
 }
 
 /// An unsuccessful exit status (`false`'s), for commands that never ran.
-fn failed_status() -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    ExitStatus::from_raw(1 << 8)
-}
-
 /// Last `lines` lines of stdout and stderr, for error messages.
 fn tail(out: &Output, lines: usize) -> String {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
