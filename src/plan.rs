@@ -42,6 +42,49 @@ pub struct FileState {
     pub group: String,
 }
 
+impl FileState {
+    /// What a generation records for a file.
+    pub fn of(f: &RecordFile) -> Self {
+        FileState {
+            id: f.id.clone(),
+            mode: f.mode,
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+        }
+    }
+
+    /// Same content and mode, and same owner unless the host is local
+    /// (whose owners are not applied).
+    pub fn matches(&self, other: &FileState, local: bool) -> bool {
+        self.id == other.id
+            && self.mode == other.mode
+            && (local || self.owner == other.owner && self.group == other.group)
+    }
+}
+
+/// A path as the probe saw it, named by content id (keyed with the host's
+/// key when the file holds secrets); `None` when it is not a regular file.
+pub fn observed_state(obs: &Observed, path: &str, secret: bool) -> Option<FileState> {
+    match obs.paths.get(path)? {
+        PathState::File {
+            sha256,
+            mode,
+            owner,
+            group,
+        } => Some(FileState {
+            id: if secret {
+                secret_id(obs.key.as_deref().unwrap_or_default(), sha256)
+            } else {
+                sha256.clone()
+            },
+            mode: Mode(*mode),
+            owner: owner.clone(),
+            group: group.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// One changed path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChange {
@@ -175,42 +218,11 @@ pub fn plan(
     obs: &Observed,
     inputs: &Inputs<'_>,
 ) -> HostPlan {
-    let key = obs.key.as_deref().unwrap_or_default();
     let recorded = obs.record.as_ref();
     let mut errors = Vec::new();
     let mut warnings = obs.warnings.clone();
 
-    let observed_state = |path: &str, secret: bool| -> Option<FileState> {
-        match obs.paths.get(path)? {
-            PathState::File {
-                sha256,
-                mode,
-                owner,
-                group,
-            } => Some(FileState {
-                id: if secret {
-                    secret_id(key, sha256)
-                } else {
-                    sha256.clone()
-                },
-                mode: Mode(*mode),
-                owner: owner.clone(),
-                group: group.clone(),
-            }),
-            _ => None,
-        }
-    };
-    let want = |f: &RecordFile| FileState {
-        id: f.id.clone(),
-        mode: f.mode,
-        owner: f.owner.clone(),
-        group: f.group.clone(),
-    };
-    let same = |a: &FileState, b: &FileState| {
-        a.id == b.id
-            && a.mode == b.mode
-            && (inputs.local || a.owner == b.owner && a.group == b.group)
-    };
+    let same = |a: &FileState, b: &FileState| a.matches(b, inputs.local);
 
     let mut files = Vec::new();
     if !target.files.is_empty() && obs.key.is_none() && target.files.values().any(|f| f.secret) {
@@ -223,8 +235,8 @@ pub fn plan(
             ));
             continue;
         }
-        let after = want(f);
-        let mut before = observed_state(path, f.secret);
+        let after = FileState::of(f);
+        let mut before = observed_state(obs, path, f.secret);
         if inputs.local
             && let Some(b) = &mut before
         {
@@ -240,7 +252,7 @@ pub fn plan(
         // Drift: provision recorded this path, the host's copy no longer
         // matches that record.
         let drift = match (recorded.and_then(|r| r.files.get(path)), &before) {
-            (Some(rec), Some(b)) => !same(b, &want(rec)),
+            (Some(rec), Some(b)) => !same(b, &FileState::of(rec)),
             (Some(_), None) => true,
             _ => false,
         };
@@ -270,11 +282,11 @@ pub fn plan(
             if target.files.contains_key(path) {
                 continue;
             }
-            if let Some(before) = observed_state(path, f.secret) {
+            if let Some(before) = observed_state(obs, path, f.secret) {
                 files.push(FileChange {
                     path: path.clone(),
                     action: Action::Delete,
-                    drift: !same(&before, &want(f)),
+                    drift: !same(&before, &FileState::of(f)),
                     secret: f.secret,
                     before: Some(before),
                     after: None,

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::model::Host;
-use crate::observed::{Observed, PathState};
-use crate::record::secret_id;
+use crate::observed::Observed;
+use crate::plan::{FileState, observed_state};
 use crate::render::views::state_dir;
 use crate::script::Request;
 
@@ -216,33 +216,16 @@ pub fn parse(
         }
     }
 
-    let key = obs.key.as_deref().unwrap_or_default();
-    let mut drift = Vec::new();
-    if let Some(record) = &obs.record {
-        for (path, f) in &record.files {
-            let same = match obs.paths.get(path) {
-                Some(PathState::File {
-                    sha256,
-                    mode,
-                    owner,
-                    group,
-                }) => {
-                    let id = if f.secret {
-                        secret_id(key, sha256)
-                    } else {
-                        sha256.clone()
-                    };
-                    id == f.id
-                        && *mode == f.mode.0
-                        && (local || *owner == f.owner && *group == f.group)
-                }
-                _ => false,
-            };
-            if !same {
-                drift.push(path.clone());
-            }
-        }
-    }
+    let drift = obs
+        .record
+        .iter()
+        .flat_map(|r| r.files.iter())
+        .filter(|(path, f)| {
+            !observed_state(obs, path, f.secret)
+                .is_some_and(|seen| seen.matches(&FileState::of(f), local))
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
     let mut problems = Vec::new();
     if obs.current.is_none() {
         problems.push("it has no generation: run `provision apply`".into());

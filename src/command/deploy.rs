@@ -812,28 +812,42 @@ fn failed_check(kind: &str, subject: &str, detail: String) -> Check {
     }
 }
 
-/// Plans switching the host back to its recorded generation `number`: lists
-/// its generations, probes the paths of that one, compares.
+/// Plans switching the host back to its recorded generation `to`, or to the
+/// one before its current one: lists its generations, probes the paths of
+/// the chosen one, compares.
 pub async fn rollback_plan(
     t: &Transport,
     host: &str,
-    number: u64,
+    to: Option<u64>,
 ) -> Result<(Target, Observed, HostPlan), HostError> {
     let gens = apply::generations(t).await?;
-    let Some(chosen) = gens.iter().find(|g| g.record.number == number) else {
+    let current = gens.iter().find(|g| g.current).map(|g| g.record.number);
+    let chosen = match to {
+        Some(n) => gens.iter().find(|g| g.record.number == n),
+        None => gens
+            .iter()
+            .rev()
+            .find(|g| current.is_some_and(|c| g.record.number < c)),
+    };
+    let Some(chosen) = chosen else {
         let kept: Vec<String> = gens.iter().map(|g| g.record.number.to_string()).collect();
-        return Err(HostError::Host {
-            host: host.into(),
-            message: format!(
-                "it keeps no generation {number} (it keeps: {})",
+        let message = match to {
+            Some(n) => format!(
+                "it keeps no generation {n} (it keeps: {})",
                 if kept.is_empty() {
                     "none".into()
                 } else {
                     kept.join(", ")
                 }
             ),
+            None => format!("{host} has no generation before its current one"),
+        };
+        return Err(HostError::Host {
+            host: host.into(),
+            message,
         });
     };
+    let number = chosen.record.number;
     let target = Target::from_record(&chosen.record);
     let obs = apply::probe(t, &observed::target_paths(&target)).await?;
     let inputs = Inputs {
@@ -865,7 +879,7 @@ async fn rollback_to(
     _time: &str,
     options: &Options,
 ) -> Result<(HostPlan, Option<u64>), String> {
-    let (target, obs, plan) = rollback_plan(t, host, number)
+    let (target, obs, plan) = rollback_plan(t, host, Some(number))
         .await
         .map_err(|e| e.to_string())?;
     if !plan.errors.is_empty() {

@@ -86,36 +86,14 @@ pub fn rollback(
     };
     let prepared = runtime.block_on(async {
         let t = apply::connect(&h, root, &connect).await?;
-        let gens = apply::generations(&t).await?;
-        let current = gens.iter().find(|g| g.current).map(|g| g.record.number);
-        let chosen = match to {
-            Some(n) => gens.iter().find(|g| g.record.number == n),
-            None => gens
-                .iter()
-                .rev()
-                .find(|g| current.is_some_and(|c| g.record.number < c)),
+        let planned = deploy::rollback_plan(&t, host, to).await;
+        let (target, obs, plan) = match planned {
+            Ok(planned) => planned,
+            Err(e) => {
+                t.close().await;
+                return Err(e);
+            }
         };
-        let Some(chosen) = chosen else {
-            let kept: Vec<String> = gens.iter().map(|g| g.record.number.to_string()).collect();
-            let message = match to {
-                Some(n) => format!(
-                    "it keeps no generation {n} (it keeps: {})",
-                    if kept.is_empty() {
-                        "none".into()
-                    } else {
-                        kept.join(", ")
-                    }
-                ),
-                None => format!("{host} has no generation before its current one"),
-            };
-            t.close().await;
-            return Err(apply::HostError::Host {
-                host: host.into(),
-                message,
-            });
-        };
-        let number = chosen.record.number;
-        let (target, obs, plan) = deploy::rollback_plan(&t, host, number).await?;
         Ok(Prepared {
             host: h.clone(),
             transport: t,
