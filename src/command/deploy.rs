@@ -461,12 +461,16 @@ async fn switch_one(
     }
     let record =
         (p.plan.kind == Kind::Apply).then(|| p.target.record(&name, p.plan.number, time, who));
+    let deadman = deadman(&p, options);
+    // Verification confirms the generation only when a dead-man switch waits
+    // for it.
+    let armed = deadman.is_some();
     let params = Params {
         who,
         lock_wait: options.lock_wait,
         keep: options.keep,
         record: record.as_ref(),
-        deadman: deadman(&p, options),
+        deadman,
     };
     let request = script::apply(&p.plan, &p.target, &p.observed, &blobs, &params);
     let bytes = blobs.values().map(|b| b.bytes.len() as u64).sum();
@@ -490,7 +494,7 @@ async fn switch_one(
             Some(v),
         ) => {
             progress.stage(&name, Stage::Verifying(generation));
-            verify_switch(&p, generation, log, None, v, options, who, time).await
+            verify_switch(&p, generation, log, None, armed, v, options, who, time).await
         }
         // Switched, but a unit did not start: verification says which and
         // why, and decides about switching back.
@@ -498,7 +502,7 @@ async fn switch_one(
             if error.starts_with(&format!("switched to generation {number},")) =>
         {
             progress.stage(&name, Stage::Verifying(number));
-            verify_switch(&p, number, log, Some(error), v, options, who, time).await
+            verify_switch(&p, number, log, Some(error), armed, v, options, who, time).await
         }
         (other, _) => other,
     };
@@ -585,6 +589,7 @@ async fn verify_switch(
     generation: u64,
     log: String,
     activation_error: Option<String>,
+    armed: bool,
     v: &VerifyOptions,
     options: &Options,
     who: &str,
@@ -597,7 +602,6 @@ async fn verify_switch(
         .hooks
         .iter()
         .any(|h| h == "restart journald");
-    let armed = deadman(p, options).is_some();
     let mut checks = check_host(
         p.as_ref(),
         Some(&agents),
