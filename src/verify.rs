@@ -10,7 +10,10 @@ use crate::render::views::state_dir;
 use crate::script::{Request, sh_quote};
 
 /// The verification program (see `src/script/verify.sh`).
-pub const VERIFY_SH: &str = include_str!("script/verify.sh");
+pub const VERIFY_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/verify.sh")
+);
 
 /// The journald drop-in provision writes.
 pub const JOURNALD_DROPIN: &str = "/etc/systemd/journald.conf.d/50-provision.conf";
@@ -144,7 +147,8 @@ pub struct VerifyError(pub String);
 /// Reads the program's answer, replacing every secret value with
 /// `[redacted]` in what the host said.
 pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), VerifyError> {
-    let redact = |text: &str| redact(text, secrets);
+    let redactor = Redactor::new(secrets);
+    let redact = |text: &str| redactor.redact(text);
     let mut now = 0;
     let mut checks: Vec<Check> = Vec::new();
     let mut lines = stdout.lines();
@@ -171,7 +175,8 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(encoded)
                     .map_err(|_| VerifyError(format!("the output of {subject} is not base64")))?;
-                let text = redact(&String::from_utf8_lossy(&bytes));
+                // The host cut the output before anyone could redact it.
+                let text = redactor.redact_cut(&bytes, HOST_OUTPUT_LIMIT);
                 if let Some(c) = checks
                     .iter_mut()
                     .rev()
@@ -186,17 +191,269 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
     Ok((now, checks))
 }
 
-/// Replaces each secret value (of 3 bytes or more: shorter ones would
-/// blank out ordinary words) with `[redacted]`.
+/// How many bytes of a failed auth check's output the host sends: the
+/// `head -c 4096` in `script/verify.sh`. Output this long was cut there.
+pub const HOST_OUTPUT_LIMIT: usize = 4096;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Secrets shorter than this are not redacted: every one- or two-byte
+/// string occurs in ordinary text, so blanking them would make the output
+/// unreadable and would show which common letters the secret is made of,
+/// while hiding nothing worth hiding.
+pub const MIN_SECRET_BYTES: usize = 3;
+
+/// An encoded fragment (base64, hex) shorter than this is not looked for:
+/// three base64 letters match by chance in any long base64 text. Only the
+/// shortest secrets have such fragments, and their plain and full-length
+/// encoded forms are still redacted.
+const MIN_FRAGMENT: usize = 4;
+
+/// Replaces every secret value (see [`MIN_SECRET_BYTES`]) with
+/// `[redacted]`, in plain text and in its common encodings. See
+/// [`Redactor`].
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 3).collect();
-    // Longest first, so a secret containing another is replaced whole.
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in sorted {
-        out = out.replace(s.as_str(), "[redacted]");
+    Redactor::new(secrets).redact(text)
+}
+
+/// Finds secrets in text from a host and replaces them with `[redacted]`.
+///
+/// A hostile program on the host (an auth check, an agent that writes files
+/// provision later diffs) decides what that text is, so it may show a
+/// secret in another form than the plain one. Each secret is also found
+///
+/// - percent-encoded, byte by byte or not, with upper or lower case hex,
+///   `+` for a space (what URL and form encoders produce);
+/// - in base64, standard and URL-safe alphabets, with or without padding,
+///   alone or inside a longer base64 text: there the letters of the secret
+///   depend on where it starts in a group of three bytes, so the letters
+///   that depend on the secret alone are searched for at each of the three
+///   alignments; a line break (as `base64` wraps lines) may fall anywhere
+///   inside them;
+/// - in hex, any case.
+///
+/// At a position where several forms match, the longest match is replaced.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    forms: Vec<Form>,
+    /// For each byte value, the forms whose match can start with it.
+    first: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Form {
+    /// The secret's bytes, each literal or `%XX` (any case), `+` for a space.
+    Text(Vec<u8>),
+    /// Base64 letters, a line break allowed between any two.
+    Base64(Vec<u8>),
+    /// Lower case hex digits, matched in any case.
+    Hex(Vec<u8>),
+}
+
+impl Form {
+    /// The bytes a match can start with.
+    fn first_bytes(&self) -> Vec<u8> {
+        match self {
+            Form::Text(s) => {
+                let mut v = vec![s[0], b'%'];
+                if s[0] == b' ' {
+                    v.push(b'+');
+                }
+                v
+            }
+            Form::Base64(p) => vec![p[0]],
+            Form::Hex(p) => vec![p[0], p[0].to_ascii_uppercase()],
+        }
     }
-    out
+
+    /// The longest text a match can span.
+    fn max_span(&self) -> usize {
+        match self {
+            Form::Text(s) => 3 * s.len(),
+            Form::Base64(p) => 3 * p.len(),
+            Form::Hex(p) => p.len(),
+        }
+    }
+
+    /// The end of the longest match starting at `at`.
+    fn match_at(&self, t: &[u8], at: usize) -> Option<usize> {
+        match self {
+            Form::Text(s) => match_text(t, at, s),
+            Form::Base64(p) => {
+                let mut i = at;
+                for (n, &c) in p.iter().enumerate() {
+                    if n > 0 {
+                        if t.get(i) == Some(&b'\r') && t.get(i + 1) == Some(&b'\n') {
+                            i += 2;
+                        } else if t.get(i) == Some(&b'\n') {
+                            i += 1;
+                        }
+                    }
+                    if t.get(i) != Some(&c) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                Some(i)
+            }
+            Form::Hex(p) => {
+                let end = at + p.len();
+                let found = t.get(at..end)?;
+                found.eq_ignore_ascii_case(p).then_some(end)
+            }
+        }
+    }
+}
+
+/// Matches `secret` at `at` with each byte literal, percent-encoded, or `+`
+/// for a space; returns the end of the longest match. A literal `%` in the
+/// secret makes two readings of the text possible (`%` or `%25`), so every
+/// reading is followed at once.
+fn match_text(t: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut states = vec![at];
+    for &b in secret {
+        let mut next = Vec::with_capacity(states.len() + 1);
+        for &p in &states {
+            match t.get(p) {
+                Some(&c) if c == b => next.push(p + 1),
+                Some(b'+') if b == b' ' => next.push(p + 1),
+                _ => {}
+            }
+            if t.get(p) == Some(&b'%')
+                && let (Some(h), Some(l)) = (
+                    t.get(p + 1).copied().and_then(hex),
+                    t.get(p + 2).copied().and_then(hex),
+                )
+                && h * 16 + l == b
+            {
+                next.push(p + 3);
+            }
+        }
+        next.sort_unstable();
+        next.dedup();
+        if next.is_empty() {
+            return None;
+        }
+        states = next;
+    }
+    states.last().copied()
+}
+
+/// The letters of the base64 encoding of `secret` that depend on the secret
+/// alone, when it starts `offset` bytes into a group of three.
+fn base64_fragment(engine: &impl base64::Engine, secret: &[u8], offset: usize) -> Vec<u8> {
+    let mut input = vec![0u8; offset];
+    input.extend_from_slice(secret);
+    let encoded = engine.encode(&input).into_bytes();
+    // Letter c holds bits 6c..6c+6 of the input; the secret has bits
+    // 8*offset..8*(offset+len).
+    let start = (8 * offset).div_ceil(6);
+    let end = (8 * (offset + secret.len())) / 6;
+    encoded
+        .get(start..end.min(encoded.len()))
+        .unwrap_or_default()
+        .to_vec()
+}
+
+impl Redactor {
+    /// Prepares to redact `secrets` (those shorter than
+    /// [`MIN_SECRET_BYTES`] are left out).
+    pub fn new(secrets: &[String]) -> Self {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let mut forms = Vec::new();
+        for s in secrets.iter().map(|s| s.as_bytes()) {
+            if s.len() < MIN_SECRET_BYTES {
+                continue;
+            }
+            forms.push(Form::Text(s.to_vec()));
+            forms.push(Form::Hex(hex::encode(s).into_bytes()));
+            for engine in [&STANDARD, &URL_SAFE] {
+                // Alone: every letter, padding included (a match of the
+                // unpadded form is a prefix of it).
+                forms.push(Form::Base64(engine.encode(s).into_bytes()));
+                let unpadded = engine.encode(s).trim_end_matches('=').as_bytes().to_vec();
+                forms.push(Form::Base64(unpadded));
+                for offset in 0..3 {
+                    let fragment = base64_fragment(engine, s, offset);
+                    if fragment.len() >= MIN_FRAGMENT {
+                        forms.push(Form::Base64(fragment));
+                    }
+                }
+            }
+        }
+        let mut unique = Vec::new();
+        for f in forms {
+            if !unique.contains(&f) {
+                unique.push(f);
+            }
+        }
+        let mut first = vec![Vec::new(); 256];
+        for (i, f) in unique.iter().enumerate() {
+            let mut bytes = f.first_bytes();
+            bytes.sort_unstable();
+            bytes.dedup();
+            for b in bytes {
+                first[b as usize].push(i);
+            }
+        }
+        Redactor {
+            forms: unique,
+            first,
+        }
+    }
+
+    /// `text` with every secret replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        if self.forms.is_empty() {
+            return text.to_string();
+        }
+        let t = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut i, mut copied) = (0, 0);
+        while i < t.len() {
+            let best = self.first[t[i] as usize]
+                .iter()
+                .filter_map(|&k| self.forms[k].match_at(t, i))
+                .max();
+            match best {
+                Some(mut end) => {
+                    // Matches start and end on ASCII or on the secret's own
+                    // characters; never cut a character in any case.
+                    while !text.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    out.push_str(&text[copied..i]);
+                    out.push_str(REDACTED);
+                    i = end;
+                    copied = end;
+                }
+                None => i += 1,
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
+    /// Redacts output that the host may have cut at `limit` bytes. Cut
+    /// output can end in the first part of a secret, which no longer
+    /// matches: so when `bytes` reaches `limit`, its last bytes (as many as
+    /// the longest form of a secret can span) are dropped before redacting,
+    /// and the text says it was cut.
+    pub fn redact_cut(&self, bytes: &[u8], limit: usize) -> String {
+        if bytes.len() < limit {
+            return self.redact(&String::from_utf8_lossy(bytes));
+        }
+        let reach = self.forms.iter().map(Form::max_span).max().unwrap_or(1) - 1;
+        let kept = &bytes[..bytes.len().saturating_sub(reach)];
+        let mut text = self.redact(&String::from_utf8_lossy(kept));
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[output cut at {limit} bytes]\n"));
+        text
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +486,198 @@ mod tests {
             "[redacted] [redacted]"
         );
         assert_eq!(redact("a b", &["a".into()]), "a b");
+    }
+
+    const TOKEN: &str = "ghp_Z3kq9vL2/mN8x+R4tY7wB1 é%&=?";
+
+    /// Deterministic bytes that look random.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn short_secrets_and_ordinary_text_are_left_alone() {
+        let text = "the auth check failed: token expired at 12:00 (see https://x.example/a?b=c)";
+        assert_eq!(redact(text, &["ab".into(), "zzzzzz".into()]), text);
+        assert_eq!(redact(text, &[]), text);
+        // Three bytes is the shortest secret redacted.
+        assert_eq!(redact("key=abc!", &["abc".into()]), "key=[redacted]!");
+    }
+
+    #[test]
+    fn base64_forms_are_redacted_at_every_alignment() {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let secrets = [TOKEN.to_string()];
+        let n = TOKEN.len();
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            // Alone.
+            let alone = engine.encode(TOKEN);
+            assert_eq!(redact(&format!("x {alone} y"), &secrets), "x [redacted] y");
+            // Inside a longer stream, at each alignment, with other bytes
+            // after it or none.
+            for before in 0..6 {
+                for after in [0, 1, 2, 7] {
+                    let mut input = noise(before, before as u64 + 7);
+                    input.extend_from_slice(TOKEN.as_bytes());
+                    input.extend(noise(after, after as u64 + 3));
+                    let stream = engine.encode(&input);
+                    // The letters made of the secret's bits only.
+                    let inner = &stream[(8 * before).div_ceil(6)..(8 * (before + n)) / 6];
+                    let out = redact(&stream, &secrets);
+                    assert!(
+                        !out.contains(inner) && out.contains(REDACTED),
+                        "{before} {after}: {stream} -> {out}"
+                    );
+                    // No long piece of the secret's letters survives.
+                    for w in inner.as_bytes().windows(6) {
+                        assert!(!out.contains(std::str::from_utf8(w).unwrap()), "{out}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrapped_base64_is_redacted() {
+        use base64::engine::general_purpose::STANDARD;
+        let secret = String::from_utf8(
+            noise(90, 11)
+                .iter()
+                .map(|b| b'a' + b % 26)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut input = noise(50, 5);
+        input.extend_from_slice(secret.as_bytes());
+        let flat = STANDARD.encode(&input);
+        // As `base64` prints it: lines of 76 letters, here with CRLF too.
+        for eol in ["\n", "\r\n"] {
+            let wrapped: Vec<&str> = flat
+                .as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let wrapped = wrapped.join(eol);
+            let out = redact(&wrapped, std::slice::from_ref(&secret));
+            assert!(out.contains(REDACTED), "{out}");
+            let inner = &flat[(8 * 50usize).div_ceil(6)..(8 * 140) / 6];
+            for w in inner.as_bytes().windows(8) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!out.replace(eol, "").contains(w), "{w} in {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn url_encoded_forms_are_redacted() {
+        let secrets = [TOKEN.to_string()];
+        let every = |upper: bool| -> String {
+            TOKEN
+                .bytes()
+                .map(|b| {
+                    if upper {
+                        format!("%{b:02X}")
+                    } else {
+                        format!("%{b:02x}")
+                    }
+                })
+                .collect()
+        };
+        // What a form encoder writes: unreserved kept, space as `+`.
+        let form: String = TOKEN
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        assert!(form.contains('+') && form.contains("%2F") && form.contains("%C3%A9"));
+        // Hex case mixed, some bytes kept that others encode.
+        let mixed: String = TOKEN
+            .bytes()
+            .enumerate()
+            .map(|(i, b)| match b {
+                b'/' | b'&' => (b as char).to_string(),
+                _ if i % 2 == 0 => format!("%{b:02x}"),
+                _ if b.is_ascii_alphanumeric() => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        for encoded in [every(true), every(false), form.clone(), mixed] {
+            let text = format!("GET /cb?token={encoded}&x=1 HTTP/1.1");
+            assert_eq!(
+                redact(&text, &secrets),
+                "GET /cb?token=[redacted]&x=1 HTTP/1.1",
+                "{encoded}"
+            );
+        }
+        // A `%` in the secret, literal or encoded, next to digits.
+        let s = ["pa%25ss".to_string()];
+        assert_eq!(redact("a pa%25ss b", &s), "a [redacted] b");
+        assert_eq!(redact("a pa%2525ss b", &s), "a [redacted] b");
+    }
+
+    #[test]
+    fn hex_forms_are_redacted() {
+        let secrets = [TOKEN.to_string()];
+        let lower = hex::encode(TOKEN);
+        for h in [lower.clone(), lower.to_uppercase()] {
+            assert_eq!(redact(&format!("sum={h}."), &secrets), "sum=[redacted].");
+        }
+    }
+
+    #[test]
+    fn cut_output_does_not_end_in_part_of_a_secret() {
+        let r = Redactor::new(&[TOKEN.to_string()]);
+        let half = &TOKEN[..TOKEN.len() / 2];
+        // The host's `head -c` cut the secret in half.
+        let mut out = "x".repeat(HOST_OUTPUT_LIMIT - half.len()).into_bytes();
+        out.extend_from_slice(half.as_bytes());
+        assert_eq!(out.len(), HOST_OUTPUT_LIMIT);
+        let text = r.redact_cut(&out, HOST_OUTPUT_LIMIT);
+        assert!(!text.contains(&half[..4]), "{text}");
+        assert!(text.ends_with("[output cut at 4096 bytes]\n"), "{text}");
+        assert!(text.starts_with("xxxx"));
+        // The same for half a base64 form and half a percent-encoded one.
+        for encoded in [
+            base64::engine::general_purpose::STANDARD.encode(TOKEN),
+            TOKEN.bytes().map(|b| format!("%{b:02X}")).collect(),
+        ] {
+            let cut = &encoded[..encoded.len() / 2];
+            let mut out = "x".repeat(HOST_OUTPUT_LIMIT - cut.len()).into_bytes();
+            out.extend_from_slice(cut.as_bytes());
+            let text = r.redact_cut(&out, HOST_OUTPUT_LIMIT);
+            assert!(!text.contains(&cut[..6]), "{text}");
+        }
+        // Output shorter than the limit was not cut: all of it is kept.
+        assert_eq!(r.redact_cut(b"short", HOST_OUTPUT_LIMIT), "short");
+    }
+
+    #[test]
+    fn parse_redacts_output_the_host_cut() {
+        let half = &TOKEN[..TOKEN.len() / 2];
+        let mut output = "y".repeat(HOST_OUTPUT_LIMIT - half.len());
+        output.push_str(half);
+        let out = format!(
+            "now\t1\ncheck\tauth\tmail\tfail\tfailed\noutput\tmail\n{}\nend\n",
+            base64::engine::general_purpose::STANDARD.encode(&output)
+        );
+        let (_, checks) = parse(&out, &[TOKEN.into()]).unwrap();
+        let shown = checks[0].output.as_deref().unwrap();
+        assert!(!shown.contains(&half[..4]), "{shown}");
+        assert!(shown.contains("[output cut at 4096 bytes]"), "{shown}");
     }
 }

@@ -1,10 +1,12 @@
 //! Plans for people, in the style of `terraform plan`: `+` new, `~` changed,
 //! `-` removed, diffs of text files, the units touched, a summary line.
 //! Secret files show only as "(secret changed)" with their keyed fingerprint.
+//! Everything the host said (old file contents, owners, paths it recorded,
+//! errors and warnings quoting it) goes through [`clean`] first.
 
 use std::fmt::Write as _;
 
-use super::Style;
+use super::{Style, clean, clean_line};
 use crate::plan::{Action, FileChange, FileState, HostPlan, Kind, human_bytes};
 
 /// One host's plan as text.
@@ -21,12 +23,17 @@ pub fn host(plan: &HostPlan, style: Style) -> String {
         Kind::Apply => format!("{from} ({short})"),
         Kind::Rollback => format!("{from} -> rollback to {} ({short})", plan.number),
     };
-    let _ = writeln!(out, "{} {}", bold(&plan.host), style.paint("2", &verb));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        bold(&clean_line(&plan.host)),
+        style.paint("2", &verb)
+    );
     for e in &plan.errors {
-        let _ = writeln!(out, "  {} {e}", style.paint("1;31", "error:"));
+        let _ = writeln!(out, "  {} {}", style.paint("1;31", "error:"), clean(e));
     }
     for w in &plan.warnings {
-        let _ = writeln!(out, "  {} {w}", style.paint("1;33", "warning:"));
+        let _ = writeln!(out, "  {} {}", style.paint("1;33", "warning:"), clean(w));
     }
     for f in &plan.files {
         file(&mut out, f, style);
@@ -41,7 +48,12 @@ pub fn host(plan: &HostPlan, style: Style) -> String {
     steps.extend(a.enable.iter().map(|u| format!("start {u}")));
     steps.extend(a.restart.iter().map(|u| format!("restart {u}")));
     if !steps.is_empty() {
-        let _ = writeln!(out, "  {} {}", style.paint("36", "then:"), steps.join(", "));
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style.paint("36", "then:"),
+            clean_line(&steps.join(", "))
+        );
     }
     let _ = writeln!(out, "  {}", summary(plan, style));
     out
@@ -97,14 +109,18 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
     }
     match (&f.before, &f.after) {
         (Some(b), Some(a)) => {
+            // Modes and owners on the host are what its `stat` said.
             if b.mode != a.mode {
-                notes.push(format!("mode {} -> {}", b.mode, a.mode));
+                notes.push(clean_line(&format!("mode {} -> {}", b.mode, a.mode)).into_owned());
             }
             if b.owner != a.owner || b.group != a.group {
-                notes.push(format!(
-                    "owner {}:{} -> {}:{}",
-                    b.owner, b.group, a.owner, a.group
-                ));
+                notes.push(
+                    clean_line(&format!(
+                        "owner {}:{} -> {}:{}",
+                        b.owner, b.group, a.owner, a.group
+                    ))
+                    .into_owned(),
+                );
             }
         }
         (
@@ -112,21 +128,25 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
             Some(FileState {
                 mode, owner, group, ..
             }),
-        ) => notes.push(format!("{mode} {owner}:{group}")),
+        ) => notes.push(clean_line(&format!("{mode} {owner}:{group}")).into_owned()),
         _ => {}
     }
     if f.drift {
         notes.push(style.paint("35", "drift: changed on the host since provision wrote it"));
     }
+    // Paths of removed files come from the host's record.
     let line = format!(
         "  {} {} {}",
         style.paint(colour, sign),
-        f.path,
+        clean_line(&f.path),
         notes.join("  ")
     );
     let _ = writeln!(out, "{}", line.trim_end());
     if let Some(diff) = &f.diff {
+        // The old side of a diff is the host's file: each line is cleaned
+        // before it is coloured (the colour is ours, not the host's).
         for line in diff.lines() {
+            let line = &*clean(line);
             let painted = match line.chars().next() {
                 Some('+') => style.paint("32", line),
                 Some('-') => style.paint("31", line),
@@ -141,4 +161,79 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
 /// The first characters of a keyed id, enough to tell two apart.
 fn fingerprint(id: &str) -> String {
     id.chars().take(5 + 16).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+    use crate::plan::{Activation, Kind};
+
+    fn state(id: &str, owner: &str) -> FileState {
+        FileState {
+            id: id.into(),
+            mode: Mode(0o644),
+            owner: owner.into(),
+            group: "root".into(),
+        }
+    }
+
+    #[test]
+    fn host_text_in_a_plan_reaches_the_terminal_escaped() {
+        let old = "safe\n\x1b[2J\x1b]0;pwned\x07evil\u{202e}txt\rhidden\n";
+        let plan = HostPlan {
+            host: "web1".into(),
+            kind: Kind::Apply,
+            generation: "a".repeat(64),
+            number: 2,
+            current: Some(1),
+            current_generation: Some("b".repeat(64)),
+            latest: Some(1),
+            base: String::new(),
+            files: vec![FileChange {
+                path: "/etc/motd\x1b[1A".into(),
+                action: Action::Update,
+                drift: true,
+                secret: false,
+                before: Some(state("x", "agent\x1b[31m")),
+                after: Some(state("y", "root")),
+                diff: Some(crate::plan::text_diff("/etc/motd", old.as_bytes(), b"new\n").unwrap()),
+            }],
+            activation: Activation::default(),
+            upload_bytes: 0,
+            pending: None,
+            warnings: vec!["held by agent\x1b[8m".into()],
+            errors: Vec::new(),
+        };
+        for color in [false, true] {
+            let style = Style {
+                color,
+                color_err: color,
+                json: false,
+            };
+            let text = host(&plan, style);
+            // Every ESC left is one of ours: a colour, `ESC [ digits;... m`.
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find('\x1b') {
+                let seq = &rest[i + 1..];
+                let end = seq.find('m').expect("a colour sequence");
+                assert!(
+                    seq.starts_with('[')
+                        && seq[1..end].chars().all(|c| c.is_ascii_digit() || c == ';'),
+                    "{text:?}"
+                );
+                rest = &seq[end..];
+            }
+            for c in ['\r', '\x07', '\u{202e}'] {
+                assert!(!text.contains(c), "{text:?}");
+            }
+            assert!(
+                text.contains("\\x1b[2J\\x1b]0;pwned\\x07evil\\u{202e}txt\\r"),
+                "{text}"
+            );
+            assert!(text.contains("/etc/motd\\x1b[1A"), "{text}");
+            assert!(text.contains("agent\\x1b[31m:root"), "{text}");
+            assert!(text.contains("held by agent\\x1b[8m"), "{text}");
+        }
+    }
 }

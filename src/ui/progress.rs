@@ -66,8 +66,10 @@ impl Display {
     }
 }
 
+/// One line about a stage. Failures and outcomes quote the host, so the
+/// text is cleaned for the terminal.
 fn describe(host: &str, stage: &Stage) -> String {
-    match stage {
+    let text = match stage {
         Stage::Failed(s) => format!(
             "FAILED: {}",
             s.strip_prefix(&format!("{host}: ")).unwrap_or(s)
@@ -84,7 +86,8 @@ fn describe(host: &str, stage: &Stage) -> String {
         Stage::Switching { number, .. } => format!("switching to generation {number}"),
         Stage::Verifying(n) => format!("verifying generation {n}"),
         Stage::Done(s) => s.clone(),
-    }
+    };
+    super::clean_line(&text).into_owned()
 }
 
 impl Progress for Display {
