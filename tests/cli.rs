@@ -241,6 +241,119 @@ fn render_with_secrets_resolves_env_and_file_and_keeps_them_0600() {
     assert!(tg.contains("TOKEN='123:tg-s3cret'"));
 }
 
+/// `render --with-secrets` into DIR, with the two secrets set.
+fn render_secrets(out: &std::path::Path) -> assert_cmd::assert::Assert {
+    provision()
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "render",
+            "agents-1",
+            "--with-secrets",
+            "--out",
+        ])
+        .arg(out)
+        .env("MOG_TOKEN", "mog-s3cret")
+        .env("TELEGRAM_BOT_TOKEN", "123:tg-s3cret")
+        .assert()
+}
+
+#[test]
+fn render_refuses_a_symlinked_directory_in_the_output() {
+    let out = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("provision")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), out.path().join("etc")).unwrap();
+    let link = out.path().join("etc");
+    render_secrets(out.path())
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot write {}: it is a symlink",
+            link.display()
+        )))
+        .stderr(predicate::str::contains("s3cret").not());
+    // Nothing was written through the link.
+    let mut left: Vec<_> = walk(outside.path());
+    left.sort();
+    assert_eq!(left, vec![outside.path().join("provision")]);
+}
+
+#[test]
+fn render_refuses_a_symlinked_file_and_leaves_its_target_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("authorized_keys");
+    std::fs::write(&victim, "ssh-ed25519 AAAA mine\n").unwrap();
+    let agents = out.path().join("etc/provision/agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let env = agents.join("email-triage.env");
+    std::os::unix::fs::symlink(&victim, &env).unwrap();
+    render_secrets(out.path())
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot write {}: it is a symlink",
+            env.display()
+        )));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "ssh-ed25519 AAAA mine\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(&env)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn render_replaces_files_instead_of_writing_into_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir_in(out.path().parent().unwrap()).unwrap();
+    let victim = outside.path().join("notes");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let agents = out.path().join("etc/provision/agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let env = agents.join("email-triage.env");
+    // A hard link looks like a regular file: it is replaced by a new file,
+    // and what it shares with the outside stays as it was.
+    std::fs::hard_link(&victim, &env).unwrap();
+    render_secrets(out.path()).success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert!(
+        std::fs::read_to_string(&env)
+            .unwrap()
+            .contains("mog-s3cret")
+    );
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Rendering again over the last render works, and leaves no temporary
+    // files behind.
+    render_secrets(out.path()).success();
+    assert!(walk(out.path()).iter().all(|p| {
+        !p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains(".provision-")
+    }));
+}
+
+/// Every path under `dir`, not following symlinks.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
 #[test]
 fn a_missing_secret_is_an_error_that_names_the_reference_only() {
     let out = tempfile::tempdir().unwrap();
