@@ -13,7 +13,10 @@ use crate::desired::DesiredState;
 use crate::record::{Record, Target};
 
 /// The probe program (see `src/script/probe.sh`).
-pub const PROBE_SH: &str = include_str!("script/probe.sh");
+pub const PROBE_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/probe.sh")
+);
 
 /// A path as the host has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +25,10 @@ pub enum PathState {
     Missing,
     /// A regular file.
     File {
-        /// Hex sha256 of its content. Plain, even for secrets: it stays in
-        /// memory and is keyed before being shown (see `record::secret_id`).
+        /// Its content id: the hex sha256, or for a file that holds a secret
+        /// (in the current or the next generation) the keyed id the host
+        /// computed (`record::secret_id`): no plain hash of a secret leaves
+        /// the host.
         sha256: String,
         /// Permission bits, octal as `stat` prints them (`644`).
         mode: u32,
@@ -85,7 +90,7 @@ pub fn probe<'a>(paths: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> (St
     for (path, sha) in paths {
         let (flag, sha) = match sha {
             Some(sha) => ("t", sha),
-            None => ("s", "-"),
+            None => ("k", "-"),
         };
         input.push_str(&format!("{flag}\t{sha}\t{path}\n"));
     }
@@ -170,7 +175,8 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
                     .insert((*path).into(), PathState::Other((*what).into()));
             }
             ["file", sha, mode, owner, group, path] => {
-                if sha.len() != 64 {
+                let hex = sha.strip_prefix("hmac-").unwrap_or(sha);
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad(line));
                 }
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| bad(line))?;

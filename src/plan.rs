@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::desired::sha256_hex;
 use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
-use crate::record::{RecordFile, Target, secret_id};
+use crate::record::{RecordFile, Target};
+
+/// Where the switch moves what was planted where a managed file belongs.
+pub const QUARANTINE: &str = "/var/lib/provision/quarantine";
 
 /// Where unit files live: a change there needs `systemctl daemon-reload`.
 pub const UNIT_DIR: &str = "/etc/systemd/system/";
@@ -64,7 +67,7 @@ impl FileState {
 
 /// A path as the probe saw it, named by content id (keyed with the host's
 /// key when the file holds secrets); `None` when it is not a regular file.
-pub fn observed_state(obs: &Observed, path: &str, secret: bool) -> Option<FileState> {
+pub fn observed_state(obs: &Observed, path: &str) -> Option<FileState> {
     match obs.paths.get(path)? {
         PathState::File {
             sha256,
@@ -72,11 +75,8 @@ pub fn observed_state(obs: &Observed, path: &str, secret: bool) -> Option<FileSt
             owner,
             group,
         } => Some(FileState {
-            id: if secret {
-                secret_id(obs.key.as_deref().unwrap_or_default(), sha256)
-            } else {
-                sha256.clone()
-            },
+            // Keyed by the host already when the file holds a secret.
+            id: sha256.clone(),
             mode: Mode(*mode),
             owner: owner.clone(),
             group: group.clone(),
@@ -229,14 +229,21 @@ pub fn plan(
         errors.push("the host has no fingerprint key (/var/lib/provision/key), so its secrets cannot be compared".into());
     }
     for (path, f) in &target.files {
+        // Something planted where a managed file belongs (by a user who
+        // can write the directory): the switch moves it into the root-only
+        // quarantine and writes the file, or refuses this path alone when a
+        // directory on the way is a link or not safe.
         if let Some(PathState::Other(what)) = obs.paths.get(path) {
-            errors.push(format!(
-                "{path} is a {what} on the host; provision manages regular files only. Move it away, then apply again"
-            ));
-            continue;
+            warnings.push(if what.starts_with("path through") {
+                format!("tampering: {path}: {what}; apply refuses to write it")
+            } else {
+                format!(
+                    "tampering: {path} is a {what} on the host; apply moves it into the quarantine ({QUARANTINE}) and writes the file"
+                )
+            });
         }
         let after = FileState::of(f);
-        let mut before = observed_state(obs, path, f.secret);
+        let mut before = observed_state(obs, path);
         if inputs.local
             && let Some(b) = &mut before
         {
@@ -282,7 +289,7 @@ pub fn plan(
             if target.files.contains_key(path) {
                 continue;
             }
-            if let Some(before) = observed_state(obs, path, f.secret) {
+            if let Some(before) = observed_state(obs, path) {
                 files.push(FileChange {
                     path: path.clone(),
                     action: Action::Delete,
@@ -379,7 +386,7 @@ pub fn plan(
         current: obs.current,
         current_generation: recorded.map(|r| r.generation.clone()),
         latest: obs.latest,
-        base: base(target, obs),
+        base: base(obs),
         files,
         activation,
         upload_bytes,
@@ -391,15 +398,7 @@ pub fn plan(
 
 /// A fingerprint of what the plan relied on: the host's generations and the
 /// observed id, mode and owner of every path involved (secret paths keyed).
-fn base(target: &Target, obs: &Observed) -> String {
-    let key = obs.key.as_deref().unwrap_or_default();
-    let secret: BTreeSet<&str> = target
-        .files
-        .iter()
-        .chain(obs.record.iter().flat_map(|r| r.files.iter()))
-        .filter(|(_, f)| f.secret)
-        .map(|(p, _)| p.as_str())
-        .collect();
+fn base(obs: &Observed) -> String {
     let mut text = format!(
         "base-v1\t{:?}\t{:?}\t{:?}\n",
         obs.current, obs.latest, obs.switching
@@ -413,14 +412,7 @@ fn base(target: &Target, obs: &Observed) -> String {
                 mode,
                 owner,
                 group,
-            } => {
-                let id = if secret.contains(path.as_str()) {
-                    secret_id(key, sha256)
-                } else {
-                    sha256.clone()
-                };
-                format!("{id} {mode:o} {owner}:{group}")
-            }
+            } => format!("{sha256} {mode:o} {owner}:{group}"),
         };
         text.push_str(&format!("{path}\t{line}\n"));
     }
@@ -546,7 +538,8 @@ mod tests {
             obs.paths.insert(
                 path.clone(),
                 PathState::File {
-                    sha256: f.sha256.clone(),
+                    // The host keys the ids of files that hold secrets.
+                    sha256: target.files[path].id.clone(),
                     mode: f.mode.0,
                     owner: f.owner.clone(),
                     group: f.group.clone(),
@@ -704,15 +697,23 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_in_the_way_is_an_error() {
+    fn something_planted_at_a_managed_path_is_tampering_and_the_file_is_written() {
         let s = state(&base_files());
         let mut obs = applied(&s);
-        obs.paths.insert(
-            "/etc/a.env".into(),
-            PathState::Other("not a regular file".into()),
-        );
+        obs.paths
+            .insert("/etc/a.env".into(), PathState::Other("directory".into()));
         let p = plan_of(&s, &obs);
-        assert!(p.errors[0].contains("/etc/a.env"), "{:?}", p.errors);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("tampering: /etc/a.env is a directory")
+                    && w.contains(QUARANTINE)),
+            "{:?}",
+            p.warnings
+        );
+        let f = p.files.iter().find(|f| f.path == "/etc/a.env").unwrap();
+        assert_eq!(f.action, Action::Create);
     }
 
     #[test]

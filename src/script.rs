@@ -10,11 +10,20 @@ use crate::plan::{Action, HostPlan};
 use crate::record::{Record, Target};
 
 /// The session program (see `src/script/apply.sh`).
-pub const APPLY_SH: &str = include_str!("script/apply.sh");
+pub const APPLY_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/apply.sh")
+);
 /// The switch job (see `src/script/switch.sh`).
-pub const SWITCH_SH: &str = include_str!("script/switch.sh");
+pub const SWITCH_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/switch.sh")
+);
 /// Lists the host's generations (see `src/script/generations.sh`).
-pub const GENERATIONS_SH: &str = include_str!("script/generations.sh");
+pub const GENERATIONS_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/generations.sh")
+);
 
 /// Exit status of the session when another run holds the host's lock.
 pub const EXIT_LOCKED: i32 = 75;
@@ -44,12 +53,17 @@ pub struct Params<'a> {
     /// Arm a dead-man switch: seconds to wait for the confirmation, and the
     /// operations that switch back to the previous generation.
     pub deadman: Option<(u64, String)>,
+    /// This switch goes back in place of an armed dead-man switch: it goes
+    /// ahead although the dead-man switch waits, and disarms it once it
+    /// has switched; a switch that cannot switch leaves it armed.
+    pub takeover: bool,
 }
 
 /// Confirms the current generation: stops its dead-man switch. Sent over a
 /// new connection once verification passed.
-pub const CONFIRM_SH: &str = r#"R=${PROVISION_ROOT:-}
-systemctl stop provision-deadman.timer >/dev/null 2>&1
+pub const CONFIRM_SH: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
+R=${PROVISION_ROOT:-}
+systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
 rm -rf "$R/var/lib/provision/deadman"
 echo confirmed
 "#;
@@ -190,6 +204,7 @@ pub fn apply(
         ("EXPECT_LATEST", &or_none(plan.latest)),
         ("WHO", params.who),
         ("LOCK_WAIT", &params.lock_wait.to_string()),
+        ("TAKEOVER", if params.takeover { "yes" } else { "no" }),
         ("SEGMENTS", &sizes.join(" ")),
     ]);
     Request {

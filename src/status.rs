@@ -12,7 +12,10 @@ use crate::render::views::state_dir;
 use crate::script::Request;
 
 /// The status program (see `src/script/status.sh`).
-pub const STATUS_SH: &str = include_str!("script/status.sh");
+pub const STATUS_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/status.sh")
+);
 
 /// The request for every agent of `host`.
 pub fn request(host: &Host) -> Request {
@@ -221,8 +224,7 @@ pub fn parse(
         .iter()
         .flat_map(|r| r.files.iter())
         .filter(|(path, f)| {
-            !observed_state(obs, path, f.secret)
-                .is_some_and(|seen| seen.matches(&FileState::of(f), local))
+            !observed_state(obs, path).is_some_and(|seen| seen.matches(&FileState::of(f), local))
         })
         .map(|(path, _)| path.clone())
         .collect();

@@ -1,5 +1,6 @@
 //! The programs `provision` runs on hosts are POSIX sh: they parse with
-//! dash, and shellcheck (as `sh`, warnings and errors) finds nothing in them.
+//! dash, and shellcheck (as `sh`, warnings and errors) finds nothing in them,
+//! each checked as it runs: the shared library (`lib.sh`) and its body.
 //! shellcheck is installed by the README's test command; without it that
 //! half prints `SKIPPED scripts::shellcheck: …`.
 
@@ -7,12 +8,23 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Each host program as it is sent: the library, then the program.
 fn scripts() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+    let lib = std::fs::read_to_string(dir.join("lib.sh")).unwrap();
+    let out_dir = std::env::temp_dir().join(format!("provision-scripts-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .filter(|p| !p.ends_with("lib.sh"))
+        .map(|p| {
+            let body = std::fs::read_to_string(&p).unwrap();
+            let program = out_dir.join(p.file_name().unwrap());
+            std::fs::write(&program, format!("{lib}{body}")).unwrap();
+            program
+        })
         .collect();
     out.sort();
     assert!(out.len() >= 4, "the host programs are missing: {out:?}");

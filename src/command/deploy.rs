@@ -471,6 +471,7 @@ async fn switch_one(
         keep: options.keep,
         record: record.as_ref(),
         deadman,
+        takeover: false,
     };
     let request = script::apply(&p.plan, &p.target, &p.observed, &blobs, &params);
     let bytes = blobs.values().map(|b| b.bytes.len() as u64).sum();
@@ -494,7 +495,7 @@ async fn switch_one(
             Some(v),
         ) => {
             progress.stage(&name, Stage::Verifying(generation));
-            verify_switch(&p, generation, log, None, armed, v, options, who, time).await
+            verify_switch(&p, generation, log, None, armed, v, options, who).await
         }
         // Switched, but a unit did not start: verification says which and
         // why, and decides about switching back.
@@ -502,7 +503,7 @@ async fn switch_one(
             if error.starts_with(&format!("switched to generation {number},")) =>
         {
             progress.stage(&name, Stage::Verifying(number));
-            verify_switch(&p, number, log, Some(error), armed, v, options, who, time).await
+            verify_switch(&p, number, log, Some(error), armed, v, options, who).await
         }
         (other, _) => other,
     };
@@ -521,7 +522,7 @@ fn deadman(p: &Prepared, options: &Options) -> Option<(u64, String)> {
         return None;
     }
     let previous = p.observed.record.as_ref()?;
-    let state = p.state.as_ref()?;
+    p.state.as_ref()?;
     let back = Target::from_record(previous);
     // The host as it will be after the switch.
     let mut after = Observed {
@@ -538,7 +539,8 @@ fn deadman(p: &Prepared, options: &Options) -> Option<(u64, String)> {
         after.paths.insert(
             path.clone(),
             observed::PathState::File {
-                sha256: state.files[path].sha256.clone(),
+                // The id as the probe would report it: keyed for secrets.
+                sha256: f.id.clone(),
                 mode: f.mode.0,
                 owner: f.owner.clone(),
                 group: f.group.clone(),
@@ -593,7 +595,6 @@ async fn verify_switch(
     v: &VerifyOptions,
     options: &Options,
     who: &str,
-    time: &str,
 ) -> HostResult {
     let agents = changed_agents(&p.plan);
     let journald = p
@@ -615,9 +616,10 @@ async fn verify_switch(
     if let Some(error) = activation_error {
         checks.insert(0, failed_check("activate", &p.host.name, error));
     }
-    if !checks.iter().all(|c| c.ok) && armed {
-        // We decide now, over the connection we have: switch back below, or
-        // keep the generation when told to.
+    let switch_back = p.plan.current.filter(|_| v.rollback);
+    if !checks.iter().all(|c| c.ok) && armed && switch_back.is_none() {
+        // Told to keep the failed generation (or there is none to go back
+        // to): the dead-man switch must not undo it.
         disarm(&p.transport).await;
     }
     if checks.iter().all(|c| c.ok) {
@@ -634,10 +636,22 @@ async fn verify_switch(
         rollback_checks: Vec::new(),
         rollback_error: None,
     };
-    let Some(previous) = p.plan.current.filter(|_| v.rollback) else {
+    let Some(previous) = switch_back else {
         return result;
     };
-    let back = rollback_to(&p.transport, &p.host.name, previous, who, time, options).await;
+    // An armed dead-man switch stays armed until this switch back has
+    // switched: the host takes it over, and disarms it only then.
+    let back = rollback_to(&p.transport, &p.host.name, previous, who, options, armed)
+        .await
+        .map_err(|e| {
+            if armed {
+                format!(
+                    "{e}. The dead-man switch stays armed: the host switches back to generation {previous} by itself"
+                )
+            } else {
+                e
+            }
+        });
     if let HostResult::VerifyFailed {
         rolled_back_to,
         rollback_checks,
@@ -880,8 +894,8 @@ async fn rollback_to(
     host: &str,
     number: u64,
     who: &str,
-    _time: &str,
     options: &Options,
+    takeover: bool,
 ) -> Result<(HostPlan, Option<u64>), String> {
     let (target, obs, plan) = rollback_plan(t, host, Some(number))
         .await
@@ -895,6 +909,7 @@ async fn rollback_to(
         keep: options.keep,
         record: None,
         deadman: None,
+        takeover,
     };
     let request = script::apply(&plan, &target, &obs, &BTreeMap::new(), &params);
     match apply::run(t, &request).await.map_err(|e| e.to_string())? {

@@ -11,9 +11,9 @@
 # Exit: 0 switched, 1 failed, 75 locked, 76 stale.
 set -u
 R=${PROVISION_ROOT:-}
+set_root "$R"
 S="$R/var/lib/provision"
 J="$S/switching"
-tab=$(printf '\t')
 
 die() {
     printf '%s\n' "$*" >&2
@@ -43,6 +43,12 @@ trap 'cleanup; exit 1' HUP INT TERM PIPE
 from=${SSH_CLIENT:-}
 from=${from%% *}
 printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
+
+# The dead-man switch waits (its timer, or its retry after a switch back that
+# could not switch).
+deadman_armed() {
+    systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer
+}
 
 # Runs the switch job and waits for it; prints its report. Each launch gets
 # its own unit name (kept in the journal, for the probe and for resuming):
@@ -109,8 +115,8 @@ if [ -e "$J/ops" ]; then
     printf 'stale\tan interrupted switch to generation %s is pending\n' "$(cat "$J/generation")"
     exit 76
 fi
-if [ -d "$S/deadman" ]; then
-    if [ -z "${PROVISION_LOCAL:-}" ] && systemctl is-active --quiet provision-deadman.timer; then
+if [ -d "$S/deadman" ] && [ "${TAKEOVER:-}" != yes ]; then
+    if [ -z "${PROVISION_LOCAL:-}" ] && deadman_armed; then
         printf 'locked\tthe current generation awaits its confirmation (a dead-man switch goes back to generation %s unless confirmed)\n' "$(cat "$S/deadman/generation")"
         exit 75
     fi
@@ -131,19 +137,18 @@ for seg in $SEGMENTS; do
     [ "$(wc -c <"$I/$name")" -eq "$size" ] || { rm -rf "$I"; die "the input ended early (segment $name)"; }
 done
 
-# Every path the switch touches must still be as the plan saw it.
+# Every path the switch touches must still be as the plan saw it (looked at
+# as the probe does: no link followed, secrets by keyed id).
 while IFS="$tab" read -r expect path; do
     [ -n "$path" ] || continue
-    p="$R$path"
-    if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then
-        actual=other
-    elif [ -f "$p" ]; then
-        actual=$(sha256sum <"$p") || die "cannot read $path"
-        actual=${actual%% *}
-    else
-        actual=-
-    fi
-    if [ "$actual" != "$expect" ]; then
+    case $expect in
+    hmac-*)
+        [ -n "${HMAC_I:-}" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
+        observe "$path" k
+        ;;
+    *) observe "$path" - ;;
+    esac
+    if [ "$OBS" != "$expect" ]; then
         printf 'stale\t%s changed on the host since the plan was made\n' "$path"
         exit 76
     fi
@@ -181,6 +186,9 @@ fi
 # The journal appears at once, by rename: from here on the switch completes
 # even if this session dies.
 printf '%s\n' "$GEN" >"$I/generation"
+# A switch back after a failed verification takes the dead-man switch over:
+# the switch disarms it once it has switched, and leaves it armed otherwise.
+[ "${TAKEOVER:-}" != yes ] || : >"$I/takeover"
 rm -f "$I/blobs" "$I/checks" "$S/last-switch"
 rm -rf "$J.new"
 mv "$I" "$J" || die "cannot create $J"

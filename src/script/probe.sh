@@ -1,17 +1,17 @@
 # provision probe: a read-only look at one host, in one round trip.
 #
 # stdin: one line per desired path, "FLAG<TAB>SHA256<TAB>PATH" (no field is
-# empty: tabs are IFS white space, so empty fields would collapse), FLAG `t` for a
-# text file whose old content may be shown in a diff, `s` for one that must
-# never leave the host (secrets). The paths of the current generation are
-# looked at too.
+# empty: tabs are IFS white space, so empty fields would collapse), FLAG `t`
+# for a file whose old content may be shown in a diff, `k` for one that holds
+# secrets: its content never leaves the host, and its id is keyed (HMAC). The
+# paths of the current generation are looked at too.
 # stdout: tab-separated records, read by `observed::parse_probe`.
 # Paths go through printf, never echo: dash's echo reads backslashes.
 # It writes nothing, except the host's fingerprint key on first contact.
 set -u
 R=${PROVISION_ROOT:-}
+set_root "$R"
 S="$R/var/lib/provision"
-tab=$(printf '\t')
 echo "probe${tab}1"
 echo "now${tab}$(date +%s)"
 
@@ -65,55 +65,112 @@ j="$R/var/log/journal"
 [ -d "$j" ] || j="$R/"
 df -Pk "$j" 2>/dev/null | { read -r _ && read -r _ size _ avail _ && echo "journalfs${tab}$((size * 1024))${tab}$((avail * 1024))"; }
 
+# The paths: the desired ones, then the current generation's. A path that
+# holds a secret in either is keyed: only its HMAC under the host's key
+# leaves the host, never its plain hash nor its content.
+#   id mode owner group secret path -> "k|n<TAB>-<TAB>path"
 list=$(cat)
+old=
 if [ -n "$current" ] && [ -f "$S/generations/$current.files" ]; then
-    # id mode owner group secret path -> "s<TAB><TAB>path"
-    old=$(while IFS="$tab" read -r _ _ _ _ _ path; do printf 's\t-\t%s\n' "$path"; done <"$S/generations/$current.files")
-    list="$list
-$old"
+    old=$(while IFS="$tab" read -r _ _ _ _ secret path; do
+        if [ "$secret" = s ]; then printf 'k\t-\t%s\n' "$path"; else printf 'n\t-\t%s\n' "$path"; fi
+    done <"$S/generations/$current.files")
 fi
+keyed=$nl
+while IFS="$tab" read -r flag _ path; do
+    [ "$flag" = k ] && keyed="$keyed$path$nl"
+done <<LIST
+$list
+$old
+LIST
+[ "$keyed" = "$nl" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
 
-# Classify every path; hash and stat the regular files in one call each.
-set --
+# report PATH FLAG SHA: one regular file in a directory someone else may
+# write, read in the current directory (entered by safe_dir) without
+# following a link or blocking on a FIFO.
+report() {
+    st=$(stat -c '%a	%U	%G	%s' -- "./$NAME") || return
+    h=$(read_nofollow "./$NAME" | sha256sum) || return
+    h=${h%% *}
+    [ "$2" = k ] && h="hmac-$(hmac_hex "$h")"
+    printf 'file\t%s\t%s\t%s\n' "$h" "${st%"$tab"*}" "$1"
+    if [ "$2" = t ] && [ "$h" != "$3" ] && [ "${st##*"$tab"}" -le 262144 ]; then
+        printf 'content\t%s\n' "$1"
+        read_nofollow "./$NAME" | base64
+        echo "end"
+    fi
+}
+
+# Classify every path. Regular files in directories only root can write are
+# hashed and stat'ed in one call each (nobody can swap them); the others one
+# by one, without following links.
+seen=$nl
+batch=
 while IFS="$tab" read -r flag sha path; do
     [ -n "$path" ] || continue
+    case $seen in *"$nl$path$nl"*) continue ;; esac
+    seen="$seen$path$nl"
+    case $keyed in *"$nl$path$nl"*) flag=k ;; esac
     if [ "$sha" != - ] && [ -f "$S/store/$sha" ]; then
         printf 'stored\t%s\n' "$sha"
     fi
-    p="$R$path"
-    if [ -L "$p" ]; then
-        printf 'other\tsymlink\t%s\n' "$path"
-    elif [ -f "$p" ]; then
-        set -- "$@" "$p"
-    elif [ -e "$p" ]; then
-        printf 'other\tnot a regular file\t%s\n' "$path"
-    else
-        printf 'missing\t%s\n' "$path"
+    DIR=${path%/*}
+    [ -n "$DIR" ] || DIR=/
+    NAME=${path##*/}
+    if ! safe_dir "$DIR" '*' '*'; then
+        if [ "$why" = missing ]; then
+            printf 'missing\t%s\n' "$path"
+        else
+            printf 'other\t%s\t%s\n' "path through a link or an unsafe directory ($why)" "$path"
+        fi
+        cd /
+        continue
     fi
+    if [ -L "./$NAME" ]; then
+        printf 'other\tsymlink to %s\t%s\n' "$(readlink -- "./$NAME" | tr -d '\t')" "$path"
+    elif [ ! -e "./$NAME" ]; then
+        printf 'missing\t%s\n' "$path"
+    elif [ ! -f "./$NAME" ]; then
+        printf 'other\t%s\t%s\n' "$(stat -c %F -- "./$NAME")" "$path"
+    elif [ "$TRUSTED" = yes ]; then
+        batch="$batch$flag$tab$sha$tab$path$nl"
+    elif [ "$(stat -c %h -- "./$NAME")" != 1 ]; then
+        printf 'other\thard link (%s links)\t%s\n' "$(stat -c %h -- "./$NAME")" "$path"
+    else
+        report "$path" "$flag" "$sha"
+    fi
+    cd /
 done <<LIST
 $list
+$old
 LIST
+
+set --
+while IFS="$tab" read -r flag sha path; do
+    [ -n "$path" ] && set -- "$@" "$RP$path"
+done <<BATCH
+$batch
+BATCH
 [ $# -gt 0 ] || exit 0
 hashes=$(sha256sum -- "$@") || exit 0
 stats=$(stat --printf '%a\t%U\t%G\t%s\n' -- "$@") || exit 0
 while IFS="$tab" read -r flag sha path; do
     [ -n "$path" ] || continue
-    p="$R$path"
-    if [ -L "$p" ] || [ ! -f "$p" ]; then continue; fi
     IFS= read -r h <&3
     IFS="$tab" read -r mode owner group size <&4
     h=${h#\\}
     h=${h%% *}
+    [ "$flag" = k ] && h="hmac-$(hmac_hex "$h")"
     printf 'file\t%s\t%s\t%s\t%s\t%s\n' "$h" "$mode" "$owner" "$group" "$path"
     if [ "$flag" = t ] && [ "$h" != "$sha" ] && [ "$size" -le 262144 ]; then
         printf 'content\t%s\n' "$path"
-        base64 <"$p"
+        base64 <"$RP$path"
         echo "end"
     fi
-done 3<<HASHES 4<<STATS <<LIST
+done 3<<HASHES 4<<STATS <<BATCH
 $hashes
 HASHES
 $stats
 STATS
-$list
-LIST
+$batch
+BATCH

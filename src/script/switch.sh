@@ -7,8 +7,10 @@
 #                                    any file is switched (users, directories)
 #   stop UNIT | remove PATH | record N | reload | run COMMAND |
 #   enable UNIT | restart UNIT      in order, after every file is prepared
-# Phase 1 prepares every file next to its target, so any failure (a full
-# disk, a missing user) leaves the host as it was. Phase 2 renames them into
+# Phase 1 prepares every file in a root-only staging directory inside the
+# directory it goes to, so any failure (a full disk, a missing user) leaves
+# the host as it was. Nothing is opened, chmodded or chowned by a name that
+# a non-root user could redirect (see lib.sh). Phase 2 renames them into
 # place, records the generation and activates. Run again after an
 # interruption, it does the same thing over: every step is idempotent.
 # Writes the outcome to last-switch: "ok N", "failed N: why" (switched,
@@ -17,9 +19,9 @@ set -u
 # Directories made for new files are world-readable, as their files say.
 umask 022
 R=$1
+set_root "$R"
 S="$R/var/lib/provision"
 J="$S/switching"
-tab=$(printf '\t')
 gen=$(cat "$J/generation")
 local=${PROVISION_LOCAL:-}
 # The generation the host comes from: kept by the garbage collection, so a
@@ -29,11 +31,45 @@ previous=${previous##*/}
 previous=${previous%.json}
 exec >>"$J/log" 2>&1
 
-tmpname() {
-    printf '%s/.provision-new.%s' "${1%/*}" "${1##*/}"
+# New files are staged in a root-only directory made (by mktemp) inside the
+# directory they go to, so the final rename stays on one filesystem and
+# lands on exactly the target name; "DIR<TAB>NAME" lines in the journal say
+# which, so a resumed job finds them.
+stages=$nl
+[ -f "$J/stages" ] && stages="$nl$(cat "$J/stages")$nl"
+# find_stage DIR: sets STAGE to DIR's staging directory (the last made).
+find_stage() {
+    case $stages in
+    *"$nl$1$tab"*)
+        STAGE=${stages##*"$nl$1$tab"}
+        STAGE=${STAGE%%"$nl"*}
+        ;;
+    *) STAGE= ;;
+    esac
+}
+# each_stage COMMAND: runs COMMAND NAME inside each staging directory's
+# parent, entered without following a symlink.
+each_stage() {
+    printf '%s' "$stages" | while IFS="$tab" read -r es_dir es_name; do
+        [ -n "$es_name" ] || continue
+        if cd -P -- "$RP$es_dir" 2>/dev/null && [ "$PWD" = "$RP$es_dir" ]; then
+            "$1" "$es_name"
+        fi
+        cd /
+    done
+}
+drop_stage() { rm -rf -- "./$1"; }
+tidy_stage() { rmdir -- "./$1" 2>/dev/null; }
+
+# dir_name PATH: sets DIR and NAME.
+dir_name() {
+    DIR=${1%/*}
+    [ -n "$DIR" ] || DIR=/
+    NAME=${1##*/}
 }
 
 finish() {
+    each_stage tidy_stage
     {
         printf '%s\n' "$1"
         cat "$J/log"
@@ -45,42 +81,94 @@ finish() {
 
 abort() {
     printf 'error: %s\n' "$*"
-    while IFS="$tab" read -r op _ _ _ _ path; do
-        [ "$op" = write ] && rm -f "$(tmpname "$R$path")"
-    done <"$J/ops"
+    each_stage drop_stage
     finish "aborted $gen: $*" 2
 }
 
-# Phase 1: prepare.
-set --
+# Phase 1: prepare. Nothing outside the staging directories changes.
+refused=$nl
 while IFS="$tab" read -r op a b c d e; do
     case $op in
     write)
-        p="$R$e"
-        t=$(tmpname "$p")
+        dir_name "$e"
         [ -f "$S/store/$a" ] || abort "the content of $e ($a) is missing from the store"
-        mkdir -p "${p%/*}" || abort "cannot create the directory of $e"
-        cp "$S/store/$a" "$t" || abort "cannot write $e"
-        chmod "$b" "$t" || abort "cannot set the mode of $e"
-        if [ -z "$local" ]; then
-            chown "$c:$d" "$t" || abort "cannot give $e to $c:$d"
+        # A directory on the way that is a link, or that someone else could
+        # redirect, refuses this path alone: the other files still switch,
+        # and the activation reports it as failed.
+        if ! { safe_dir "$DIR" "$c" "$d" create && here; }; then
+            refused="$refused$e$nl"
+            printf 'refused\t%s\t%s\n' "$e" "$why"
+            cd /
+            continue
         fi
-        set -- "$@" "$t"
+        find_stage "$DIR"
+        if [ -z "$STAGE" ] || ! stage_dir "$STAGE"; then
+            { safe_dir "$DIR" "$c" "$d" && here; } || abort "cannot write $e: $why"
+            STAGE=$(mktemp -d .provision-stage.XXXXXX) || abort "cannot make a staging directory in $DIR"
+            STAGE=${STAGE#./}
+            stages="$stages$DIR$tab$STAGE$nl"
+            printf '%s\t%s\n' "$DIR" "$STAGE" >>"$J/stages"
+            stage_dir "$STAGE" || abort "cannot write $e: $why"
+        fi
+        cp -- "$S/store/$a" "./$NAME" || abort "cannot write $e"
+        chmod "$b" "./$NAME" || abort "cannot set the mode of $e"
+        if [ -z "$local" ]; then
+            chown "$c:$d" "./$NAME" || abort "cannot give $e to $c:$d"
+        fi
+        cd /
         ;;
     early)
         [ -n "$local" ] && continue
-        p="$R$a"
-        t=$(tmpname "$p")
-        [ -f "$t" ] || t=$p
+        # Hooks read only root's directories (sysusers.d, tmpfiles.d).
+        dir_name "$a"
+        find_stage "$DIR"
+        t="$RP$DIR/$STAGE/$NAME"
+        [ -n "$STAGE" ] && [ -f "$t" ] || t=$RP$a
         # shellcheck disable=SC2086 # the command is a word list by design
         $b "$t" || abort "'$b' failed on the new $a"
         ;;
     esac
 done <"$J/ops"
-if [ $# -gt 0 ]; then
-    sync -- "$@" || abort "cannot sync the new files"
-fi
+sync_stage() {
+    set --
+    for f in ./* ./.[!.]* ./..?*; do
+        [ -f "$f" ] && set -- "$@" "$f"
+    done
+    [ $# -eq 0 ] || sync -- "$@"
+}
+sync_stages() {
+    printf '%s' "$stages" | while IFS="$tab" read -r es_dir es_name; do
+        [ -n "$es_name" ] || continue
+        (
+            cd -P -- "$RP$es_dir" && [ "$PWD" = "$RP$es_dir" ] && here &&
+                stage_dir "$es_name" && sync_stage
+        ) || exit 1
+    done
+}
+sync_stages || abort "cannot sync the new files"
 printf 'prepared\n'
+
+# quarantine PATH WHAT: moves what was planted at ../NAME (the managed
+# file's name, seen from its staging directory) into the root-only
+# quarantine, or, on another filesystem, into the staging directory, which
+# then stays. Says so in the log, which the apply reports.
+qn=0
+quarantine() {
+    q="$S/quarantine"
+    mkdir -p "$q" && chmod 700 "$q" || return 1
+    qn=$((qn + 1))
+    if [ "$(stat -c %d -- "../$NAME")" = "$(stat -c %d "$q")" ]; then
+        dest="$q/$gen.$$.$qn.$NAME"
+        mv -T -- "../$NAME" "$dest" || return 1
+        shown=${dest#"$R"}
+    else
+        dest="./.quarantined.$qn.$NAME"
+        mv -T -- "../$NAME" "$dest" || return 1
+        shown="$DIR/$STAGE/${dest#./}"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$gen" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "$shown" >>"$q/log"
+    printf 'tampering\t%s\t%s\t%s\n' "$1" "$2" "$shown"
+}
 
 # Phase 2: switch and activate. Failures are reported, not undone: the files
 # are in place and recorded; verification decides what happens next.
@@ -101,11 +189,43 @@ systemd() {
 while IFS="$tab" read -r op a b c d e; do
     case $op in
     write)
-        p="$R$e"
-        mv -f "$(tmpname "$p")" "$p" || fail "cannot rename the new $e into place"
+        case $refused in *"$nl$e$nl"*)
+            fail "refused to write $e (see above)"
+            continue
+            ;;
+        esac
+        dir_name "$e"
+        find_stage "$DIR"
+        if [ -z "$STAGE" ] || ! safe_dir "$DIR" "$c" "$d" || ! here || ! stage_dir "$STAGE"; then
+            fail "cannot put $e in place: ${why:-it was not staged}"
+            cd /
+            continue
+        fi
+        # Done already, by a run that was interrupted.
+        if [ ! -e "./$NAME" ]; then
+            cd /
+            continue
+        fi
+        what=$(planted "../$NAME" "$c")
+        if [ -n "$what" ] && ! quarantine "$e" "$what"; then
+            fail "cannot move aside the $what at $e"
+        elif ! mv -fT -- "./$NAME" "../$NAME"; then
+            fail "cannot rename the new $e into place"
+        fi
+        cd /
         ;;
     stop) systemd disable --now "$a" ;;
-    remove) rm -f "$R$a" || fail "cannot remove $a" ;;
+    remove)
+        dir_name "$a"
+        if cd -P -- "$RP$DIR" 2>/dev/null && [ "$PWD" = "$RP$DIR" ]; then
+            if [ -L "./$NAME" ] || [ -f "./$NAME" ]; then
+                rm -f -- "./$NAME" || fail "cannot remove $a"
+            elif [ -e "./$NAME" ]; then
+                printf 'left %s alone: it is a %s, not the file provision wrote\n' "$a" "$(stat -c %F -- "./$NAME")"
+            fi
+        fi
+        cd /
+        ;;
     record)
         if [ -f "$J/record.json" ]; then
             cp "$J/record.json" "$S/generations/.new.json" &&
@@ -118,11 +238,31 @@ while IFS="$tab" read -r op a b c d e; do
         # The store keeps every content of the generation, so it can be
         # switched back to without an upload; files that were already in
         # place when first recorded were never uploaded: keep them now.
+        # Read without following a link; kept only when it is the content
+        # recorded (a racing user could have swapped it meanwhile).
         while IFS="$tab" read -r id _ _ _ _ path; do
             [ -f "$S/store/$id" ] && continue
-            { cp "$R$path" "$S/store/.in.$id" && chmod 600 "$S/store/.in.$id" &&
-                mv -f "$S/store/.in.$id" "$S/store/$id"; } ||
-                fail "cannot keep the content of $path in the store"
+            dir_name "$path"
+            t="$S/store/.in.$id"
+            if cd -P -- "$RP$DIR" 2>/dev/null && [ "$PWD" = "$RP$DIR" ] &&
+                [ -f "./$NAME" ] && [ ! -L "./$NAME" ] && read_nofollow "./$NAME" >"$t"; then
+                got=$(sha256sum <"$t")
+                got=${got%% *}
+                case $id in
+                hmac-*)
+                    [ -n "${HMAC_I:-}" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
+                    got="hmac-$(hmac_hex "$got")"
+                    ;;
+                esac
+                if [ "$got" = "$id" ]; then
+                    chmod 600 "$t" && mv -f "$t" "$S/store/$id" ||
+                        fail "cannot keep the content of $path in the store"
+                else
+                    printf 'note: %s changed while it was recorded: not kept in the store\n' "$path"
+                fi
+            fi
+            rm -f "$t"
+            cd /
         done <"$S/generations/$a.files"
         ;;
     reload) systemd daemon-reload ;;
@@ -166,9 +306,19 @@ for f in "$S"/store/*; do
     case "$used" in *"${f##*/}"*) ;; *) rm -f "$f" ;; esac
 done
 
+# This switch went back in place of the dead-man switch: it has switched,
+# so the dead-man switch has nothing left to do.
+if [ -f "$J/takeover" ] && [ -z "$local" ]; then
+    systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
+    rm -rf "$S/deadman"
+    printf 'dead-man switch disarmed: switched back to generation %s\n' "$gen"
+fi
+
 # Dead-man switch: unless a confirmation (from a new SSH connection, once
 # verification passed) stops it, a timer switches back to the previous
-# generation. A change that cuts the operator off undoes itself.
+# generation. A change that cuts the operator off undoes itself. It stays
+# armed until the switch back has switched: one that could not (aborted)
+# is tried again every minute, for an hour.
 if [ -f "$J/deadman.ops" ] && [ -n "$previous" ] && [ -z "$local" ]; then
     D="$S/deadman"
     rm -rf "$D" && mkdir -m 700 "$D" &&
@@ -176,16 +326,38 @@ if [ -f "$J/deadman.ops" ] && [ -n "$previous" ] && [ -z "$local" ]; then
         printf '%s\n' "$previous" >"$D/generation" && cp "$J/keep" "$D/keep" &&
         cat >"$D/fire.sh" <<FIRE || fail "cannot prepare the dead-man switch"
 # No confirmation arrived: switch back to generation $previous.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 S="$S"
 [ -d "\$S/deadman" ] || exit 0
 [ -e "\$S/switching/ops" ] && exit 1
 rm -rf "\$S/switching"
-mv "\$S/deadman" "\$S/switching" || exit 1
+cp -R "\$S/deadman" "\$S/switching.new" && mv "\$S/switching.new" "\$S/switching" || exit 1
 printf 'no confirmation of generation %s arrived in time: switching back to %s\n' "$gen" "$previous" >"\$S/switching/log"
-exec sh "\$S/switching/switch.sh" ""
+sh "\$S/switching/switch.sh" ""
+case \$(head -n 1 "\$S/last-switch" 2>/dev/null) in
+ok* | failed*)
+    rm -rf "\$S/deadman"
+    systemctl stop provision-deadman-retry.timer >/dev/null 2>&1
+    ;;
+*)
+    n=\$(cat "\$S/deadman/tries" 2>/dev/null || echo 0)
+    echo \$((n + 1)) >"\$S/deadman/tries"
+    if [ "\$n" -ge 60 ]; then
+        systemctl stop provision-deadman-retry.timer >/dev/null 2>&1
+    elif ! systemctl is-active --quiet provision-deadman-retry.timer; then
+        systemctl reset-failed provision-deadman-retry.service provision-deadman-retry.timer >/dev/null 2>&1
+        systemd-run --quiet --unit=provision-deadman-retry --on-unit-active=60s --on-active=60s \\
+            --timer-property=AccuracySec=1s \\
+            --description="provision: switch back to generation $previous (retry)" \\
+            flock -w 600 "\$S/lock" sh "\$S/deadman/fire.sh"
+    fi
+    exit 1
+    ;;
+esac
 FIRE
     secs=$(cat "$J/deadman.secs" 2>/dev/null || echo 60)
-    systemctl stop provision-deadman.timer >/dev/null 2>&1
+    systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
     systemctl reset-failed provision-deadman.service provision-deadman.timer >/dev/null 2>&1
     systemd-run --quiet --unit=provision-deadman --on-active="${secs}s" \
         --timer-property=AccuracySec=1s --timer-property=RemainAfterElapse=no \

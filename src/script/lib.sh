@@ -1,0 +1,280 @@
+# provision's host library: the prologue of every program provision runs on a
+# host, and the primitives they share for touching files in directories that
+# someone other than root may write.
+#
+# The threat: a non-root user (an agent) may create, replace, rename and race
+# anything in the directories it can write, at any moment. So nothing here
+# opens, writes, chmods or chowns by a name in such a directory: it changes
+# into the directory after checking every component from /, re-checks where it
+# landed with getcwd, stages new files in a root-only directory of its own
+# inside it, and renames onto exactly the target name.
+
+# A fixed, root-owned PATH and a clean slate: nothing a non-root user can
+# write steers what runs here.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+unset ENV BASH_ENV CDPATH LD_PRELOAD LD_LIBRARY_PATH 2>/dev/null
+IFS=' 	
+'
+nl='
+'
+tab='	'
+# On a real host the trusted owner is root; a `local` host (a directory of the
+# operator's) belongs to whoever runs provision.
+ME=$(id -un)
+MEUID=$(id -u)
+# set_root ROOT: the host's root ("" on a real host, a directory for a
+# `local` one), as RP, its physical path.
+set_root() {
+    RP=
+    if [ -n "$1" ]; then
+        RP=$(cd -P -- "$1/" && pwd -P) || RP=$1
+        [ "$RP" = / ] && RP=
+    fi
+}
+RP=
+
+# The octal digits of the write bits of a mode such as 755 or 2770.
+writable_by() {
+    wb_o=$((0$1 % 8)) wb_g=$((0$1 / 8 % 8)) wb_u=$((0$1 / 64 % 8))
+    wb=
+    [ $((wb_u & 2)) -eq 0 ] || wb="${wb}u"
+    [ $((wb_g & 2)) -eq 0 ] || wb="${wb}g"
+    [ $((wb_o & 2)) -eq 0 ] || wb="${wb}o"
+    printf '%s' "$wb"
+}
+
+# safe_dir DIR OWNER GROUP [create]
+# Checks every component of DIR (a host path) from the host's root: each must
+# be a real directory, not a symlink, writable by nobody but root and
+# OWNER:GROUP (whose file goes there; `*` allows any, to only look). With `create`, missing components are
+# made (root's, 0755); without, a missing one fails with why=missing. Then
+# changes into DIR and checks with getcwd that it is DIR itself, so a
+# component swapped for a symlink meanwhile is caught. Sets:
+#   why      the reason, on failure
+#   TRUSTED  yes when only root can write any component (nobody can race)
+# The component check is remembered per DIR, OWNER and GROUP: what passed it
+# can be changed afterwards only by root or OWNER, and only within their own
+# reach, which the getcwd check bounds.
+SAFE_SEEN=$nl
+safe_dir() {
+    sd_dir=$1 sd_o=$2 sd_g=$3 sd_create=${4:-}
+    why=
+    case $sd_dir in
+    /*) ;;
+    *)
+        why="$sd_dir is not an absolute path"
+        return 1
+        ;;
+    esac
+    case $SAFE_SEEN in
+    *"$nl$sd_dir$tab$sd_o$tab$sd_g$tab"*)
+        TRUSTED=${SAFE_SEEN#*"$nl$sd_dir$tab$sd_o$tab$sd_g$tab"}
+        TRUSTED=${TRUSTED%%"$nl"*}
+        ;;
+    *)
+        safe_walk || return 1
+        SAFE_SEEN="$SAFE_SEEN$sd_dir$tab$sd_o$tab$sd_g$tab$TRUSTED$nl"
+        ;;
+    esac
+    if ! cd -P -- "$RP$sd_dir" 2>/dev/null; then
+        why="cannot enter $sd_dir"
+        return 1
+    fi
+    # cd -P sets PWD from getcwd: where we are, with no link in the way.
+    if [ "$PWD" != "$RP$sd_dir" ] && ! { [ "$sd_dir" = / ] && [ "$PWD" = "${RP:-/}" ]; }; then
+        why="$sd_dir changed while it was checked (it leads to $PWD)"
+        cd /
+        return 1
+    fi
+}
+
+# here: sets HERE, the device:inode of the current directory, for stage_dir.
+here() {
+    HERE=$(stat -c %d:%i .) || {
+        why="cannot look at $PWD"
+        return 1
+    }
+}
+
+safe_walk() {
+    TRUSTED=yes
+    sw_p=
+    sw_rest=${sd_dir#/}
+    set --
+    while [ -n "$sw_rest" ]; do
+        sw_c=${sw_rest%%/*}
+        case $sw_rest in */*) sw_rest=${sw_rest#*/} ;; *) sw_rest= ;; esac
+        [ -n "$sw_c" ] || continue
+        sw_p="$sw_p/$sw_c"
+        if [ ! -e "$RP$sw_p" ] && [ ! -L "$RP$sw_p" ]; then
+            if [ "$sd_create" != create ]; then
+                why=missing
+                return 1
+            fi
+            # mkdir refuses a name that exists, a symlink planted in the
+            # meantime among them; the check below then refuses it.
+            (umask 022 && mkdir -- "$RP$sw_p") 2>/dev/null
+        fi
+        set -- "$@" "$RP$sw_p"
+    done
+    [ $# -gt 0 ] || return 0
+    sw_out=$(stat -c '%F/%U/%G/%a' -- "$@" 2>&1) || {
+        why="cannot look at the directories of $sd_dir: $sw_out"
+        return 1
+    }
+    for sw_p in "$@"; do
+        sw_line=${sw_out%%"$nl"*}
+        sw_out=${sw_out#*"$nl"}
+        sw_p=${sw_p#"$RP"}
+        sw_type=${sw_line%%/*}
+        sw_line=${sw_line#*/}
+        sw_u=${sw_line%%/*}
+        sw_line=${sw_line#*/}
+        sw_gr=${sw_line%%/*}
+        sw_mode=${sw_line#*/}
+        if [ "$sw_type" != directory ]; then
+            why="$sw_p is a $sw_type, not a directory: provision does not follow it"
+            return 1
+        fi
+        sw_w=$(writable_by "$sw_mode")
+        case $sw_w in *o*)
+            why="$sw_p is writable by every user: provision does not write under it"
+            return 1
+            ;;
+        esac
+        case $sw_w in *u*)
+            if [ "$sw_u" != "$ME" ]; then
+                TRUSTED=no
+                if [ "$sw_u" != "$sd_o" ] && [ "$sd_o" != '*' ]; then
+                    why="$sw_p belongs to $sw_u, who could redirect what is written under it (the file is $sd_o's)"
+                    return 1
+                fi
+            fi
+            ;;
+        esac
+        case $sw_w in *g*)
+            if [ "$sw_gr" != root ] && [ "$sw_gr" != "$ME" ]; then
+                TRUSTED=no
+                if [ "$sw_gr" != "$sd_g" ] && [ "$sd_g" != '*' ]; then
+                    why="$sw_p is writable by the group $sw_gr, which could redirect what is written under it (the file is $sd_o:$sd_g's)"
+                    return 1
+                fi
+            fi
+            ;;
+        esac
+    done
+}
+
+# stage_dir NAME: inside the current directory (entered by safe_dir, then
+# `here`), changes into the root-only staging directory NAME and
+# checks it is ours: made by root, mode 0700, its parent the directory
+# entered. Nobody else can write into it, nor move it elsewhere (moving a
+# directory to another parent needs write access to it).
+stage_dir() {
+    if ! cd -- "$1" 2>/dev/null; then
+        why="cannot enter the staging directory $1"
+        return 1
+    fi
+    if [ "$(stat -c '%u:%a' .)" != "$MEUID:700" ] || [ "$(stat -c %d:%i ..)" != "$HERE" ]; then
+        cd /
+        why="the staging directory $1 was replaced"
+        return 1
+    fi
+}
+
+# planted NAME: what NAME (in the current directory) is, when it is anything
+# but a regular file with one link owned by root or $2: a symlink, a FIFO, a
+# directory, a hard link to another file, a file of another owner. Prints
+# nothing for a plain file or a missing name.
+planted() {
+    if [ -L "$1" ]; then
+        printf 'symlink to %s' "$(readlink -- "$1")"
+        return
+    fi
+    [ -e "$1" ] || return 0
+    if [ ! -f "$1" ]; then
+        printf '%s' "$(stat -c %F -- "$1" 2>/dev/null || echo 'not a regular file')"
+        return
+    fi
+    pl=$(stat -c '%h/%U' -- "$1" 2>/dev/null) || return 0
+    if [ "${pl%%/*}" != 1 ]; then
+        printf 'hard link (%s links)' "${pl%%/*}"
+    elif [ "${pl#*/}" != "$ME" ] && [ "${pl#*/}" != "$2" ]; then
+        printf 'file of %s' "${pl#*/}"
+    fi
+}
+
+# read_nofollow NAME: the content of NAME (in the current directory) on
+# stdout, refusing a symlink (O_NOFOLLOW) and never blocking on a FIFO.
+read_nofollow() {
+    dd if="$1" iflag=nofollow,nonblock status=none
+}
+
+# observe PATH KEYED: sets OBS to what PATH is, named as the probe names it:
+# `-` (missing), `other` (anything but a regular file reached without a
+# link: a symlink, a FIFO, a directory, a path through a link, a hard link
+# in a directory someone else can write), or its content id: the sha256, or
+# with KEYED `k` the keyed `hmac-` id (hmac_init first).
+observe() {
+    ob_dir=${1%/*}
+    [ -n "$ob_dir" ] || ob_dir=/
+    ob_name=${1##*/}
+    if ! safe_dir "$ob_dir" '*' '*'; then
+        if [ "$why" = missing ]; then OBS=-; else OBS=other; fi
+        cd /
+        return
+    fi
+    if [ -L "./$ob_name" ] || { [ -e "./$ob_name" ] && [ ! -f "./$ob_name" ]; }; then
+        OBS=other
+    elif [ ! -e "./$ob_name" ]; then
+        OBS=-
+    elif [ "$TRUSTED" = no ] && [ "$(stat -c %h -- "./$ob_name")" != 1 ]; then
+        OBS=other
+    else
+        OBS=$(read_nofollow "./$ob_name" | sha256sum) || OBS=unreadable
+        OBS=${OBS%% *}
+        [ "$2" != k ] || OBS="hmac-$(hmac_hex "$OBS")"
+    fi
+    cd /
+}
+
+# HMAC-SHA256 in sh, for the keyed ids of files that hold secrets: the host
+# never sends their plain hash. hmac_init KEYHEX sets the padded keys (the
+# key is 32 bytes, so a block needs zeros only); hmac_hex TEXT prints the hex
+# HMAC of TEXT. Octal escapes are computed without a fork per byte.
+hmac_init() {
+    hk=$1 HMAC_I='' HMAC_O='' hn=0
+    while [ $hn -lt 64 ]; do
+        if [ -n "$hk" ]; then
+            hb=$((0x${hk%"${hk#??}"}))
+            hk=${hk#??}
+        else
+            hb=0
+        fi
+        hi=$((hb ^ 54)) ho=$((hb ^ 92))
+        HMAC_I="$HMAC_I\\$((hi / 64))$((hi / 8 % 8))$((hi % 8))"
+        HMAC_O="$HMAC_O\\$((ho / 64))$((ho / 8 % 8))$((ho % 8))"
+        hn=$((hn + 1))
+    done
+}
+hmac_hex() {
+    # shellcheck disable=SC2059 # the formats are octal escapes made above
+    hh=$({
+        printf "$HMAC_I"
+        printf '%s' "$1"
+    } | sha256sum)
+    hh=${hh%% *}
+    he=
+    while [ -n "$hh" ]; do
+        hb=$((0x${hh%"${hh#??}"}))
+        hh=${hh#??}
+        he="$he\\$((hb / 64))$((hb / 8 % 8))$((hb % 8))"
+    done
+    # shellcheck disable=SC2059
+    hh=$({
+        printf "$HMAC_O"
+        printf "$he"
+    } | sha256sum)
+    printf '%s' "${hh%% *}"
+}
