@@ -483,3 +483,60 @@ async fn local_transport_runs_the_same_script_under_its_root() {
     assert_eq!(out.stdout_lossy(), "root=[] local=[unset]\n");
     t.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_transport_refuses_symlinked_directories_before_running() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("passwd");
+    std::fs::write(&victim, "root:x:0:0\n").unwrap();
+    let marker = outside.path().join("ran");
+    let script = format!(
+        "touch {}; echo pwned > \"$PROVISION_ROOT/etc/passwd\"",
+        quote(&marker)
+    );
+    let t = Transport::Local(LocalTransport::new("web1", root.path().to_path_buf()));
+
+    // Files and relative links to files (the store's `current`) are fine.
+    let store = root.path().join("var/lib/provision");
+    std::fs::create_dir_all(store.join("generations")).unwrap();
+    std::fs::write(store.join("generations/1.json"), "{}").unwrap();
+    std::os::unix::fs::symlink("generations/1.json", store.join("current")).unwrap();
+    assert_eq!(run(&t, "true", b"").await.status, 0);
+
+    let cases: [(&str, &Path); 3] = [
+        // demo/root/etc -> /etc, and the same one level down.
+        ("etc", outside.path()),
+        ("var/lib/agents", outside.path()),
+        // A dangling link out of the root: a directory may appear there.
+        ("opt", Path::new("/nonexistent-provision-test/dir")),
+    ];
+    for (at, to) in cases {
+        let link = root.path().join(at);
+        std::os::unix::fs::symlink(to, &link).unwrap();
+        let err = match tokio::time::timeout(BOUND, t.run(&script, b"")).await {
+            Ok(Err(e)) => e.to_string(),
+            other => panic!("{at}: expected a refusal, got {other:?}"),
+        };
+        assert!(
+            err.starts_with("web1: ")
+                && err.contains(&format!(
+                    "{} is a symlink to {}",
+                    link.display(),
+                    to.display()
+                )),
+            "{err}"
+        );
+        assert!(!marker.exists(), "{at}: the script ran");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
+        std::fs::remove_file(&link).unwrap();
+    }
+
+    // A relative link to a directory inside the root is a path component too.
+    std::fs::create_dir(root.path().join("real-etc")).unwrap();
+    std::os::unix::fs::symlink("real-etc", root.path().join("etc")).unwrap();
+    let err = t.run("true", b"").await.unwrap_err().to_string();
+    assert!(err.contains("a directory on the way"), "{err}");
+    std::fs::remove_file(root.path().join("etc")).unwrap();
+    assert_eq!(run(&t, "true", b"").await.status, 0);
+}
