@@ -37,6 +37,7 @@ fn target(sshd: &Sshd) -> SshTarget {
         identity: Some(sshd.identity.clone()),
         accept_new: false,
         connect_timeout: Duration::from_secs(5),
+        config_file: None,
     }
 }
 
@@ -539,4 +540,139 @@ async fn local_transport_refuses_symlinked_directories_before_running() {
     assert!(err.contains("a directory on the way"), "{err}");
     std::fs::remove_file(root.path().join("etc")).unwrap();
     assert_eq!(run(&t, "true", b"").await.status, 0);
+}
+
+/// A final host reached through a jump host, each its own sshd on loopback, and the ssh
+/// configuration that says so (the user's own, in a real setup: `ProxyJump` there, the jump
+/// host's key in the user's known_hosts).
+struct Jumped {
+    jump: Sshd,
+    last: Sshd,
+    dir: tempfile::TempDir,
+}
+
+impl Jumped {
+    fn start() -> Option<Jumped> {
+        let jump = start_sshd()?;
+        let last = start_sshd()?;
+        let dir = tempfile::tempdir().unwrap();
+        let jumped = Jumped { jump, last, dir };
+        jumped.trust_jump_key(&jumped.jump.host_key_pub.clone());
+        let d = jumped.dir.path().display();
+        std::fs::write(
+            jumped.config(),
+            format!(
+                "Host final.test\n\
+                 \x20   HostName 127.0.0.1\n\
+                 \x20   Port {last}\n\
+                 \x20   ProxyJump jump.test\n\
+                 Host jump.test\n\
+                 \x20   HostName 127.0.0.1\n\
+                 \x20   Port {jump}\n\
+                 \x20   User root\n\
+                 \x20   IdentityFile {identity}\n\
+                 \x20   IdentitiesOnly yes\n\
+                 \x20   UserKnownHostsFile {d}/jump_known_hosts\n\
+                 \x20   GlobalKnownHostsFile /dev/null\n\
+                 \x20   StrictHostKeyChecking yes\n\
+                 \x20   BatchMode yes\n",
+                last = jumped.last.port,
+                jump = jumped.jump.port,
+                identity = jumped.jump.identity.display(),
+            ),
+        )
+        .unwrap();
+        Some(jumped)
+    }
+
+    fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("ssh_config")
+    }
+
+    /// What the user's known_hosts says about the jump host.
+    fn trust_jump_key(&self, key: &str) {
+        std::fs::write(
+            self.dir.path().join("jump_known_hosts"),
+            format!("[127.0.0.1]:{} {key}\n", self.jump.port),
+        )
+        .unwrap();
+    }
+
+    /// The final host by its configured name, its key pinned.
+    fn target(&self) -> SshTarget {
+        SshTarget {
+            destination: "root@final.test".into(),
+            port: None,
+            host_key: Some(self.last.host_key_pub.clone()),
+            identity: Some(self.last.identity.clone()),
+            accept_new: false,
+            connect_timeout: Duration::from_secs(5),
+            config_file: Some(self.config()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pinned_host_key_holds_through_a_jump_host() {
+    let Some(j) = Jumped::start() else { return };
+
+    // The pin is the final host's; the jump host is checked by the user's known_hosts.
+    let t = match tokio::time::timeout(BOUND, SshTransport::connect("web1", &j.target()))
+        .await
+        .expect("connect hung")
+    {
+        Ok(t) => Transport::Ssh(t),
+        Err(e) => panic!(
+            "connect through the jump host failed: {e}\njump sshd:\n{}\nfinal sshd:\n{}",
+            j.jump.log(),
+            j.last.log()
+        ),
+    };
+    let out = run(&t, "echo \"through $SSH_CONNECTION\"", b"").await;
+    assert_eq!(out.status, 0, "{out:?}");
+    assert!(
+        out.stdout_lossy().starts_with("through 127.0.0.1"),
+        "{out:?}"
+    );
+    t.close().await;
+    // The connection went through the jump host: its ssh logged in there.
+    assert!(
+        j.jump.log().contains("Accepted publickey for root"),
+        "{}",
+        j.jump.log()
+    );
+
+    // A wrong pin through the same jump host is refused, and nothing logs in.
+    let keys = tempfile::tempdir().unwrap();
+    let (_, wrong_key) = sshd::generate_key(keys.path(), "not_the_host").unwrap();
+    let mut target = j.target();
+    target.host_key = Some(wrong_key.clone());
+    let accepted = j.last.log().matches("Accepted publickey").count();
+    match connect_error(&target).await {
+        TransportError::HostKeyMismatch {
+            host,
+            expected,
+            actual,
+        } => {
+            assert_eq!(host, "web1");
+            assert_eq!(expected, fingerprint(&wrong_key).unwrap());
+            assert_eq!(actual, Some(fingerprint(&j.last.host_key_pub).unwrap()));
+        }
+        other => panic!("expected HostKeyMismatch, got {other:?}"),
+    }
+    assert_eq!(
+        j.last.log().matches("Accepted publickey").count(),
+        accepted,
+        "{}",
+        j.last.log()
+    );
+
+    // The jump host's own key still matters: one the user's known_hosts does not have is
+    // refused (the pin of the final host does not vouch for it).
+    j.trust_jump_key(&wrong_key);
+    match connect_error(&j.target()).await {
+        TransportError::Unreachable { host, .. } => assert_eq!(host, "web1"),
+        other => panic!("expected the jump host to be refused, got {other:?}"),
+    }
+    assert_eq!(j.last.log().matches("Accepted publickey").count(), accepted);
 }

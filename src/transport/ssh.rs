@@ -14,6 +14,11 @@
 //!   connection: it is written to a private known_hosts file under a fixed alias, and the
 //!   global known_hosts file is ignored. Ssh verifies the key before authenticating, so no
 //!   command can run on a host whose key does not match.
+//! - The pin applies to the final host only, never to a `ProxyJump` host on the way. Ssh
+//!   reaches a jump host by running another `ssh -W` that gets the same `-F` file but none
+//!   of the `-o` options; so the pin's settings sit in that file under `Match originalhost`
+//!   with the destination's host name, which the jump's ssh (whose destination is the jump
+//!   host) does not match. The jump host is checked as the user's configuration says.
 //! - Every script runs as `sh -c <script>` (through `sudo -n` when the login user is not root),
 //!   with stdin piped: bulk data never goes on the command line.
 //! - At most [`MAX_CONCURRENT`] commands run at a time on a host; sshd refuses channels beyond
@@ -82,6 +87,9 @@ pub struct SshTarget {
     /// How long to wait for the TCP connection and the SSH banner (whole seconds, at least
     /// one). Name resolution and proxy commands are not covered by it.
     pub connect_timeout: Duration,
+    /// The ssh configuration to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
+    /// (ssh's `-F`); `None` reads those, as ssh does. Jump hosts are configured there.
+    pub config_file: Option<PathBuf>,
 }
 
 impl SshTarget {
@@ -95,6 +103,7 @@ impl SshTarget {
             identity: None,
             accept_new: false,
             connect_timeout: Duration::from_secs(10),
+            config_file: None,
         }
     }
 }
@@ -167,7 +176,16 @@ impl SshTransport {
                 )
                 .map_err(|e| io_error("cannot write the pinned known_hosts file", e))?;
                 let config = dir.path().join("ssh_config");
-                write_private(&config, &pinned_config())
+                let text = pinned_config(
+                    &target.destination,
+                    &known_hosts,
+                    target.config_file.as_deref(),
+                )
+                .map_err(|message| TransportError::Io {
+                    host: host_name.to_owned(),
+                    message,
+                })?;
+                write_private(&config, &text)
                     .map_err(|e| io_error("cannot write the ssh configuration", e))?;
                 builder
                     .known_hosts_check(KnownHosts::Strict)
@@ -176,6 +194,9 @@ impl SshTransport {
                 Some(Pin { key, config })
             }
             None => {
+                if let Some(config) = &target.config_file {
+                    builder.config_file(config);
+                }
                 builder.known_hosts_check(if target.accept_new {
                     KnownHosts::Add
                 } else {
@@ -353,17 +374,57 @@ impl SshTransport {
 }
 
 /// The ssh configuration used with a pinned key. `-F` replaces the user's and the system's
-/// configuration files, so they are included again; ssh keeps the first value it reads for
-/// an option, so the settings above the includes win.
-fn pinned_config() -> String {
-    format!(
-        "# Written by provision for one connection: only the pinned host key is trusted.\n\
-         HostKeyAlias {PIN_ALIAS}\n\
-         GlobalKnownHostsFile /dev/null\n\
-         VerifyHostKeyDNS no\n\
-         Include ~/.ssh/config\n\
-         Include /etc/ssh/ssh_config\n"
-    )
+/// configuration files, so they are included again (or `user_config`, when one is given);
+/// ssh keeps the first value it reads for an option, so the pin's settings above the
+/// includes win.
+///
+/// The pin's settings are under `Match originalhost HOST`, HOST being the host name of
+/// `destination` as written: a `ProxyJump` host is reached by a second ssh that reads this
+/// file too, with the jump host as its destination, and must be checked against the user's
+/// known_hosts, not against the pin (which would refuse it). `originalhost` is the name as
+/// given on the command line, before any `HostName` from the configuration, so the match
+/// does not depend on it.
+fn pinned_config(
+    destination: &str,
+    known_hosts: &Path,
+    user_config: Option<&Path>,
+) -> Result<String, String> {
+    let host = destination.rsplit_once('@').map_or(destination, |(_, h)| h);
+    // The name goes into a pattern list: no wildcard, negation, list separator, quote or
+    // blank may be in it. Host names and addresses have none.
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+    {
+        return Err(format!(
+            "cannot pin the host key of {destination:?}: its host name must be a plain name \
+             or address (letters, digits, `.`, `-`, `_`, `:`)"
+        ));
+    }
+    let quote = |p: &Path| format!("\"{}\"", p.display());
+    if known_hosts.to_string_lossy().contains(['"', '\n'])
+        || user_config.is_some_and(|p| p.to_string_lossy().contains(['"', '\n']))
+    {
+        return Err("a configuration path contains a quote or a newline".to_owned());
+    }
+    let includes = match user_config {
+        Some(path) => format!("Include {}\n", quote(path)),
+        None => "Include ~/.ssh/config\nInclude /etc/ssh/ssh_config\n".to_owned(),
+    };
+    Ok(format!(
+        "# Written by provision for one connection: only the pinned host key is trusted for\n\
+         # {host}, and only for it (not for a ProxyJump host on the way).\n\
+         Match originalhost {host}\n\
+         \x20   HostKeyAlias {PIN_ALIAS}\n\
+         \x20   UserKnownHostsFile {}\n\
+         \x20   GlobalKnownHostsFile /dev/null\n\
+         \x20   StrictHostKeyChecking yes\n\
+         \x20   VerifyHostKeyDNS no\n\
+         Match all\n\
+         {includes}",
+        quote(known_hosts)
+    ))
 }
 
 /// What is needed to report a failed pinned connection.
@@ -700,6 +761,34 @@ mod tests {
                 assert!(message.contains("not an SSH destination"), "{message}");
             }
             other => panic!("expected an Io error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_pin_is_scoped_to_the_destination_host() {
+        let kh = Path::new("/tmp/p/known_hosts");
+        let text = pinned_config("deploy@agents-1.example", kh, None).unwrap();
+        let (pin, rest) = text.split_once("Match all\n").unwrap();
+        assert!(
+            pin.contains("Match originalhost agents-1.example\n"),
+            "{text}"
+        );
+        assert!(pin.contains(&format!("HostKeyAlias {PIN_ALIAS}")), "{text}");
+        assert!(
+            pin.contains("UserKnownHostsFile \"/tmp/p/known_hosts\""),
+            "{text}"
+        );
+        // Outside the match, nothing about host keys: a jump host gets the user's own.
+        assert_eq!(rest, "Include ~/.ssh/config\nInclude /etc/ssh/ssh_config\n");
+        let custom = pinned_config("10.0.0.5", kh, Some(Path::new("/etc/fleet/ssh"))).unwrap();
+        assert!(custom.contains("Match originalhost 10.0.0.5\n"), "{custom}");
+        assert!(
+            custom.ends_with("Match all\nInclude \"/etc/fleet/ssh\"\n"),
+            "{custom}"
+        );
+        // A pattern character would widen the match to other hosts, a jump host among them.
+        for bad in ["root@*", "web,jump", "!web", "a b", "h\"x", "root@", "x\ny"] {
+            assert!(pinned_config(bad, kh, None).is_err(), "{bad}");
         }
     }
 
