@@ -2,10 +2,18 @@
 //! typed fleet. A missing item is an error at the agent, unless the KDL waives
 //! it with a reason (`waive "heartbeat" reason="…"`), which is a warning.
 //!
+//! Beside the checklist, two checks that need the whole host: declared
+//! files may not take a path provision generates (or shares between
+//! agents), and an agent that can read the journal is pointed out.
+//!
 //! Pure: reads a [`Fleet`], writes diagnostics.
+
+use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Agent, Fleet, Host};
+use crate::render::views::state_dir;
+use crate::render::{LIB_DIR, UNIT_DIR};
 use crate::source::Span;
 
 /// The checklist items, as `waive` names them.
@@ -24,6 +32,8 @@ pub const ITEMS: &[&str] = &[
 /// Checks every agent of every host.
 pub fn lint(fleet: &Fleet, diags: &mut Diagnostics) {
     for host in &fleet.hosts {
+        reserved(host, diags);
+        journal_readers(host, diags);
         for agent in &host.agents {
             for (item, span, message, help) in missing(host, agent) {
                 match agent.waivers.iter().find(|w| w.item == item) {
@@ -163,4 +173,231 @@ fn missing(host: &Host, a: &Agent) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Directories whose whole content is provision's: nothing declared may go
+/// inside them.
+const TREES: &[(&str, &str)] = &[
+    (
+        "/etc/provision",
+        "provision's configuration (alert channels, secrets files)",
+    ),
+    (LIB_DIR, "provision's scripts"),
+    (
+        "/var/lib/provision-agents",
+        "the agents' heartbeats and rotation stamps",
+    ),
+];
+
+/// Every file provision writes on this host (or would, once the node that
+/// asks for it is added), with what it is. Kept in step with `render` by
+/// `tests/limits.rs`, which renders hosts and looks every file up here.
+pub fn generated_files(host: &Host) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut add = |path: String, what: String| {
+        out.entry(path).or_insert(what);
+    };
+    add(
+        format!("{UNIT_DIR}/provision-alert@.service"),
+        "the alert unit".into(),
+    );
+    add(
+        "/etc/sysusers.d/provision.conf".into(),
+        "the sysusers.d configuration of the host's users".into(),
+    );
+    add(
+        "/etc/tmpfiles.d/provision.conf".into(),
+        "the tmpfiles.d configuration of the host's directories".into(),
+    );
+    add(
+        "/etc/systemd/journald.conf.d/50-provision.conf".into(),
+        "the journald drop-in with the journal caps".into(),
+    );
+    for a in &host.agents {
+        let n = &a.name;
+        add(
+            format!("{UNIT_DIR}/agent-{n}.service"),
+            format!("the unit of agent `{n}`"),
+        );
+        for suffix in ["service", "timer"] {
+            add(
+                format!("{UNIT_DIR}/agent-{n}-heartbeat.{suffix}"),
+                format!("the heartbeat check of agent `{n}`"),
+            );
+            for x in &a.auths {
+                add(
+                    format!("{UNIT_DIR}/agent-{n}-rotate-{}.{suffix}", x.name),
+                    format!("the `{}` rotation of agent `{n}`", x.name),
+                );
+            }
+        }
+        add(
+            format!("{}/AGENTS.md", a.workdir),
+            format!("the AGENTS.md of agent `{n}`"),
+        );
+    }
+    out
+}
+
+/// Directories provision creates: the agents' working and state directories.
+fn generated_dirs(host: &Host) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for a in &host.agents {
+        out.entry(a.workdir.clone())
+            .or_insert_with(|| format!("the working directory of agent `{}`", a.name));
+        out.entry(state_dir(a))
+            .or_insert_with(|| format!("the state directory of agent `{}`", a.name));
+    }
+    out
+}
+
+/// The tree of [`TREES`] a path is in, when it is in one.
+pub fn reserved_tree(path: &str) -> Option<(&'static str, &'static str)> {
+    TREES
+        .iter()
+        .copied()
+        .find(|(dir, _)| path == *dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')))
+}
+
+/// Declared files and directories against what provision generates, and
+/// agents' working directories against each other: a collision would have
+/// two owners for one path, and whichever wrote last would win silently.
+fn reserved(host: &Host, diags: &mut Diagnostics) {
+    let files = generated_files(host);
+    let dirs = generated_dirs(host);
+    // Each directory provision writes into, with one file it writes there:
+    // a declared *file* at such a path would make that write fail.
+    let mut parents: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in files.keys().chain(dirs.keys()) {
+        let mut rest = p.as_str();
+        while let Some(i) = rest.rfind('/').filter(|&i| i > 0) {
+            rest = &rest[..i];
+            if parents.insert(rest, p.as_str()).is_some() {
+                break;
+            }
+        }
+    }
+    let declared = host
+        .files
+        .files
+        .iter()
+        .map(|f| (&f.path, f.span, "file"))
+        .chain(host.files.dirs.iter().map(|d| (&d.path, d.span, "dir")))
+        .chain(host.agents.iter().flat_map(|a| {
+            a.files
+                .files
+                .iter()
+                .map(|f| (&f.path, f.span, "file"))
+                .chain(a.files.dirs.iter().map(|d| (&d.path, d.span, "dir")))
+        }));
+    for (path, span, kind) in declared {
+        let problem = if let Some(what) = files.get(path) {
+            Some((
+                format!("`{path}` is generated by provision: {what}"),
+                "pick another path; to change what provision writes there, change the KDL that asks for it or override the template (`modules/NAME/templates/`)".to_string(),
+            ))
+        } else if let Some(what) = dirs.get(path) {
+            Some((
+                format!("`{path}` is created by provision: {what}"),
+                "remove this node; provision creates the directory for the agent (owner the agent's user, mode 0750)".to_string(),
+            ))
+        } else if let Some((tree, what)) = reserved_tree(path) {
+            Some((
+                format!("`{path}` is inside `{tree}`, which holds {what}"),
+                format!("pick a path outside `{tree}`: provision owns everything in it"),
+            ))
+        } else {
+            parents
+                .get(path.as_str())
+                .filter(|_| kind == "file")
+                .map(|child| {
+                    (
+                        format!("`{path}` is a directory provision writes into (`{child}`)"),
+                        "a file here would stop provision from writing into it; pick another path"
+                            .to_string(),
+                    )
+                })
+        };
+        if let Some((message, help)) = problem {
+            diags.push(
+                Diagnostic::error(span, message)
+                    .label("reserved path")
+                    .help(help),
+            );
+        }
+    }
+    let mut workdirs: BTreeMap<&str, &Agent> = BTreeMap::new();
+    for a in &host.agents {
+        if let Some((tree, what)) = reserved_tree(&a.workdir) {
+            diags.push(
+                Diagnostic::error(
+                    a.workdir_span,
+                    format!("the working directory `{}` of agent `{}` is inside `{tree}`, which holds {what}", a.workdir, a.name),
+                )
+                .label("reserved path")
+                .help(format!("pick a working directory outside `{tree}`, such as `/var/lib/agents/{}`", a.name)),
+            );
+        }
+        if let Some(first) = workdirs.insert(&a.workdir, a) {
+            diags.push(
+                Diagnostic::error(
+                    a.workdir_span,
+                    format!(
+                        "agents `{}` and `{}` share the working directory `{}`",
+                        first.name, a.name, a.workdir
+                    ),
+                )
+                .label("shared working directory")
+                .related(first.workdir_span, format!("agent `{}` works here", first.name))
+                .help(format!(
+                    "each agent needs its own: its AGENTS.md and WORKSTATE.md live there; give one of them another `workdir`, such as `/var/lib/agents/{}`",
+                    a.name
+                )),
+            );
+            workdirs.insert(&first.workdir, first);
+        }
+    }
+}
+
+/// Groups whose members read the whole system journal.
+const JOURNAL_GROUPS: &[&str] = &["systemd-journal", "adm", "wheel"];
+
+/// Warns about agents whose user can read the journal: the auth checks, the
+/// rotations and every other agent log there, so such an agent sees what is
+/// meant for the operator.
+fn journal_readers(host: &Host, diags: &mut Diagnostics) {
+    for a in &host.agents {
+        // `host.users` is sorted by name (resolve sorts it).
+        let user = host
+            .users
+            .binary_search_by(|u| u.name.as_str().cmp(&a.user))
+            .ok()
+            .map(|i| &host.users[i]);
+        let groups = user
+            .into_iter()
+            .flat_map(|u| u.groups.iter().chain(&u.group))
+            .chain(&a.group);
+        let Some(group) = groups
+            .into_iter()
+            .find(|g| JOURNAL_GROUPS.contains(&g.as_str()))
+        else {
+            continue;
+        };
+        let mut d = Diagnostic::warning(
+            a.span,
+            format!(
+                "agent `{}` runs as `{}`, who can read the host's journal (group `{group}`)",
+                a.name, a.user
+            ),
+        )
+        .label("reads the journal")
+        .help(format!(
+            "auth checks, rotations and the other agents log to the journal, so this agent can read their output; run it as a user outside {}",
+            crate::syntax::list(JOURNAL_GROUPS)
+        ));
+        if let Some(u) = user.filter(|u| u.declared) {
+            d = d.related(u.span, "the user is declared here");
+        }
+        diags.push(d);
+    }
 }

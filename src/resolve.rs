@@ -12,17 +12,21 @@
 //!
 //! Pure: works on the documents `syntax::parse` produced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
-use crate::model::values::{check_account, check_name, check_remote_path};
+use crate::model::values::{
+    check_account, check_chat_id, check_home_path, check_mode_literal, check_name,
+    check_program_path, check_remote_path, check_url,
+};
 use crate::model::*;
 use crate::secret::{SecretRef, SecretSource, is_env_name};
 use crate::source::{SourceKind, SourceSet, Span};
 use crate::syntax::{Decoder, Documents, Node, list};
 
 /// Which block a node sits in; decides which nodes are allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ctx {
     Host,
     Agent,
@@ -76,8 +80,37 @@ struct Module<'a> {
     nodes: Vec<Node<'a>>,
 }
 
+/// A module's nodes once expanded for one kind of block.
+struct Expanded<'a> {
+    /// Merged nodes with their keys.
+    nodes: Vec<(Key, Node<'a>)>,
+    /// Modules it pulled in, outermost first, each once.
+    used: Vec<String>,
+    /// A `use` inside it could not be expanded.
+    broken: bool,
+}
+
+/// How deep `use` may nest: far beyond any hand-written repository, and
+/// shallow enough that expansion never exhausts the stack.
+pub const MAX_USE_DEPTH: usize = 64;
+
+/// `a → b → c`, with the middle of a long chain left out.
+fn abbreviate(chain: &[String]) -> String {
+    if chain.len() <= 8 {
+        return chain.join(" → ");
+    }
+    format!(
+        "{} → … ({} more) … → {}",
+        chain[..3].join(" → "),
+        chain.len() - 6,
+        chain[chain.len() - 3..].join(" → ")
+    )
+}
+
 struct Resolver<'a, 'd> {
     modules: BTreeMap<String, Module<'a>>,
+    /// Expanded modules, by kind of block and name.
+    memo: BTreeMap<(Ctx, String), Rc<Expanded<'a>>>,
     /// Set when a `use` could not be expanded: the block then lacks what the
     /// module would have given, and "missing" errors would only echo it.
     broken_use: bool,
@@ -120,6 +153,7 @@ pub fn resolve(sources: &SourceSet, docs: &Documents, diags: &mut Diagnostics) -
 
     let mut r = Resolver {
         modules,
+        memo: BTreeMap::new(),
         broken_use: false,
         dec: Decoder { diags },
     };
@@ -176,14 +210,33 @@ impl<'a> Resolver<'a, '_> {
         stack: &mut Vec<String>,
         used: &mut Vec<String>,
     ) -> Vec<Node<'a>> {
+        self.merge(ctx, own, stack, used)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    /// The merged nodes of a block, with their keys, in first-seen order.
+    /// `used` receives the modules it pulls in, outermost first, each once.
+    fn merge(
+        &mut self,
+        ctx: Ctx,
+        own: Vec<Node<'a>>,
+        stack: &mut Vec<String>,
+        used: &mut Vec<String>,
+    ) -> Vec<(Key, Node<'a>)> {
+        // An index by key keeps overriding linear in the block's size (a
+        // generated block may hold very many nodes).
         let mut merged: Vec<(Key, Node<'a>)> = Vec::new();
-        let upsert = |merged: &mut Vec<(Key, Node<'a>)>, k: Key, n: Node<'a>| {
-            if let Some(slot) = merged.iter_mut().find(|(key, _)| *key == k) {
-                slot.1 = n;
-            } else {
+        let mut index: BTreeMap<Key, usize> = BTreeMap::new();
+        let mut upsert = |k: Key, n: Node<'a>| match index.get(&k) {
+            Some(&i) => merged[i].1 = n,
+            None => {
+                index.insert(k.clone(), merged.len());
                 merged.push((k, n));
             }
         };
+        let mut used_seen: BTreeSet<String> = used.iter().cloned().collect();
         for n in own.iter().filter(|n| n.name() == "use") {
             if !self.dec.shape(*n, 1..=1, &[], false, "`use \"MODULE\"`") {
                 continue;
@@ -202,7 +255,24 @@ impl<'a> Resolver<'a, '_> {
                 self.broken_use = true;
                 continue;
             }
-            let Some(module) = self.modules.get(&name) else {
+            if stack.len() >= MAX_USE_DEPTH {
+                let mut chain = stack.clone();
+                chain.push(name.clone());
+                self.dec.error(
+                    Diagnostic::error(
+                        n.span(),
+                        format!(
+                            "modules nest more than {MAX_USE_DEPTH} deep: {}",
+                            abbreviate(&chain)
+                        ),
+                    )
+                    .label("one `use` too many")
+                    .help(format!("a chain of more than {MAX_USE_DEPTH} modules is a mistake or generated; let the block `use` the modules it needs directly")),
+                );
+                self.broken_use = true;
+                continue;
+            }
+            if !self.modules.contains_key(&name) {
                 let names: Vec<&str> = self.modules.keys().map(String::as_str).collect();
                 let mut d = Diagnostic::error(n.span(), format!("unknown module `{name}`"))
                     .label("no such module");
@@ -219,16 +289,16 @@ impl<'a> Resolver<'a, '_> {
                 self.dec.error(d);
                 self.broken_use = true;
                 continue;
-            };
-            let nodes = module.nodes.clone();
-            used.push(name.clone());
-            stack.push(name);
-            for m in self.expand(ctx, nodes, stack, used) {
-                if let Some(k) = self.key(ctx, m) {
-                    upsert(&mut merged, k, m);
+            }
+            let expanded = self.module(ctx, &name, stack);
+            for m in std::iter::once(&name).chain(&expanded.used) {
+                if used_seen.insert(m.clone()) {
+                    used.push(m.clone());
                 }
             }
-            stack.pop();
+            for (k, m) in &expanded.nodes {
+                upsert(k.clone(), *m);
+            }
         }
         let mut own_seen: BTreeMap<Key, Span> = BTreeMap::new();
         for n in own.into_iter().filter(|n| n.name() != "use") {
@@ -246,9 +316,35 @@ impl<'a> Resolver<'a, '_> {
                 );
                 continue;
             }
-            upsert(&mut merged, k, n);
+            upsert(k, n);
         }
-        merged.into_iter().map(|(_, n)| n).collect()
+        merged
+    }
+
+    /// A module's merged nodes in a kind of block, expanded once and then
+    /// remembered: a module reached along many paths (a diamond of `use`s)
+    /// costs one expansion, not one per path.
+    fn module(&mut self, ctx: Ctx, name: &str, stack: &mut Vec<String>) -> Rc<Expanded<'a>> {
+        let key = (ctx, name.to_string());
+        if let Some(e) = self.memo.get(&key) {
+            self.broken_use |= e.broken;
+            return Rc::clone(e);
+        }
+        let nodes = self.modules[name].nodes.clone();
+        let outer_broken = std::mem::replace(&mut self.broken_use, false);
+        stack.push(name.to_string());
+        let mut used = Vec::new();
+        let merged = self.merge(ctx, nodes, stack, &mut used);
+        stack.pop();
+        let broken = self.broken_use;
+        self.broken_use = outer_broken || broken;
+        let e = Rc::new(Expanded {
+            nodes: merged,
+            used,
+            broken,
+        });
+        self.memo.insert(key, Rc::clone(&e));
+        e
     }
 
     /// The merge key of a node, or `None` (reported) when the node is unknown here.
@@ -334,6 +430,16 @@ impl<'a> Resolver<'a, '_> {
                                 )
                                 .help("write `ssh \"user@address\"`"),
                             );
+                        } else if dest.starts_with('-') {
+                            // ssh would read it as an option (`-oProxyCommand=…`).
+                            self.dec.error(
+                                Diagnostic::error(
+                                    c.span(),
+                                    format!("the ssh destination `{dest}` starts with `-`"),
+                                )
+                                .label("read as an option")
+                                .help("write `ssh \"user@address\"`; options belong in ssh_config"),
+                            );
                         }
                         self.set_connection(
                             &mut connection,
@@ -371,9 +477,7 @@ impl<'a> Resolver<'a, '_> {
                 "tags" => {
                     self.dec
                         .shape(c, 0..=usize::MAX, &[], false, "`tags \"prod\" \"eu\"`");
-                    host.tags = (0..c.args().count())
-                        .filter_map(|i| self.dec.arg_str(c, i, "a tag"))
-                        .collect();
+                    host.tags = self.dec.args_str(c, "a tag");
                 }
                 "journald" => host.journald = self.journald(c),
                 "alert" => host.alerts.extend(self.alert_channel(c)),
@@ -456,6 +560,7 @@ impl<'a> Resolver<'a, '_> {
                 "webhook",
                 "command",
                 "repeat",
+                "insecure",
             ],
             false,
             usage,
@@ -467,17 +572,23 @@ impl<'a> Resolver<'a, '_> {
             .dec
             .prop_parsed(c, "repeat", Duration::parse)
             .unwrap_or(Duration::from_secs(4 * 3600));
-        let chat = self.dec.prop_str(c, "telegram-chat");
+        let insecure = self.dec.prop_bool(c, "insecure").unwrap_or(false);
+        let url = |s: &str| check_url(s, insecure).map(|()| s.to_string());
+        let chat = self.dec.prop_parsed(c, "telegram-chat", |s| {
+            check_chat_id(s).map(|()| s.to_string())
+        });
         let token = self.dec.prop_parsed(c, "bot-token", SecretSource::parse);
-        let webhook = self.dec.prop_str(c, "webhook");
+        let webhook = self.dec.prop_parsed(c, "webhook", url);
         let command = self.dec.prop_str(c, "command");
-        let api = self
-            .dec
-            .prop_str(c, "api")
-            .unwrap_or_else(|| "https://api.telegram.org".into());
-        let kinds = usize::from(chat.is_some() || c.prop("bot-token").is_some())
-            + usize::from(webhook.is_some())
-            + usize::from(command.is_some());
+        let api = match c.prop("api") {
+            Some(_) => self.dec.prop_parsed(c, "api", url),
+            None => Some("https://api.telegram.org".into()),
+        };
+        // Counted by what was written, so a value that failed to decode
+        // (reported already) is not also "no channel".
+        let kinds = usize::from(c.prop("telegram-chat").is_some() || c.prop("bot-token").is_some())
+            + usize::from(c.prop("webhook").is_some())
+            + usize::from(c.prop("command").is_some());
         if kinds != 1 {
             self.dec.error(
                 Diagnostic::error(
@@ -493,18 +604,12 @@ impl<'a> Resolver<'a, '_> {
             );
             return None;
         }
-        let kind = if let Some(url) = webhook {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.dec.error(
-                    Diagnostic::error(c.span(), format!("webhook `{url}` is not an http(s) URL"))
-                        .help("write `webhook=\"https://…\"`"),
-                );
-            }
-            AlertKind::Webhook { url }
-        } else if let Some(command) = command {
-            AlertKind::Command { command }
+        let kind = if c.prop("webhook").is_some() {
+            AlertKind::Webhook { url: webhook? }
+        } else if c.prop("command").is_some() {
+            AlertKind::Command { command: command? }
         } else {
-            let (Some(chat), Some(token)) = (chat, token) else {
+            let (Some(chat), Some(token), Some(api)) = (chat, token, api) else {
                 if c.prop("telegram-chat").is_none() || c.prop("bot-token").is_none() {
                     self.dec.error(
                         Diagnostic::error(c.span(), format!("telegram alert `{name}` needs both `telegram-chat` and `bot-token`"))
@@ -558,10 +663,14 @@ impl<'a> Resolver<'a, '_> {
                 false,
                 "`groups \"adm\" \"systemd-journal\"`",
             );
-            for i in 0..g.args().count() {
-                groups.extend(self.dec.arg_parsed(g, i, "group name", |s| {
-                    check_account(s).map(|()| s.to_string())
-                }));
+            for (e, name) in g.args().zip(self.dec.args_str(g, "a group name")) {
+                match check_account(&name) {
+                    Ok(()) => groups.push(name),
+                    Err(hint) => self.dec.error(
+                        Diagnostic::error(g.entry_span(e), format!("bad group name: {hint}"))
+                            .label("invalid group name"),
+                    ),
+                }
             }
         }
         Some(User {
@@ -575,8 +684,10 @@ impl<'a> Resolver<'a, '_> {
                 .prop_parsed(c, "group", |s| check_account(s).map(|()| s.to_string())),
             home: self
                 .dec
-                .prop_parsed(c, "home", |s| check_remote_path(s).map(|()| s.to_string())),
-            shell: self.dec.prop_str(c, "shell"),
+                .prop_parsed(c, "home", |s| check_home_path(s).map(|()| s.to_string())),
+            shell: self.dec.prop_parsed(c, "shell", |s| {
+                check_program_path(s).map(|()| s.to_string())
+            }),
             groups,
             declared: true,
         })
@@ -594,14 +705,17 @@ impl<'a> Resolver<'a, '_> {
         let mode = c
             .prop("mode")
             .and_then(|e| match e.value().as_integer() {
-                Some(i) => match Mode::new(i) {
+                Some(i) => match check_mode_literal(e.format().map(|f| f.value_repr.as_str()), i)
+                    .and_then(|()| Mode::new(i))
+                {
                     Ok(m) => Some(m),
                     Err(h) => {
-                        self.dec.error(
-                            Diagnostic::error(c.entry_span(e), "bad mode")
-                                .label("out of range")
-                                .help(h),
-                        );
+                        self.dec.error({
+                            let (msg, help) = h.split_once("; ").unwrap_or((&h, ""));
+                            Diagnostic::error(c.entry_span(e), format!("bad mode: {msg}"))
+                                .label("invalid mode")
+                                .help(help)
+                        });
                         None
                     }
                 },
@@ -652,7 +766,7 @@ impl<'a> Resolver<'a, '_> {
         }) else {
             return;
         };
-        let inline = self.dec.prop_str(c, "content");
+        let inline = self.dec.prop_text(c, "content");
         let source = self.dec.prop_parsed(c, "source", check_repo_path);
         let template = self.dec.prop_parsed(c, "template", check_repo_path);
         let given = [c.prop("content"), c.prop("source"), c.prop("template")]
@@ -709,6 +823,7 @@ impl<'a> Resolver<'a, '_> {
         let span = n.span();
         let mut a = Agent {
             workdir: format!("/var/lib/agents/{name}"),
+            workdir_span: span,
             name,
             span: n.span(),
             description: None,
@@ -745,17 +860,31 @@ impl<'a> Resolver<'a, '_> {
                     self.dec
                         .shape(c, 1..=1, &[], false, "`description \"what it does\"`");
                     a.description = self.dec.arg_str(c, 0, "the description");
+                    if a.description.as_ref().is_some_and(|d| d.ends_with('\\')) {
+                        let span = c.entry_span(c.args().next().expect("an argument was decoded"));
+                        self.dec.error(unit_line_end(span, "the description"));
+                    }
                 }
                 "exec" => {
                     self.dec
                         .shape(c, 1..=1, &[], false, "`exec \"/opt/agent/bin/run --flag\"`");
                     if let Some(e) = self.dec.arg_str(c, 0, "the command") {
-                        if !e.trim_start().starts_with('/') {
+                        let span = c.entry_span(c.args().next().expect("an argument was decoded"));
+                        let program = e.split_whitespace().next().unwrap_or("");
+                        if !program.starts_with('/') {
                             self.dec.error(
-                                Diagnostic::error(c.span(), "`exec` must start with an absolute path")
+                                Diagnostic::error(span, "`exec` must start with an absolute path")
                                     .label("relative command")
                                     .help("systemd runs the command without a shell; write the full path, such as `/usr/bin/python3 /opt/x/run.py`"),
                             );
+                        } else if let Err(hint) = check_program_path(program) {
+                            self.dec.error(
+                                Diagnostic::error(span, format!("bad program of `exec`: {hint}"))
+                                    .label("invalid program path")
+                                    .help("write the program's plain absolute path first, then its arguments"),
+                            );
+                        } else if e.ends_with('\\') {
+                            self.dec.error(unit_line_end(span, "`exec`"));
                         }
                         a.exec = e;
                         have_exec = true;
@@ -783,6 +912,7 @@ impl<'a> Resolver<'a, '_> {
                         check_remote_path(s).map(|()| s.to_string())
                     }) {
                         a.workdir = w;
+                        a.workdir_span = c.span();
                     }
                 }
                 "env" => {
@@ -1105,8 +1235,9 @@ impl<'a> Resolver<'a, '_> {
                     .filter_map(|x| x.rotate.as_ref()?.notify.clone()),
             );
         }
+        let declared: BTreeSet<&str> = names.iter().map(String::as_str).collect();
         for r in refs {
-            if names.contains(&r.value) {
+            if declared.contains(r.value.as_str()) {
                 continue;
             }
             let mut d = Diagnostic::error(r.span, format!("unknown alert channel `{}`", r.value))
@@ -1133,9 +1264,9 @@ impl<'a> Resolver<'a, '_> {
         }
 
         // Agents' users exist on the host: declared, or created for them.
+        let mut accounts: BTreeSet<String> = host.users.iter().map(|u| u.name.clone()).collect();
         for a in &host.agents {
-            if a.user.is_empty() || a.user == "root" || host.users.iter().any(|u| u.name == a.user)
-            {
+            if a.user.is_empty() || a.user == "root" || !accounts.insert(a.user.clone()) {
                 continue;
             }
             host.users.push(User {
@@ -1183,6 +1314,14 @@ impl<'a> Resolver<'a, '_> {
             self.dec.error(d);
         }
     }
+}
+
+/// A value that would end a unit-file line with `\`, which systemd reads as
+/// "the line continues", swallowing the next setting.
+fn unit_line_end(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(span, format!("{what} ends with a backslash"))
+        .label("continues the unit-file line")
+        .help("systemd joins a line ending in `\\` with the next one, so the next setting would be lost; remove the trailing backslash")
 }
 
 fn check_host_name(s: &str) -> Result<(), String> {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::model::values::forbidden_char;
 use crate::source::{SourceId, SourceKind, SourceSet, Span};
 
 /// Parsed KDL documents, by source.
@@ -17,11 +18,25 @@ pub type Documents = BTreeMap<SourceId, KdlDocument>;
 /// Parses every KDL file of the set. Files that fail to parse are left out of
 /// the result and reported, each KDL parser message at its own place.
 pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
-    let files: Vec<(SourceId, &str)> = sources
+    let mut files: Vec<(SourceId, &str)> = Vec::new();
+    for (id, s) in sources
         .iter()
         .filter(|(_, s)| s.kind != SourceKind::Template)
-        .map(|(id, s)| (id, s.text.as_str()))
-        .collect();
+    {
+        // The KDL parser recurses once per block level and would overflow
+        // its stack on a deeply nested file; the language needs four levels.
+        match too_deep(&s.text) {
+            Some(offset) => diags.push(
+                Diagnostic::error(
+                    Span { source: id, offset, len: 1 },
+                    format!("blocks nest more than {MAX_NESTING} levels deep"),
+                )
+                .label("too deep")
+                .help("the language needs four levels at most (`host { agent { auth { rotate … } } }`); close the blocks that were left open"),
+            ),
+            None => files.push((id, s.text.as_str())),
+        }
+    }
     // KDL parsing dominates `check` on large fleets; files are independent,
     // so parse them on every core. Results are keyed by source id, so the
     // outcome does not depend on which thread finished first.
@@ -33,11 +48,16 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(id, text)| (*id, text.parse::<KdlDocument>()))
-                        .collect::<Vec<_>>()
-                })
+                // A generous stack: the parser's recursion per block level is
+                // large in debug builds (the nesting limit keeps it bounded).
+                std::thread::Builder::new()
+                    .stack_size(16 << 20)
+                    .spawn_scoped(scope, move || {
+                        part.iter()
+                            .map(|(id, text)| (*id, text.parse::<KdlDocument>()))
+                            .collect::<Vec<_>>()
+                    })
+                    .expect("cannot start a KDL parser thread")
             })
             .collect();
         handles
@@ -69,6 +89,95 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
         }
     }
     docs
+}
+
+/// Deepest block nesting a file may have.
+pub const MAX_NESTING: usize = 16;
+
+/// Offset of the first `{` that opens a block deeper than [`MAX_NESTING`],
+/// skipping strings and comments. `None` when the file is shallow enough, or
+/// when it cannot be scanned (an unterminated string: the parser reports it).
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in KDL.
+                let mut level = 0usize;
+                loop {
+                    if i >= b.len() {
+                        return None;
+                    }
+                    if b[i..].starts_with(b"/*") {
+                        level += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        level -= 1;
+                        i += 2;
+                        if level == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'"' => {
+                let triple = b[i..].starts_with(b"\"\"\"");
+                i += if triple { 3 } else { 1 };
+                loop {
+                    if i >= b.len() {
+                        return None;
+                    }
+                    if b[i] == b'\\' {
+                        i += 2;
+                    } else if triple && b[i..].starts_with(b"\"\"\"") {
+                        i += 3;
+                        break;
+                    } else if !triple && b[i] == b'"' {
+                        i += 1;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'#' => {
+                let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+                i += hashes;
+                if b.get(i) == Some(&b'"') {
+                    // A raw string ends at its quote(s) followed by as many `#`.
+                    let triple = b[i..].starts_with(b"\"\"\"");
+                    let quotes = if triple { 3 } else { 1 };
+                    let mut close = vec![b'"'; quotes];
+                    close.extend(std::iter::repeat_n(b'#', hashes));
+                    let start = i + quotes;
+                    let end = b[start..].windows(close.len()).position(|w| w == close)?;
+                    i = start + end + close.len();
+                }
+                continue;
+            }
+            b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The parser's spans sometimes cover a whole node over several lines when
@@ -254,9 +363,51 @@ impl Decoder<'_> {
         self.entry_str(n, e, &format!("`{key}`"))
     }
 
+    /// A property as a string that may span lines (file contents): newline,
+    /// carriage return and tab are allowed, other control characters are not.
+    pub fn prop_text(&mut self, n: Node<'_>, key: &str) -> Option<String> {
+        let e = n.prop(key)?;
+        self.entry_text(n, e, &format!("`{key}`"), true)
+    }
+
+    /// Every positional argument as a string, in order (one pass: a node may
+    /// carry many).
+    pub fn args_str(&mut self, n: Node<'_>, what: &str) -> Vec<String> {
+        n.args()
+            .filter_map(|e| self.entry_text(n, e, what, false))
+            .collect()
+    }
+
     fn entry_str(&mut self, n: Node<'_>, e: &KdlEntry, what: &str) -> Option<String> {
+        self.entry_text(n, e, what, false)
+    }
+
+    /// The one place string values leave the KDL: every string argument and
+    /// property passes here, so no value reaches a generated file with a
+    /// character that would change that file's meaning (a newline starting
+    /// a new unit-file line, an escape sequence, a NUL).
+    fn entry_text(
+        &mut self,
+        n: Node<'_>,
+        e: &KdlEntry,
+        what: &str,
+        multiline: bool,
+    ) -> Option<String> {
         match e.value() {
-            KdlValue::String(s) => Some(s.clone()),
+            KdlValue::String(s) => {
+                if let Some((name, code, help)) = forbidden_char(s, multiline) {
+                    self.error(
+                        Diagnostic::error(
+                            n.entry_span(e),
+                            format!("{what} of `{}` holds {name} (U+{code:04X})", n.name()),
+                        )
+                        .label("control character")
+                        .help(help),
+                    );
+                    return None;
+                }
+                Some(s.clone())
+            }
             v => {
                 self.error(
                     Diagnostic::error(
@@ -322,6 +473,25 @@ impl Decoder<'_> {
                     Diagnostic::error(
                         n.entry_span(e),
                         format!("`{}` takes #true or #false, not {}", n.name(), type_name(v)),
+                    )
+                    .label("expected a boolean")
+                    .help("KDL booleans are written `#true` and `#false`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A property as a boolean (`#true` / `#false`).
+    pub fn prop_bool(&mut self, n: Node<'_>, key: &str) -> Option<bool> {
+        let e = n.prop(key)?;
+        match e.value() {
+            KdlValue::Bool(b) => Some(*b),
+            v => {
+                self.error(
+                    Diagnostic::error(
+                        n.entry_span(e),
+                        format!("`{key}` takes #true or #false, not {}", type_name(v)),
                     )
                     .label("expected a boolean")
                     .help("KDL booleans are written `#true` and `#false`"),

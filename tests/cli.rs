@@ -24,7 +24,7 @@ const HOST: &str = r#"
 host "web" {
     ssh "root@127.0.0.1"
     journald max-use="1G"
-    alert "ops" webhook="http://127.0.0.1:9/hook"
+    alert "ops" webhook="http://127.0.0.1:9/hook" insecure=#true
     agent "bot" {
         use "base"
         exec "/opt/bot/run"

@@ -14,7 +14,7 @@ const GOOD_AGENT: &str = r#"
 
 fn host(body: &str) -> String {
     format!(
-        "host \"h1\" {{\n    ssh \"root@127.0.0.1\"\n    journald max-use=\"1G\"\n    alert \"ops\" webhook=\"http://127.0.0.1:9/\"\n{body}\n}}\n"
+        "host \"h1\" {{\n    ssh \"root@127.0.0.1\"\n    journald max-use=\"1G\"\n    alert \"ops\" webhook=\"http://127.0.0.1:9/\" insecure=#true\n{body}\n}}\n"
     )
 }
 

@@ -240,6 +240,8 @@ pub struct Agent {
     pub group: Option<String>,
     /// Its working directory (holds AGENTS.md and WORKSTATE.md).
     pub workdir: String,
+    /// Where the working directory was set (the agent node for the default).
+    pub workdir_span: Span,
     /// Plain environment variables.
     pub env: BTreeMap<String, String>,
     /// Secrets, exported as environment variables from a 0600 file.

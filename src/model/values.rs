@@ -278,8 +278,54 @@ pub fn check_account(text: &str) -> Result<(), String> {
     }
 }
 
-/// Checks an absolute, normalised path on the host.
-pub fn check_remote_path(text: &str) -> Result<(), String> {
+/// Describes the first character of `text` that may not appear in a value
+/// that lands in a generated file: C0 and C1 control characters, DEL, and the
+/// Unicode line separators and bidirectional overrides that make text read
+/// differently from what it does. `multiline` allows newline, carriage return
+/// and tab (file contents). Returns (name, code point, how to fix).
+pub fn forbidden_char(text: &str, multiline: bool) -> Option<(&'static str, u32, &'static str)> {
+    let c = text.chars().find(|&c| {
+        let control = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        control && !(multiline && matches!(c, '\n' | '\r' | '\t'))
+    })?;
+    let (name, help) = match c {
+        '\n' => (
+            "a newline",
+            "keep the value on one line (a `\\n` escape or a multi-line string is a newline too); a newline would start a new line of the file the value lands in",
+        ),
+        '\r' => (
+            "a carriage return",
+            "remove the carriage return (pasted Windows line ending?)",
+        ),
+        '\t' => ("a tab", "replace the tab with spaces"),
+        '\0' => ("a NUL byte", "remove the NUL byte"),
+        '\u{1b}' => (
+            "an escape character",
+            "remove the escape sequence (pasted terminal colours?)",
+        ),
+        '\u{7f}' => ("a DEL character", "remove the DEL character"),
+        '\u{2028}' | '\u{2029}' => ("a Unicode line separator", "remove the line separator"),
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => (
+            "a bidirectional override",
+            "remove the bidirectional control character: it makes the text display differently from what it is",
+        ),
+        _ => (
+            "a control character",
+            "remove the control character: it would change the meaning of the file the value lands in",
+        ),
+    };
+    Some((name, u32::from(c), help))
+}
+
+/// Hosts' virtual filesystems: provision never writes into them (what lands
+/// there vanishes at boot or is not a file at all).
+const VIRTUAL: &[&str] = &["/proc", "/sys", "/dev", "/run"];
+
+/// Checks what every path on the host shares: absolute, normalised, and free
+/// of the characters tmpfiles.d, sysusers.d and unit files split or unquote
+/// (whitespace, quotes, backslashes).
+fn check_path_text(text: &str) -> Result<(), String> {
     if !text.starts_with('/') {
         return Err(format!(
             "`{text}` is not absolute; paths on the host start with `/`"
@@ -300,8 +346,223 @@ pub fn check_remote_path(text: &str) -> Result<(), String> {
     if text.chars().any(|c| c.is_control()) {
         return Err("a path may not hold control characters".into());
     }
-    if text == "/var/lib/provision" || text.starts_with("/var/lib/provision/") {
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    {
+        let what = match c {
+            '"' | '\'' => "a quote",
+            '\\' => "a backslash",
+            _ => "whitespace",
+        };
+        return Err(format!(
+            "`{text}` holds {what}; paths on the host may not hold whitespace, quotes or backslashes, which tmpfiles.d, sysusers.d and unit files would split or unquote"
+        ));
+    }
+    Ok(())
+}
+
+fn under(path: &str, dir: &str) -> bool {
+    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Checks a path provision writes or creates on the host (`file`, `dir`,
+/// `workdir`, `home`): absolute, normalised, no whitespace, quotes or
+/// backslashes, not `/`, outside the virtual filesystems and provision's own
+/// state.
+pub fn check_remote_path(text: &str) -> Result<(), String> {
+    check_path_text(text)?;
+    if text == "/" {
+        return Err("`/` is the root directory itself; name a path below it".into());
+    }
+    if let Some(v) = VIRTUAL.iter().find(|v| under(text, v)) {
+        return Err(format!(
+            "`{text}` is under `{v}`, a virtual filesystem: what is written there vanishes at boot or is not a file; pick a path on disk, such as under /srv, /opt or /var/lib"
+        ));
+    }
+    if under(text, "/var/lib/provision") {
         return Err("`/var/lib/provision` belongs to provision itself (store, generations, lock); pick another path".into());
+    }
+    Ok(())
+}
+
+/// Checks a home directory (`home=`): as [`check_remote_path`], except that
+/// `/` is allowed (system users often have it; sysusers creates no home).
+pub fn check_home_path(text: &str) -> Result<(), String> {
+    if text == "/" {
+        return Ok(());
+    }
+    check_remote_path(text)
+}
+
+/// Checks a program's path on the host (`exec`'s first word, `shell=`):
+/// absolute, normalised, no whitespace, quotes or backslashes. Unlike
+/// written paths it may live under /run (NixOS keeps programs in
+/// /run/current-system).
+pub fn check_program_path(text: &str) -> Result<(), String> {
+    check_path_text(text)?;
+    if text == "/" {
+        return Err("`/` is a directory, not a program".into());
+    }
+    Ok(())
+}
+
+/// Checks the literal a mode was written as. KDL reads `0644` and `644` as
+/// the decimal number 644 (0o1204), so only the `0o` form says what the
+/// operator means. `repr` is the text of the number as written, when the
+/// parser kept it; without it, decimal values that look octal are refused.
+pub fn check_mode_literal(repr: Option<&str>, value: i128) -> Result<(), String> {
+    let octal_digits = |s: &str| !s.is_empty() && s.chars().all(|c| matches!(c, '0'..='7'));
+    let suggest = |digits: &str| {
+        let d = digits.trim_start_matches('0');
+        if d.is_empty() {
+            "0".to_string()
+        } else {
+            d.to_string()
+        }
+    };
+    match repr.map(|r| r.trim().trim_start_matches('+').replace('_', "")) {
+        Some(r) if r.starts_with("0o") => Ok(()),
+        Some(r) if r.starts_with("0x") || r.starts_with("0b") || r.starts_with('-') => {
+            Err(format!(
+                "`{r}` is not an octal mode; write modes in octal with the `0o` prefix, such as `mode=0o{value:o}`"
+            ))
+        }
+        Some(r) => {
+            let hint = if octal_digits(&r) {
+                format!("0o{}", suggest(&r))
+            } else {
+                format!("0o{value:o}")
+            };
+            Err(format!(
+                "`{r}` is the decimal number {value}, not an octal mode; write modes with the `0o` prefix: `mode={hint}` (KDL reads `0644` as the decimal 644)"
+            ))
+        }
+        None => {
+            let digits = value.to_string();
+            if value > 7 && octal_digits(&digits) {
+                Err(format!(
+                    "`{digits}` is the decimal number {value}, not an octal mode; write modes with the `0o` prefix: `mode=0o{digits}`"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks a Telegram chat id: a number (`-100…` for groups and channels) or
+/// a public `@channelname`.
+pub fn check_chat_id(text: &str) -> Result<(), String> {
+    let number = text.strip_prefix('-').unwrap_or(text);
+    let ok = (!number.is_empty() && number.chars().all(|c| c.is_ascii_digit()))
+        || text.strip_prefix('@').is_some_and(|n| {
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a Telegram chat id; write the chat's number, such as `-1001234567890`, or `@channelname`"
+        ))
+    }
+}
+
+/// Checks an alert URL (`webhook=`, `api=`): `https://HOST[:PORT][/…]`, or
+/// `http://` when `insecure` is set. The URL lands in an sh settings file and
+/// in curl's configuration, so it may not hold spaces, quotes, backslashes or
+/// anything outside printable ASCII, and it names a host without
+/// credentials (`https://good.example@evil.example` reads as the first).
+pub fn check_url(text: &str, insecure: bool) -> Result<(), String> {
+    let hint = if insecure {
+        "write `https://host/path` (or `http://…`)"
+    } else {
+        "write `https://host/path`"
+    };
+    if let Some(c) = text.chars().find(|c| {
+        !c.is_ascii_graphic()
+            || matches!(
+                c,
+                '"' | '\'' | '\\' | '`' | '<' | '>' | '{' | '}' | '|' | '^'
+            )
+    }) {
+        let what = match c {
+            ' ' => "a space".to_string(),
+            '"' | '\'' | '`' => "a quote".to_string(),
+            '\\' => "a backslash".to_string(),
+            c if !c.is_ascii() => format!("`{c}`, which is not ASCII"),
+            c => format!("`{c}`"),
+        };
+        return Err(format!(
+            "`{text}` holds {what}; percent-encode it (`%20` for a space), or use the host's punycode name"
+        ));
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!("`{text}` is not a URL; {hint}"));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" if insecure => {}
+        "http" => {
+            return Err(format!(
+                "`{text}` is plain http: alerts would cross the network unencrypted; use `https://`, or say `insecure=#true` on the alert to allow http"
+            ));
+        }
+        _ => return Err(format!("`{scheme}` is not http or https; {hint}")),
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.contains('@') {
+        return Err(format!(
+            "`{text}` holds credentials before `@`; a URL here names only a host (put a token in the path or query instead)"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return Err(format!("`{text}` has an unclosed `[`; {hint}"));
+        };
+        if addr.is_empty()
+            || !addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return Err(format!("`[{addr}]` is not an IPv6 address; {hint}"));
+        }
+        match after {
+            "" => (addr, None),
+            p => match p.strip_prefix(':') {
+                Some(p) => (addr, Some(p)),
+                None => return Err(format!("`{text}` has text after `]`; {hint}")),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("`{text}` names no host; {hint}"));
+    }
+    if !authority.starts_with('[') {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        let name = host.strip_suffix('.').unwrap_or(host);
+        if host.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(format!(
+                "`{host}` is not a host name; use letters, digits, `-` and `.`"
+            ));
+        }
+    }
+    if let Some(p) = port
+        && !(p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|p| p > 0))
+    {
+        return Err(format!("`{p}` is not a port; a port is 1 to 65535"));
     }
     Ok(())
 }

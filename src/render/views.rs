@@ -50,6 +50,39 @@ fn unit_command(s: &str) -> String {
     s.replace('%', "%%")
 }
 
+/// A plain unit-file value (`Description=`, `WorkingDirectory=`,
+/// `Documentation=`): systemd expands `%` specifiers in them, so `%` is
+/// doubled. Control characters and a trailing backslash never get here:
+/// `check` refuses them.
+fn unit_value(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
+/// One argument of an `ExecStart=` line, passed through exactly: double
+/// quotes (systemd unquotes them and undoes `\\` and `\"`), `%` doubled
+/// (specifiers) and `$` doubled (systemd would expand `$VAR` itself).
+fn unit_arg(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A field of a tmpfiles.d or sysusers.d line: both expand `%` specifiers
+/// in paths, homes and shells. Whitespace, quotes and backslashes (which
+/// they would split or unquote) are refused by `check`.
+fn config_field(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
 /// The host, for templates.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostView {
@@ -152,6 +185,8 @@ struct SecretView {
 pub struct AgentView {
     name: String,
     description: String,
+    /// The description for `Description=` (`%` doubled).
+    description_unit: String,
     description_given: bool,
     /// Unit name with suffix.
     pub(super) unit: String,
@@ -159,6 +194,8 @@ pub struct AgentView {
     /// Group it runs as.
     pub(super) group: String,
     workdir: String,
+    /// The working directory for unit files (`%` doubled).
+    workdir_unit: String,
     state_dir: String,
     exec: String,
     exec_plain: String,
@@ -232,21 +269,24 @@ impl AgentView {
                 .active_hours
                 .map_or_else(|| "always".into(), |w| w.to_string()),
             window: h.active_hours.map(|w| w.to_string()),
-            probe_arg: h.probe.as_deref().map(|p| unit_command(&sh_quote(p))),
+            probe_arg: h.probe.as_deref().map(unit_arg),
             probe_plain: h.probe.clone(),
         });
         let start_limit_interval = (a.restart.delay.secs * 10).max(60);
+        let description = a
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("provision agent {}", a.name));
         Self {
             name: a.name.clone(),
-            description: a
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("provision agent {}", a.name)),
+            description_unit: unit_value(&description),
+            description,
             description_given: a.description.is_some(),
             unit: format!("agent-{}.service", a.name),
             user: a.user.clone(),
             group,
             workdir: a.workdir.clone(),
+            workdir_unit: unit_value(&a.workdir),
             state_dir,
             exec: unit_command(&a.exec),
             exec_plain: a.exec.clone(),
@@ -271,7 +311,7 @@ impl AgentView {
                 .failure_modes
                 .iter()
                 .map(|f| FailureView {
-                    tool: f.tool.clone().unwrap_or_else(|| "any".into()),
+                    tool: f.tool.as_deref().unwrap_or("any").replace('|', "\\|"),
                     when: f.when.replace('|', "\\|"),
                     then: f.then.replace('|', "\\|"),
                 })
@@ -291,12 +331,13 @@ impl AgentView {
 }
 
 /// The primary group of a user: declared, or the group of the same name
-/// that sysusers creates.
+/// that sysusers creates. `host.users` is sorted by name (resolve sorts it),
+/// so a host with many agents does not search it linearly for each.
 fn primary_group(host: &Host, user: &str) -> String {
     host.users
-        .iter()
-        .find(|u| u.name == user)
-        .and_then(|u| u.group.clone())
+        .binary_search_by(|u| u.name.as_str().cmp(user))
+        .ok()
+        .and_then(|i| host.users[i].group.clone())
         .unwrap_or_else(|| user.to_string())
 }
 
@@ -329,11 +370,8 @@ pub fn sysusers_lines(host: &Host) -> Vec<String> {
         } else {
             format!("\"provision agent user {}\"", u.name)
         };
-        let home = u.home.clone().unwrap_or_else(|| "-".into());
-        let shell = u
-            .shell
-            .clone()
-            .unwrap_or_else(|| "/usr/sbin/nologin".into());
+        let home = u.home.as_deref().map_or_else(|| "-".into(), config_field);
+        let shell = config_field(u.shell.as_deref().unwrap_or("/usr/sbin/nologin"));
         out.push(format!("u {} {id} {gecos} {home} {shell}", u.name));
         for g in &u.groups {
             out.push(format!("m {} {g}", u.name));
@@ -350,8 +388,16 @@ pub fn tmpfiles_lines(host: &Host) -> Vec<String> {
             .group
             .clone()
             .unwrap_or_else(|| primary_group(host, &a.user));
-        out.push(format!("d {} 0750 {} {group} -", a.workdir, a.user));
-        out.push(format!("d {} 0750 {} {group} -", state_dir(a), a.user));
+        out.push(format!(
+            "d {} 0750 {} {group} -",
+            config_field(&a.workdir),
+            a.user
+        ));
+        out.push(format!(
+            "d {} 0750 {} {group} -",
+            config_field(&state_dir(a)),
+            a.user
+        ));
     }
     let dirs = host
         .files
@@ -361,7 +407,10 @@ pub fn tmpfiles_lines(host: &Host) -> Vec<String> {
     for d in dirs {
         out.push(format!(
             "d {} {} {} {} -",
-            d.path, d.perms.mode, d.perms.owner, d.perms.group
+            config_field(&d.path),
+            d.perms.mode,
+            d.perms.owner,
+            d.perms.group
         ));
     }
     out.sort();
@@ -379,5 +428,11 @@ mod tests {
         assert_eq!(unit_env("A", "x \"y\" 50%"), r#""A=x \"y\" 50%%""#);
         assert_eq!(env_file_quote("a$b\"c\\"), r#""a\$b\"c\\""#);
         assert_eq!(unit_command("/bin/x --rate 5%"), "/bin/x --rate 5%%");
+        assert_eq!(unit_value("50% done"), "50%% done");
+        assert_eq!(
+            unit_arg(r#"curl -s "$URL" | grep '100%' \ x"#),
+            r#""curl -s \"$$URL\" | grep '100%%' \\ x""#
+        );
+        assert_eq!(config_field("/srv/100%"), "/srv/100%%");
     }
 }
