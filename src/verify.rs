@@ -456,6 +456,25 @@ impl Redactor {
     }
 }
 
+/// Redacts what a plan quotes from the host: the diffs of text files (their
+/// old side is the host's file, which an agent may have written a secret
+/// into), the warnings and the errors. Done before the plan is shown, saved
+/// (`plan -o`) or printed as JSON.
+pub fn redact_plan(plan: &mut crate::plan::HostPlan, secrets: &[String]) {
+    let r = Redactor::new(secrets);
+    if r.forms.is_empty() {
+        return;
+    }
+    for f in &mut plan.files {
+        if let Some(diff) = &mut f.diff {
+            *diff = r.redact(diff);
+        }
+    }
+    for text in plan.warnings.iter_mut().chain(plan.errors.iter_mut()) {
+        *text = r.redact(text);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

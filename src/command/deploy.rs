@@ -189,6 +189,11 @@ pub struct Failed {
     pub error: String,
 }
 
+/// The secret values, for redaction.
+fn exposed(secrets: &[Secret]) -> Vec<String> {
+    secrets.iter().map(|s| s.expose().to_string()).collect()
+}
+
 /// Plans one host against its rendered state.
 pub fn plan_for(
     host: &Host,
@@ -243,7 +248,8 @@ pub async fn prepare(
                 progress.stage(&name, Stage::Probing);
                 let observed = apply::probe(&transport, &observed::desired_paths(&state)).await?;
                 let local = matches!(transport, Transport::Local(_));
-                let (target, plan) = plan_for(&host, &state, &observed, local);
+                let (target, mut plan) = plan_for(&host, &state, &observed, local);
+                verify::redact_plan(&mut plan, &exposed(&secrets));
                 Ok::<_, HostError>(Prepared {
                     host,
                     transport,
@@ -426,7 +432,8 @@ async fn switch_one(
             }
             Ok(obs) => {
                 let local = matches!(p.transport, Transport::Local(_));
-                let (target, plan) = plan_for(&p.host, state, &obs, local);
+                let (target, mut plan) = plan_for(&p.host, state, &obs, local);
+                verify::redact_plan(&mut plan, &exposed(&p.secrets));
                 p.observed = obs;
                 p.target = target;
                 p.plan = plan;
@@ -720,7 +727,7 @@ pub async fn check_host(
             format!(
                 "the verification program failed (status {}): {}",
                 out.status,
-                verify::redact(out.stderr_lossy().trim(), &secrets)
+                verify::redact(&out.stderr_lossy(), &secrets).trim()
             ),
         )],
         Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
@@ -811,7 +818,7 @@ pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
                 &p.host.name,
                 format!(
                     "the alert script said nothing: {}",
-                    verify::redact(out.stderr_lossy().trim(), &secrets)
+                    verify::redact(&out.stderr_lossy(), &secrets).trim()
                 ),
             )],
             Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
