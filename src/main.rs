@@ -120,7 +120,8 @@ fn main() -> ExitCode {
             } else {
                 "error"
             };
-            eprintln!("{prefix}: {e}");
+            // Errors quote hosts (ssh's and the scripts' stderr).
+            eprintln!("{prefix}: {}", provision::ui::clean(&e.to_string()));
             e.exit()
         }
     };

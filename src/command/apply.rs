@@ -8,7 +8,7 @@ use super::Repo;
 use super::deploy::{self, HostResult, Options};
 use crate::error::{Error, Exit};
 use crate::ui::verify::checks as show_checks;
-use crate::ui::{Style, plan as show, progress::Display};
+use crate::ui::{Style, clean, plan as show, progress::Display};
 
 /// Runs `apply`.
 pub fn run(
@@ -77,7 +77,7 @@ pub fn run(
             println!("{}", show::host(&p.plan, style));
         }
         for f in &failed {
-            println!("{} {}\n", style.paint("1;31", "error:"), f.error);
+            println!("{} {}\n", style.paint("1;31", "error:"), clean(&f.error));
         }
     }
     let changes = ready
@@ -139,9 +139,15 @@ pub fn run(
         for (plan, result) in &results {
             match result {
                 HostResult::Failed { error, log } => {
-                    println!("{} {}: {error}", style.paint("1;31", "error:"), plan.host);
+                    // The error and the switch's log quote the host.
+                    println!(
+                        "{} {}: {}",
+                        style.paint("1;31", "error:"),
+                        plan.host,
+                        clean(error)
+                    );
                     for line in log.lines() {
-                        println!("    {line}");
+                        println!("    {}", clean(line));
                     }
                 }
                 HostResult::Switched { checks, .. } if !checks.is_empty() => {
@@ -166,7 +172,7 @@ pub fn run(
                             println!("  switched back to generation {back}, which verifies:");
                             print!("{}", show_checks(rollback_checks, style));
                         }
-                        (None, Some(e)) => println!("  could not switch back: {e}"),
+                        (None, Some(e)) => println!("  could not switch back: {}", clean(e)),
                         (None, None) => println!(
                             "  kept generation {generation} (--no-rollback, or nothing to switch back to)"
                         ),

@@ -8,7 +8,7 @@ use super::Repo;
 use super::deploy::{self, HostResult, Options, Prepared};
 use crate::apply::{self, ConnectOptions};
 use crate::error::{Error, Exit};
-use crate::ui::{Style, plan as show, progress::Display};
+use crate::ui::{Style, clean, clean_line, plan as show, progress::Display};
 
 /// Runs `generations`.
 pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<Exit, Error> {
@@ -50,7 +50,7 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
         let status = if g.status == "ok" {
             style.paint("32", "ok")
         } else {
-            style.paint("31", &g.status)
+            style.paint("31", &clean_line(&g.status))
         };
         println!(
             "{:>4}  {:<20}  {:<12}  {:>5}  {:<24}  {status}{}",
@@ -58,7 +58,7 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
             g.record.time,
             &g.record.generation[..12.min(g.record.generation.len())],
             g.record.files.len(),
-            g.record.by,
+            clean_line(&g.record.by),
             if g.current {
                 style.paint("1", "  (current)")
             } else {
@@ -151,9 +151,9 @@ pub fn rollback(
             HostResult::Unchanged { .. } => println!("{host} is already at that generation."),
             HostResult::VerifyFailed { .. } => {}
             HostResult::Failed { error, log } => {
-                println!("{} {host}: {error}", style.paint("1;31", "error:"));
+                println!("{} {host}: {}", style.paint("1;31", "error:"), clean(error));
                 for line in log.lines() {
-                    println!("    {line}");
+                    println!("    {}", clean(line));
                 }
             }
         }

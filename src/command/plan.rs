@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Repo;
 use super::deploy::{self, Options, PLAN_FORMAT, SavedPlan};
 use crate::error::{Error, Exit};
-use crate::ui::{Style, plan as show, progress::Display};
+use crate::ui::{Style, clean, plan as show, progress::Display};
 
 /// Runs `plan`.
 pub fn run(
@@ -72,7 +72,7 @@ pub fn run(
             println!("{}", show::host(p, style));
         }
         for f in &failed {
-            println!("{} {}\n", style.paint("1;31", "error:"), f.error);
+            println!("{} {}\n", style.paint("1;31", "error:"), clean(&f.error));
         }
         let unchanged = plans.len() - changes - blocked;
         println!(

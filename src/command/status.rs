@@ -11,7 +11,7 @@ use crate::apply::{self, ConnectOptions};
 use crate::error::{Error, Exit};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
-use crate::ui::Style;
+use crate::ui::{Style, clean, clean_line};
 
 /// Runs `status`.
 pub fn run(
@@ -116,7 +116,7 @@ fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
         let s = match r {
             Ok(s) => s,
             Err(e) => {
-                notes.push(style.paint("1;31", &format!("unreachable: {e}")));
+                notes.push(style.paint("1;31", &format!("unreachable: {}", clean(e))));
                 continue;
             }
         };
@@ -126,7 +126,7 @@ fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
             .unwrap_or_else(|| "-".into());
         let drift = s.drift.len().to_string();
         for p in &s.problems {
-            notes.push(style.paint("1;31", &format!("{}: {p}", s.host)));
+            notes.push(style.paint("1;31", &format!("{}: {}", s.host, clean(p))));
         }
         if s.agents.is_empty() {
             rows.push([
@@ -180,14 +180,20 @@ fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
                 ),
             ]);
             for p in &a.problems {
-                notes.push(style.paint("1;31", &format!("{}/{}: {p}", s.host, a.name)));
+                notes.push(style.paint("1;31", &format!("{}/{}: {}", s.host, a.name, clean(p))));
             }
         }
         if !s.drift.is_empty() {
             notes.push(style.paint(
                 "35",
-                &format!("{}: drifted: {}", s.host, s.drift.join(", ")),
+                &format!("{}: drifted: {}", s.host, clean_line(&s.drift.join(", "))),
             ));
+        }
+    }
+    // The cells hold what the host said (unit states, drifted paths).
+    for row in &mut rows {
+        for cell in row.iter_mut() {
+            *cell = clean_line(cell).into_owned();
         }
     }
     let widths: Vec<usize> = (0..9)

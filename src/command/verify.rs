@@ -10,7 +10,7 @@ use super::Repo;
 use super::deploy::{self, HostRef, Options};
 use crate::apply::{self, ConnectOptions};
 use crate::error::{Error, Exit};
-use crate::ui::{Style, verify::checks as show_checks};
+use crate::ui::{Style, clean, verify::checks as show_checks};
 use crate::verify::Check;
 
 /// One host's verification.
@@ -103,7 +103,7 @@ pub fn run(
         for r in &results {
             println!("{}", style.paint("1", &r.host));
             if let Some(e) = &r.error {
-                println!("  {} {e}", style.paint("1;31", "error:"));
+                println!("  {} {}", style.paint("1;31", "error:"), clean(e));
             }
             print!("{}", show_checks(&r.checks, style));
         }
