@@ -686,6 +686,12 @@ mod tests {
     }
 
     #[test]
+    fn the_host_cuts_output_where_parse_expects() {
+        // The tail that may hold a cut secret is dropped only at this length.
+        assert!(VERIFY_SH.contains(&format!("head -c {HOST_OUTPUT_LIMIT} ")));
+    }
+
+    #[test]
     fn parse_redacts_output_the_host_cut() {
         let half = &TOKEN[..TOKEN.len() / 2];
         let mut output = "y".repeat(HOST_OUTPUT_LIMIT - half.len());
