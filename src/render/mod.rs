@@ -44,6 +44,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("templates/auth-check.sh.tera"),
     ),
     ("rotate.sh", include_str!("templates/rotate.sh.tera")),
+    ("run-as.sh", include_str!("templates/run-as.sh.tera")),
     (
         "rotate.service",
         include_str!("templates/rotate.service.tera"),
@@ -104,6 +105,10 @@ impl Templates {
         let mut tera = Tera::new();
         // Nothing here is HTML: never escape.
         tera.autoescape_on(Vec::<&str>::new());
+        // `| sh` quotes a value as one POSIX sh word.
+        tera.register_filter("sh", |x: &str, _: tera::Kwargs, _: &tera::State| {
+            sh_quote(x)
+        });
         for (name, text) in BUILTIN {
             tera.add_raw_template(&format!("builtin/{name}"), text)
                 .unwrap_or_else(|e| panic!("built-in template {name} does not compile: {e}"));
@@ -289,8 +294,10 @@ impl Renderer<'_> {
                         true,
                     )
                 }
+                // A webhook's URL is a credential (whoever has it can post
+                // alerts): its file is handled as a secret.
                 AlertKind::Webhook { url } => {
-                    ("webhook", vec![format!("URL={}", sh_quote(url))], false)
+                    ("webhook", vec![format!("URL={}", sh_quote(url))], true)
                 }
                 AlertKind::Command { command } => (
                     "command",
@@ -513,6 +520,13 @@ impl Renderer<'_> {
             self.add(path.clone(), FileSpec::new(bytes, 0o755, "root", "root"));
             inputs.push(path.clone());
         }
+        // How root's helpers run agent commands (rotation, a heartbeat
+        // probe): as the agent, with its environment, in a unit of its own.
+        let bytes = self.template("run-as.sh", Some(a), &ctx, a.span);
+        self.add(
+            format!("{LIB_DIR}/agents/{}/run-as", a.name),
+            FileSpec::new(bytes, 0o755, "root", "root"),
+        );
         for auth in &view.auths {
             let Some(rot) = &auth.rotate else { continue };
             let mut c = ctx.clone();

@@ -9,14 +9,13 @@
 # with epoch seconds, `-` for never.
 set -u
 R=${PROVISION_ROOT:-}
-tab=$(printf '\t')
 printf 'now\t%s\n' "$(date +%s)"
 
 prop() {
     printf '%s\n' "$1" | sed -n "s/^$2=//p"
 }
 
-while IFS="$tab" read -r kind name unit hb statedir auths; do
+while IFS="$tab" read -r kind name unit hb _ auths; do
     [ "$kind" = agent ] || continue
     if [ -n "${PROVISION_LOCAL:-}" ]; then
         # A local host is a directory: no unit runs there.
@@ -41,7 +40,9 @@ while IFS="$tab" read -r kind name unit hb statedir auths; do
     old_ifs=$IFS
     IFS=,
     for a in $auths; do
-        last=$(cat "$R$statedir/rotated-$a" 2>/dev/null) || last=-
+        # Root's stamp, in a root-only directory (never a file the agent
+        # could replace with a FIFO or a link).
+        last=$(cat "$R/var/lib/provision/rotation/$name-$a" 2>/dev/null) || last=-
         printf 'rotation\t%s\t%s\t%s\n' "$name" "$a" "${last:--}"
     done
     IFS=$old_ifs

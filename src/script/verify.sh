@@ -10,7 +10,6 @@
 # lines; a failed auth check is followed by "output<TAB>SUBJECT", its output
 # in base64, and "end".
 set -u
-tab=$(printf '\t')
 now=$(date +%s)
 AFTER_APPLY=yes
 if [ "$SINCE" = now ]; then
@@ -41,34 +40,18 @@ $input
 INPUT
 
 # Auth checks, as the agent's user with the agent's secrets and unit
-# environment. The environment file is root's (0600): it is read here, then
-# privileges are dropped with setpriv, as systemd does for the unit. (Not a
-# transient unit per check: far cheaper, and no cgroup to set up.)
+# environment, in a transient unit of their own (the agent's run-as): nothing
+# the check starts outlives it, and nothing of root's environment, nor the
+# agent's PATH, ever steers a root process here.
 while IFS="$tab" read -r kind name unit user workdir envfile auth _; do
     [ "$kind" = agent ] || continue
     [ "$auth" = - ] && continue
-    group=$(id -gn "$user" 2>/dev/null) || {
-        check auth "$name" fail "cannot run the auth check: no user $user"
+    run_as="/usr/local/lib/provision/agents/$name/run-as"
+    if [ ! -x "$run_as" ]; then
+        check auth "$name" fail "cannot run the auth check: $run_as is missing (apply this generation first)"
         continue
-    }
-    env=$(systemctl show -p Environment --value "$unit" 2>/dev/null) || env=
-    if (
-        # The unit's Environment= (its plain KEY=value words: a value with
-        # blanks comes quoted and is left out), then its EnvironmentFile=,
-        # as systemd orders them.
-        for kv in $env; do
-            case ${kv%%=*} in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-            case $kv in *=*) export "${kv?}" ;; esac
-        done
-        if [ "$envfile" != - ]; then
-            set -a
-            # shellcheck disable=SC1090 # written by provision, quoted for sh
-            . "$envfile" || exit 126
-            set +a
-        fi
-        cd "$workdir" || exit 126
-        exec setpriv --reuid="$user" --regid="$group" --init-groups -- "$auth"
-    ) </dev/null >"$tmp" 2>&1; then
+    fi
+    if "$run_as" "$auth" </dev/null >"$tmp" 2>&1; then
         check auth "$name" ok "passed as $user"
     else
         check auth "$name" fail "the auth check failed as $user (status $?)"
@@ -104,7 +87,7 @@ while [ -n "$pending" ]; do
         if [ "$fresh" = no ]; then
             : # the new process has not started yet
         elif [ "$probe" != - ]; then
-            if runuser -u "$user" -- sh -c "$probe" >/dev/null 2>&1; then
+            if "/usr/local/lib/provision/agents/$name/run-as" "$probe" </dev/null >/dev/null 2>&1; then
                 check heartbeat "$name" ok "the probe passed"
                 continue
             fi
