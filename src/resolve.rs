@@ -407,6 +407,7 @@ impl<'a> Resolver<'a, '_> {
             modules: used,
         };
         let mut connection: Option<(Connection, Span)> = None;
+        let mut broken_alerts: BTreeSet<String> = BTreeSet::new();
         for c in children {
             match c.name() {
                 "ssh" => {
@@ -480,7 +481,12 @@ impl<'a> Resolver<'a, '_> {
                     host.tags = self.dec.args_str(c, "a tag");
                 }
                 "journald" => host.journald = self.journald(c),
-                "alert" => host.alerts.extend(self.alert_channel(c)),
+                "alert" => match self.alert_channel(c) {
+                    Some(ch) => host.alerts.push(ch),
+                    // Declared but broken (reported): references to it are
+                    // not also "unknown".
+                    None => broken_alerts.extend(c.key_arg().map(str::to_string)),
+                },
                 "user" => host.users.extend(self.user(c)),
                 "group" => {
                     self.dec
@@ -511,7 +517,7 @@ impl<'a> Resolver<'a, '_> {
                     .help("add `ssh \"user@address\"` (or `local \"DIR\"` for a directory standing in for the host)"),
             ),
         }
-        self.check_host(&mut host);
+        self.check_host(&mut host, &broken_alerts);
         Some(host)
     }
 
@@ -866,6 +872,9 @@ impl<'a> Resolver<'a, '_> {
                     }
                 }
                 "exec" => {
+                    // Present counts: a value that failed to decode is
+                    // reported as such, not also as a missing `exec`.
+                    have_exec = true;
                     self.dec
                         .shape(c, 1..=1, &[], false, "`exec \"/opt/agent/bin/run --flag\"`");
                     if let Some(e) = self.dec.arg_str(c, 0, "the command") {
@@ -887,16 +896,15 @@ impl<'a> Resolver<'a, '_> {
                             self.dec.error(unit_line_end(span, "`exec`"));
                         }
                         a.exec = e;
-                        have_exec = true;
                     }
                 }
                 "user" => {
+                    have_user = true;
                     self.dec.shape(c, 1..=1, &[], false, "`user \"agent\"`");
                     if let Some(u) = self.dec.arg_parsed(c, 0, "user name", |s| {
                         check_account(s).map(|()| s.to_string())
                     }) {
                         a.user = u;
-                        have_user = true;
                     }
                 }
                 "group" => {
@@ -1223,7 +1231,7 @@ impl<'a> Resolver<'a, '_> {
     }
 
     /// Cross-references within one host: alert names, users, duplicate paths.
-    fn check_host(&mut self, host: &mut Host) {
+    fn check_host(&mut self, host: &mut Host, broken_alerts: &BTreeSet<String>) {
         let names: Vec<String> = host.alerts.iter().map(|a| a.name.clone()).collect();
         let mut refs: Vec<Setting<String>> = Vec::new();
         for a in &host.agents {
@@ -1237,7 +1245,7 @@ impl<'a> Resolver<'a, '_> {
         }
         let declared: BTreeSet<&str> = names.iter().map(String::as_str).collect();
         for r in refs {
-            if declared.contains(r.value.as_str()) {
+            if declared.contains(r.value.as_str()) || broken_alerts.contains(&r.value) {
                 continue;
             }
             let mut d = Diagnostic::error(r.span, format!("unknown alert channel `{}`", r.value))

@@ -569,3 +569,29 @@ pub fn list(items: &[&str]) -> String {
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_comments() {
+        let deep = "a {".repeat(MAX_NESTING + 1);
+        assert_eq!(too_deep(&deep), Some(MAX_NESTING * 3 + 2));
+        assert_eq!(too_deep(&"a {".repeat(MAX_NESTING)), None);
+        let braces = "{".repeat(40);
+        for shallow in [
+            format!("n \"{braces}\""),
+            format!("n \"\\\"{braces}\""),
+            format!("n \"\"\"\n{braces}\n\"\"\""),
+            format!("n #\"{braces}\"#"),
+            format!("n ##\"\"#{braces}\"##"),
+            format!("// {braces}\nn 1"),
+            format!("/* /* {braces} */ {braces} */ n 1"),
+        ] {
+            assert_eq!(too_deep(&shallow), None, "{shallow}");
+        }
+        // An unterminated string is left to the parser to report.
+        assert_eq!(too_deep("n \"{{{{"), None);
+    }
+}

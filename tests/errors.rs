@@ -437,3 +437,498 @@ fn undefined_template_variable_names_template_and_variable() {
     );
     assert!(all[0].message.contains("nmae"), "{}", all[0].message);
 }
+
+// Values that land in generated files: each check, at its file:line:col.
+
+#[test]
+fn a_newline_in_exec_is_an_error_at_the_value() {
+    let text = agent("").replace(
+        "exec \"/opt/a/run\"",
+        "exec \"/opt/a/run\\nExecStartPre=/bin/evil\"",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        6,
+        14,
+        "the command of `exec` holds a newline (U+000A)",
+        "keep the value on one line",
+    );
+}
+
+#[test]
+fn an_escape_character_in_a_description_is_an_error() {
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &agent("        description \"red \\u{1b}[31m text\""),
+        )],
+        "hosts/h1.kdl",
+        11,
+        21,
+        "the description of `description` holds an escape character (U+001B)",
+        "pasted terminal colours",
+    );
+}
+
+#[test]
+fn a_tab_in_an_env_value_is_an_error() {
+    expect_one(
+        &[("hosts/h1.kdl", &agent("        env \"A\" \"x\\ty\""))],
+        "hosts/h1.kdl",
+        11,
+        17,
+        "the value of `env` holds a tab (U+0009)",
+        "spaces",
+    );
+}
+
+#[test]
+fn a_nul_in_an_auth_check_is_an_error() {
+    let text = agent("").replace("check=\"true\"", "check=\"true\\u{0}\"");
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        8,
+        20,
+        "`check` of `auth` holds a NUL byte (U+0000)",
+        "NUL",
+    );
+}
+
+#[test]
+fn a_c1_control_in_a_tag_and_del_in_a_failure_mode_are_errors() {
+    let text = agent("        failure-mode \"disk\\u{7f}\" \"stop\"")
+        .replace("    journald", "    tags \"prod\\u{85}\"\n    journald");
+    let errs = errors(&[("hosts/h1.kdl", &text)]);
+    let found: Vec<(usize, usize, &str)> = errs
+        .iter()
+        .map(|(_, l, c, d)| (*l, *c, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (3, 10, "a tag of `tags` holds a control character (U+0085)"),
+            (
+                12,
+                22,
+                "the failure of `failure-mode` holds a DEL character (U+007F)"
+            ),
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_bidirectional_override_in_a_note_is_an_error() {
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &agent("        note \"fine \\u{202E}txet\""),
+        )],
+        "hosts/h1.kdl",
+        11,
+        14,
+        "the note of `note` holds a bidirectional override (U+202E)",
+        "display differently",
+    );
+}
+
+#[test]
+fn file_content_may_span_lines_but_holds_no_escape_sequences() {
+    let ok = agent("        file \"/opt/a/conf\" content=\"a\\n\\tb\\r\\n\"");
+    assert!(errors(&[("hosts/h1.kdl", &ok)]).is_empty());
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &agent("        file \"/opt/a/conf\" content=\"a\\u{1b}[0m\\n\""),
+        )],
+        "hosts/h1.kdl",
+        11,
+        28,
+        "`content` of `file` holds an escape character (U+001B)",
+        "escape sequence",
+    );
+}
+
+#[test]
+fn a_trailing_backslash_in_a_description_is_an_error() {
+    expect_one(
+        &[("hosts/h1.kdl", &agent("        description \"first \\\\\""))],
+        "hosts/h1.kdl",
+        11,
+        21,
+        "the description ends with a backslash",
+        "systemd joins a line ending in",
+    );
+}
+
+#[test]
+fn whitespace_in_a_directory_path_is_an_error() {
+    expect_one(
+        &[("hosts/h1.kdl", &agent("        dir \"/srv/my dir\""))],
+        "hosts/h1.kdl",
+        11,
+        13,
+        "bad path: `/srv/my dir` holds whitespace",
+        "tmpfiles.d, sysusers.d and unit files would split or unquote",
+    );
+}
+
+#[test]
+fn a_quote_in_a_home_is_an_error() {
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &agent("").replace(
+                "    agent",
+                "    user \"agent\" home=\"/var/lib/a'b\"\n    agent",
+            ),
+        )],
+        "hosts/h1.kdl",
+        5,
+        18,
+        "bad home: `/var/lib/a'b` holds a quote",
+        "may not hold whitespace, quotes or backslashes",
+    );
+}
+
+#[test]
+fn a_relative_shell_and_a_shell_with_arguments_are_errors() {
+    let text = agent("").replace(
+        "    agent",
+        "    user \"agent\" shell=\"bash\"\n    user \"other\" shell=\"/bin/sh -x\"\n    agent",
+    );
+    let errs = errors(&[("hosts/h1.kdl", &text)]);
+    let found: Vec<(usize, usize, &str)> = errs
+        .iter()
+        .map(|(_, l, c, d)| (*l, *c, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (5, 18, "bad shell: `bash` is not absolute"),
+            (6, 18, "bad shell: `/bin/sh -x` holds whitespace"),
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_group_name_with_a_space_is_an_error() {
+    let text = agent("").replace(
+        "    agent",
+        "    user \"agent\" {\n        groups \"ok\" \"sys journal\"\n    }\n    agent",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        6,
+        21,
+        "bad group name: `sys journal` is not a valid user or group name",
+        "",
+    );
+}
+
+#[test]
+fn an_unnormalised_program_in_exec_is_an_error() {
+    let text = agent("").replace("exec \"/opt/a/run\"", "exec \"/opt/../bin/x --flag\"");
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        6,
+        14,
+        "bad program of `exec`: `/opt/../bin/x` is not normalised",
+        "plain absolute path first",
+    );
+}
+
+#[test]
+fn paths_under_virtual_filesystems_are_errors() {
+    let text = agent(
+        "        file \"/proc/sys/kernel/x\" content=\"1\"\n        dir \"/run/agent\"\n        workdir \"/dev/shm/a1\"",
+    );
+    let errs = errors(&[("hosts/h1.kdl", &text)]);
+    let found: Vec<(usize, usize, &str)> = errs
+        .iter()
+        .map(|(_, l, c, d)| (*l, *c, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                11,
+                14,
+                "bad path: `/proc/sys/kernel/x` is under `/proc`, a virtual filesystem: what is written there vanishes at boot or is not a file"
+            ),
+            (
+                12,
+                13,
+                "bad path: `/run/agent` is under `/run`, a virtual filesystem: what is written there vanishes at boot or is not a file"
+            ),
+            (
+                13,
+                17,
+                "bad workdir: `/dev/shm/a1` is under `/dev`, a virtual filesystem: what is written there vanishes at boot or is not a file"
+            ),
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_mode_written_in_decimal_is_an_error_that_says_0o() {
+    let cases = [
+        (
+            "0644",
+            "`0644` is the decimal number 644, not an octal mode",
+            "`mode=0o644`",
+        ),
+        (
+            "755",
+            "`755` is the decimal number 755, not an octal mode",
+            "`mode=0o755`",
+        ),
+        ("0x1ed", "`0x1ed` is not an octal mode", "`mode=0o755`"),
+    ];
+    for (mode, msg, help) in cases {
+        expect_one(
+            &[(
+                "hosts/h1.kdl",
+                &agent(&format!("        dir \"/srv/x\" mode={mode}")),
+            )],
+            "hosts/h1.kdl",
+            11,
+            22,
+            &format!("bad mode: {msg}"),
+            help,
+        );
+    }
+    let ok = agent("        dir \"/srv/x\" mode=0o2770");
+    assert!(errors(&[("hosts/h1.kdl", &ok)]).is_empty());
+}
+
+#[test]
+fn plain_http_alerts_need_insecure() {
+    let text = agent("").replace(" insecure=#true", "");
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        4,
+        17,
+        "bad webhook: `http://127.0.0.1:9/` is plain http: alerts would cross the network unencrypted",
+        "`insecure=#true`",
+    );
+}
+
+#[test]
+fn alert_urls_are_parsed() {
+    let cases = [
+        (
+            "webhook=\"https://a b/x\"",
+            "bad webhook: `https://a b/x` holds a space",
+            "percent-encode",
+        ),
+        (
+            "webhook=\"https://ops:pw@hooks.example/x\"",
+            "holds credentials before `@`",
+            "token in the path",
+        ),
+        (
+            "webhook=\"https:///x\"",
+            "bad webhook: `https:///x` names no host",
+            "https://host/path",
+        ),
+        (
+            "webhook=\"https://x.example/\\\"a\"",
+            "holds a quote",
+            "percent-encode",
+        ),
+        (
+            "webhook=\"https://x.example:99999/\"",
+            "bad webhook: `99999` is not a port",
+            "1 to 65535",
+        ),
+        (
+            "api=\"ftp://tg.example\" telegram-chat=\"-100\" bot-token=\"env:T\"",
+            "bad api: `ftp` is not http or https",
+            "https://host/path",
+        ),
+    ];
+    for (props, msg, help) in cases {
+        let text = agent("").replace("webhook=\"http://127.0.0.1:9/\" insecure=#true", props);
+        expect_one(&[("hosts/h1.kdl", &text)], "hosts/h1.kdl", 4, 17, msg, help);
+    }
+}
+
+#[test]
+fn a_bad_telegram_chat_id_is_an_error() {
+    let text = agent("").replace(
+        "webhook=\"http://127.0.0.1:9/\" insecure=#true",
+        "telegram-chat=\"ops room\" bot-token=\"env:T\"",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        4,
+        17,
+        "bad telegram-chat: `ops room` is not a Telegram chat id",
+        "`@channelname`",
+    );
+}
+
+#[test]
+fn an_ssh_destination_that_reads_as_an_option_is_an_error() {
+    let text = agent("").replace("ssh \"root@127.0.0.1\"", "ssh \"-oProxyCommand=sh\"");
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        2,
+        5,
+        "the ssh destination `-oProxyCommand=sh` starts with `-`",
+        "ssh_config",
+    );
+}
+
+#[test]
+fn files_at_generated_paths_are_errors() {
+    let cases = [
+        (
+            "        file \"/etc/systemd/system/agent-a1.service\" content=\"x\"",
+            "`/etc/systemd/system/agent-a1.service` is generated by provision: the unit of agent `a1`",
+            "override the template",
+        ),
+        (
+            "        file \"/var/lib/agents/a1/AGENTS.md\" content=\"x\"",
+            "`/var/lib/agents/a1/AGENTS.md` is generated by provision: the AGENTS.md of agent `a1`",
+            "pick another path",
+        ),
+        (
+            "        file \"/etc/provision/alerts/ops.conf\" content=\"x\"",
+            "`/etc/provision/alerts/ops.conf` is inside `/etc/provision`, which holds provision's configuration",
+            "outside `/etc/provision`",
+        ),
+        (
+            "        file \"/usr/local/lib/provision/alert\" content=\"x\"",
+            "`/usr/local/lib/provision/alert` is inside `/usr/local/lib/provision`, which holds provision's scripts",
+            "provision owns everything in it",
+        ),
+        (
+            "        file \"/etc/sysusers.d/provision.conf\" content=\"x\"",
+            "is generated by provision: the sysusers.d configuration",
+            "pick another path",
+        ),
+        (
+            "        file \"/etc/systemd/journald.conf.d/50-provision.conf\" content=\"x\"",
+            "is generated by provision: the journald drop-in",
+            "pick another path",
+        ),
+        (
+            "        dir \"/var/lib/agents/a1\"",
+            "`/var/lib/agents/a1` is created by provision: the working directory of agent `a1`",
+            "remove this node",
+        ),
+        (
+            "        file \"/etc/systemd\" content=\"x\"",
+            "`/etc/systemd` is a directory provision writes into",
+            "pick another path",
+        ),
+    ];
+    for (line, msg, help) in cases {
+        expect_one(
+            &[("hosts/h1.kdl", &agent(line))],
+            "hosts/h1.kdl",
+            11,
+            9,
+            msg,
+            help,
+        );
+    }
+}
+
+#[test]
+fn two_agents_sharing_a_workdir_is_an_error_at_the_second() {
+    let one = |name: &str| {
+        format!("    agent \"{name}\" {{{GOOD_AGENT}\n        workdir \"/srv/w\"\n    }}")
+    };
+    let text = host(&format!("{}\n{}", one("a1"), one("a2")));
+    let errs = errors(&[("hosts/h1.kdl", &text)]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let (f, l, c, d) = &errs[0];
+    assert_eq!(
+        (f.as_str(), *l, *c),
+        ("hosts/h1.kdl", 19, 9),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        d.message,
+        "agents `a1` and `a2` share the working directory `/srv/w`"
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .contains("give one of them another `workdir`")
+    );
+    let (related, _) = d
+        .related
+        .as_ref()
+        .expect("points at the first agent's workdir");
+    assert_eq!(provision::source::line_col(&text, related.offset), (11, 9));
+}
+
+#[test]
+fn an_agent_that_can_read_the_journal_is_a_warning() {
+    let text = agent("").replace(
+        "    agent",
+        "    user \"agent\" {\n        groups \"adm\"\n    }\n    agent",
+    );
+    assert!(errors(&[("hosts/h1.kdl", &text)]).is_empty());
+    let set = sources(&[("hosts/h1.kdl", &text)]);
+    let (_, diags) = provision::compile(&set);
+    let all = diags.into_sorted();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let d = &all[0];
+    assert_eq!(d.severity, Severity::Warning);
+    let loc = d.location(&set).unwrap();
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.column),
+        ("hosts/h1.kdl", 8, 5)
+    );
+    assert_eq!(
+        d.message,
+        "agent `a1` runs as `agent`, who can read the host's journal (group `adm`)"
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .contains("outside `systemd-journal`, `adm` and `wheel`")
+    );
+}
+
+#[test]
+fn blocks_nested_too_deep_are_an_error_not_a_crash() {
+    let deep = format!(
+        "host \"h1\" {{\n{}{}\n}}\n",
+        "a {".repeat(40),
+        "}".repeat(40)
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &deep)],
+        "hosts/h1.kdl",
+        2,
+        48,
+        "blocks nest more than 16 levels deep",
+        "close the blocks",
+    );
+    // Braces inside strings and comments do not count.
+    let braces = agent(&format!(
+        "        note \"{}\"\n        // {}\n        note #\"{}\"#",
+        "{".repeat(40),
+        "{".repeat(41),
+        "{".repeat(42)
+    ));
+    assert!(errors(&[("hosts/h1.kdl", &braces)]).is_empty());
+}

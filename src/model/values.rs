@@ -645,5 +645,110 @@ mod tests {
         }
         assert_eq!(Mode::new(0o644).unwrap().to_string(), "0644");
         assert!(Mode::new(0o17777).is_err());
+        for bad in [
+            "/srv/a b",
+            "/srv/a\"b",
+            "/srv/a\\b",
+            "/",
+            "/proc/x",
+            "/run",
+            "/sys/x",
+            "/dev/shm/x",
+        ] {
+            assert!(check_remote_path(bad).is_err(), "{bad} should fail");
+        }
+        assert!(check_remote_path("/running/x").is_ok());
+        assert!(check_home_path("/").is_ok());
+        assert!(check_program_path("/run/current-system/sw/bin/bash").is_ok());
+        assert!(check_program_path("bash").is_err());
+    }
+
+    #[test]
+    fn forbidden_characters() {
+        assert_eq!(forbidden_char("a\nb", false).map(|f| f.1), Some(0x0a));
+        assert_eq!(forbidden_char("a\nb\t\r", true), None);
+        assert_eq!(
+            forbidden_char("a\u{1b}[0m", true).map(|f| f.0),
+            Some("an escape character")
+        );
+        assert_eq!(forbidden_char("\u{9b}", false).map(|f| f.1), Some(0x9b));
+        assert_eq!(
+            forbidden_char("x\u{2066}", false).map(|f| f.0),
+            Some("a bidirectional override")
+        );
+        assert_eq!(forbidden_char("ünïcode – ok", false), None);
+    }
+
+    #[test]
+    fn mode_literals() {
+        assert!(check_mode_literal(Some("0o644"), 0o644).is_ok());
+        assert!(check_mode_literal(Some("0o2_770"), 0o2770).is_ok());
+        assert_eq!(
+            check_mode_literal(Some("0644"), 644).unwrap_err(),
+            "`0644` is the decimal number 644, not an octal mode; write modes with the `0o` prefix: `mode=0o644` (KDL reads `0644` as the decimal 644)"
+        );
+        assert!(
+            check_mode_literal(Some("420"), 420)
+                .unwrap_err()
+                .contains("`mode=0o420`")
+        );
+        assert!(
+            check_mode_literal(Some("0x1a4"), 0x1a4)
+                .unwrap_err()
+                .contains("`mode=0o644`")
+        );
+        // Digits that are not all octal: the value's octal form.
+        assert!(
+            check_mode_literal(Some("489"), 489)
+                .unwrap_err()
+                .contains("`mode=0o751`")
+        );
+        assert!(check_mode_literal(Some("0"), 0).is_err());
+        // Without the literal: decimal values that look octal are refused.
+        assert!(check_mode_literal(None, 644).is_err());
+        assert!(check_mode_literal(None, 2770).is_err());
+        assert!(check_mode_literal(None, 0o755).is_ok());
+        assert!(check_mode_literal(None, 7).is_ok());
+    }
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "https://api.telegram.org",
+            "https://hooks.example.com:8443/a/b?c=d%20e#f",
+            "https://[2001:db8::1]:443/x",
+            "https://127.0.0.1/x",
+        ] {
+            assert_eq!(check_url(ok, false), Ok(()), "{ok}");
+        }
+        assert!(check_url("http://127.0.0.1:9/", true).is_ok());
+        for (bad, why) in [
+            ("http://x.example/", "plain http"),
+            ("https://", "names no host"),
+            ("https://:80/", "names no host"),
+            ("https://a@b.example/", "credentials"),
+            ("https://x.example/a b", "a space"),
+            ("https://x.example/'", "a quote"),
+            ("https://x.example/\\", "a backslash"),
+            ("https://exämple.com/", "not ASCII"),
+            ("https://x.example:0/", "not a port"),
+            ("https://x.example:http/", "not a port"),
+            ("https://-x.example/", "not a host name"),
+            ("https://[zz]/", "not an IPv6 address"),
+            ("ftp://x.example/", "not http or https"),
+            ("x.example", "not a URL"),
+        ] {
+            let e = check_url(bad, false).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn chat_ids() {
+        assert!(check_chat_id("-1001234567890").is_ok());
+        assert!(check_chat_id("@ops_room").is_ok());
+        for bad in ["", "-", "@", "ops room", "12a", "'1'"] {
+            assert!(check_chat_id(bad).is_err(), "{bad}");
+        }
     }
 }
