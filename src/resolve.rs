@@ -1364,9 +1364,9 @@ fn key_blob_looks_complete(key: &str) -> bool {
 
 /// A path inside the operator's repository: relative, without `..`.
 fn check_repo_path(s: &str) -> Result<String, String> {
-    if s.starts_with('/') || s.split('/').any(|p| p == ".." || p.is_empty()) {
+    if s.starts_with('/') || s.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
         return Err(format!(
-            "`{s}` must be a path inside the repository, relative to its root, without `..`"
+            "`{s}` must be a path inside the repository, relative to its root, without `.`, `..` or `//`"
         ));
     }
     Ok(s.to_string())
