@@ -956,7 +956,7 @@ fn plan_writes_nothing_but_the_fingerprint_key() {
 }
 
 #[test]
-fn a_symlink_at_a_managed_path_blocks_plan_and_apply() {
+fn a_symlink_at_a_managed_path_is_quarantined_never_written_through() {
     let demo = Demo::new();
     demo.run(&["apply", "--yes"]).expect(0);
     let routes = demo.on_host("/etc/provision/alerts/routes");
@@ -965,16 +965,22 @@ fn a_symlink_at_a_managed_path_blocks_plan_and_apply() {
     std::fs::remove_file(&routes).unwrap();
     std::os::unix::fs::symlink(&outside, &routes).unwrap();
 
-    let before = footprint(&demo.root());
-    let plan = demo.run(&["plan", "--detailed-exitcode"]).expect(1);
+    let plan = demo.run(&["plan", "--detailed-exitcode"]).expect(2);
     assert_contains(
         &plan.stdout,
-        "/etc/provision/alerts/routes is a symlink on the host",
+        "tampering: /etc/provision/alerts/routes is a symlink to",
     );
-    let apply = demo.run(&["apply", "--yes"]).expect(1);
-    assert_contains(&apply.stdout, "is a symlink on the host");
-    assert_unchanged(&before, &footprint(&demo.root()), "a blocked apply");
+    assert_contains(&plan.stdout, "quarantine");
+    demo.run(&["apply", "--yes"]).expect(0);
     assert_eq!(read_text(&outside), "not the host's\n");
+    let meta = std::fs::symlink_metadata(&routes).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+    let log = read_text(&demo.state().join("quarantine/log"));
+    assert!(
+        log.contains("/etc/provision/alerts/routes") && log.contains("symlink to"),
+        "{log}"
+    );
+    demo.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
 // ---------------------------------------------------------------------------
@@ -1430,17 +1436,20 @@ fn plan_on_a_local_host_announces_no_owner_change() {
 }
 
 #[test]
-fn a_blocked_host_is_not_reported_as_unchanged() {
+fn a_tampered_host_is_not_reported_as_unchanged() {
     let demo = Demo::new();
     demo.run(&["apply", "--yes"]).expect(0);
     let routes = demo.on_host("/etc/provision/alerts/routes");
     std::fs::remove_file(&routes).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", &routes).unwrap();
-    let plan = demo.run(&["plan"]).expect(1);
-    assert_contains(&plan.stdout, "is a symlink on the host");
+    let plan = demo.run(&["plan", "--detailed-exitcode"]).expect(2);
+    assert_contains(
+        &plan.stdout,
+        "tampering: /etc/provision/alerts/routes is a symlink",
+    );
     assert!(
         !plan.stdout.contains("1 unchanged"),
-        "a host that cannot be applied is reported unchanged:\n{}",
+        "a tampered host is reported unchanged:\n{}",
         plan.stdout
     );
 }

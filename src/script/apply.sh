@@ -149,6 +149,7 @@ while IFS="$tab" read -r expect path; do
     *) observe "$path" - ;;
     esac
     if [ "$OBS" != "$expect" ]; then
+        rm -rf "$I"
         printf 'stale\t%s changed on the host since the plan was made\n' "$path"
         exit 76
     fi
