@@ -759,11 +759,13 @@ impl<'a> Resolver<'a, '_> {
             }
             return;
         }
-        let usage = "`file \"/etc/x\" content=\"…\"` (or `source=\"files/x\"`, or `template=\"templates/x.tera\"`) with optional owner, group and mode";
+        let usage = "`file \"/etc/x\" content=\"…\"` (or `source=\"files/x\"`, or `template=\"templates/x.tera\"`) with optional owner, group, mode and secret=#true";
         self.dec.shape(
             c,
             1..=1,
-            &["content", "source", "template", "owner", "group", "mode"],
+            &[
+                "content", "source", "template", "owner", "group", "mode", "secret",
+            ],
             false,
             usage,
         );
@@ -802,12 +804,16 @@ impl<'a> Resolver<'a, '_> {
             (_, _, Some(p)) => FileContent::Template(p),
             _ => return,
         };
-        let perms = self.perms(c, 0o644);
+        // A file that holds a secret is root's alone unless its mode says
+        // otherwise, and is handled like an agent's secrets.
+        let secret = self.dec.prop_bool(c, "secret").unwrap_or(false);
+        let perms = self.perms(c, if secret { 0o600 } else { 0o644 });
         files.files.push(FileDecl {
             path,
             span: c.span(),
             content,
             perms,
+            secret,
         });
     }
 

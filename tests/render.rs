@@ -102,3 +102,35 @@ fn snapshots_of_agents_1() {
         insta::assert_snapshot!(name, String::from_utf8_lossy(&f.bytes));
     }
 }
+
+/// A `file` marked `secret=#true` is handled like an agent's secrets: 0600
+/// unless its mode says otherwise, marked secret in the manifest (so plans
+/// never diff it and name it by a keyed id).
+#[test]
+fn a_file_marked_secret_is_a_secret_file() {
+    let root = repo::root();
+    let sources = provision::load::load(&root).expect("the example loads");
+    let edited: Vec<_> = sources
+        .iter()
+        .map(|(_, s)| {
+            let mut s = s.clone();
+            s.text = s.text.replace(
+                "    tags \"prod\" \"za\"\n",
+                "    tags \"prod\" \"za\"\n    file \"/etc/app/key\" content=\"k-123\\n\" secret=#true\n    file \"/etc/app/open\" content=\"x\\n\" secret=#true mode=0o640\n",
+            );
+            s
+        })
+        .collect();
+    let states = repo::render_sources(&root, &provision::source::SourceSet::new(edited));
+    let f = &states[0].files["/etc/app/key"];
+    assert!(f.secret, "a secret file is not marked secret");
+    assert_eq!(f.mode.0, 0o600);
+    let g = &states[0].files["/etc/app/open"];
+    assert!(g.secret);
+    assert_eq!(g.mode.0, 0o640);
+    assert!(
+        !repo::render_all(&root)[0]
+            .files
+            .contains_key("/etc/app/key")
+    );
+}

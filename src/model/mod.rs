@@ -199,6 +199,9 @@ pub struct FileDecl {
     pub content: FileContent,
     /// Owner, group and mode.
     pub perms: Perms,
+    /// Holds a secret (`secret=#true`): never shown in a diff, named by a
+    /// keyed id, 0600 unless its mode says otherwise.
+    pub secret: bool,
 }
 
 /// Where a declared file's bytes come from.

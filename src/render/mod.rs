@@ -462,10 +462,8 @@ impl Renderer<'_> {
                     }
                 }
             };
-            self.add(
-                f.path.clone(),
-                FileSpec::new(bytes, f.perms.mode.0, &f.perms.owner, &f.perms.group),
-            );
+            let spec = FileSpec::new(bytes, f.perms.mode.0, &f.perms.owner, &f.perms.group);
+            self.add(f.path.clone(), if f.secret { spec.secret() } else { spec });
             paths.push(f.path.clone());
         }
         paths
