@@ -77,16 +77,30 @@ safe_dir() {
         SAFE_SEEN="$SAFE_SEEN$sd_dir$tab$sd_o$tab$sd_g$tab$TRUSTED$nl"
         ;;
     esac
-    if ! cd -P -- "$RP$sd_dir" 2>/dev/null; then
-        why="cannot enter $sd_dir"
+    enter_dir "$sd_dir"
+}
+
+# enter_dir DIR: changes into DIR (a host path) and checks with getcwd that
+# it is DIR itself, no link on the way: a component swapped for a symlink is
+# caught. The components' owners are safe_dir's business.
+enter_dir() {
+    if ! cd -P -- "$RP$1" 2>/dev/null; then
+        why="cannot enter $1"
         return 1
     fi
     # cd -P sets PWD from getcwd: where we are, with no link in the way.
-    if [ "$PWD" != "$RP$sd_dir" ] && ! { [ "$sd_dir" = / ] && [ "$PWD" = "${RP:-/}" ]; }; then
-        why="$sd_dir changed while it was checked (it leads to $PWD)"
+    if [ "$PWD" != "$RP$1" ] && ! { [ "$1" = / ] && [ "$PWD" = "${RP:-/}" ]; }; then
+        why="$1 changed while it was checked (it leads to $PWD)"
         cd /
         return 1
     fi
+}
+
+# dir_name PATH: sets DIR (its directory, / at the top) and NAME.
+dir_name() {
+    DIR=${1%/*}
+    [ -n "$DIR" ] || DIR=/
+    NAME=${1##*/}
 }
 
 # here: sets HERE, the device:inode of the current directory, for stage_dir.
@@ -183,26 +197,47 @@ stage_dir() {
     fi
 }
 
-# planted NAME: what NAME (in the current directory) is, when it is anything
-# but a regular file with one link owned by root or $2: a symlink, a FIFO, a
-# directory, a hard link to another file, a file of another owner. Prints
-# nothing for a plain file or a missing name.
+# classify NAME: what NAME (in the current directory) is, without following
+# it. Sets KIND (`missing`, `regular` for a regular file, `other`) and, for
+# `other`, WHAT: a symlink and its target, a FIFO, a directory... (on one
+# line: a target the agent named may hold tabs or newlines).
+classify() {
+    WHAT=
+    if [ -L "./$1" ]; then
+        KIND=other
+        WHAT="symlink to $(readlink -n -- "./$1" | tr '\t\n\r' '   ')"
+    elif [ ! -e "./$1" ]; then
+        KIND=missing
+    elif [ ! -f "./$1" ]; then
+        KIND=other
+        WHAT=$(stat -c %F -- "./$1" 2>/dev/null) || WHAT='not a regular file'
+    else
+        KIND=regular
+    fi
+}
+
+# links NAME: the number of hard links of NAME (in the current directory).
+links() {
+    stat -c %h -- "./$1" 2>/dev/null
+}
+
+# planted NAME OWNER: what NAME (in the current directory) is, when it is
+# anything but a regular file with one link owned by root or OWNER: a
+# symlink, a FIFO, a directory, a hard link to another file, a file of
+# another owner. Prints nothing for a plain file or a missing name.
 planted() {
-    if [ -L "$1" ]; then
-        printf 'symlink to %s' "$(readlink -- "$1")"
-        return
-    fi
-    [ -e "$1" ] || return 0
-    if [ ! -f "$1" ]; then
-        printf '%s' "$(stat -c %F -- "$1" 2>/dev/null || echo 'not a regular file')"
-        return
-    fi
-    pl=$(stat -c '%h/%U' -- "$1" 2>/dev/null) || return 0
-    if [ "${pl%%/*}" != 1 ]; then
-        printf 'hard link (%s links)' "${pl%%/*}"
-    elif [ "${pl#*/}" != "$ME" ] && [ "${pl#*/}" != "$2" ]; then
-        printf 'file of %s' "${pl#*/}"
-    fi
+    classify "$1"
+    case $KIND in
+    other) printf '%s' "$WHAT" ;;
+    regular)
+        pl=$(stat -c '%h/%U' -- "./$1" 2>/dev/null) || return 0
+        if [ "${pl%%/*}" != 1 ]; then
+            printf 'hard link (%s links)' "${pl%%/*}"
+        elif [ "${pl#*/}" != "$ME" ] && [ "${pl#*/}" != "$2" ]; then
+            printf 'file of %s' "${pl#*/}"
+        fi
+        ;;
+    esac
 }
 
 # read_nofollow NAME: the content of NAME (in the current directory) on
@@ -217,22 +252,21 @@ read_nofollow() {
 # in a directory someone else can write), or its content id: the sha256, or
 # with KEYED `k` the keyed `hmac-` id (hmac_init first).
 observe() {
-    ob_dir=${1%/*}
-    [ -n "$ob_dir" ] || ob_dir=/
-    ob_name=${1##*/}
-    if ! safe_dir "$ob_dir" '*' '*'; then
+    dir_name "$1"
+    if ! safe_dir "$DIR" '*' '*'; then
         if [ "$why" = missing ]; then OBS=-; else OBS=other; fi
         cd /
         return
     fi
-    if [ -L "./$ob_name" ] || { [ -e "./$ob_name" ] && [ ! -f "./$ob_name" ]; }; then
+    classify "$NAME"
+    if [ "$KIND" = other ]; then
         OBS=other
-    elif [ ! -e "./$ob_name" ]; then
+    elif [ "$KIND" = missing ]; then
         OBS=-
-    elif [ "$TRUSTED" = no ] && [ "$(stat -c %h -- "./$ob_name")" != 1 ]; then
+    elif [ "$TRUSTED" = no ] && [ "$(links "$NAME")" != 1 ]; then
         OBS=other
     else
-        OBS=$(read_nofollow "./$ob_name" | sha256sum) || OBS=unreadable
+        OBS=$(read_nofollow "./$NAME" | sha256sum) || OBS=unreadable
         OBS=${OBS%% *}
         [ "$2" != k ] || OBS="hmac-$(hmac_hex "$OBS")"
     fi

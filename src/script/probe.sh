@@ -114,9 +114,7 @@ while IFS="$tab" read -r flag sha path; do
     if [ "$sha" != - ] && [ -f "$S/store/$sha" ]; then
         printf 'stored\t%s\n' "$sha"
     fi
-    DIR=${path%/*}
-    [ -n "$DIR" ] || DIR=/
-    NAME=${path##*/}
+    dir_name "$path"
     if ! safe_dir "$DIR" '*' '*'; then
         if [ "$why" = missing ]; then
             printf 'missing\t%s\n' "$path"
@@ -126,16 +124,15 @@ while IFS="$tab" read -r flag sha path; do
         cd /
         continue
     fi
-    if [ -L "./$NAME" ]; then
-        printf 'other\tsymlink to %s\t%s\n' "$(readlink -- "./$NAME" | tr -d '\t')" "$path"
-    elif [ ! -e "./$NAME" ]; then
+    classify "$NAME"
+    if [ "$KIND" = other ]; then
+        printf 'other\t%s\t%s\n' "$WHAT" "$path"
+    elif [ "$KIND" = missing ]; then
         printf 'missing\t%s\n' "$path"
-    elif [ ! -f "./$NAME" ]; then
-        printf 'other\t%s\t%s\n' "$(stat -c %F -- "./$NAME")" "$path"
     elif [ "$TRUSTED" = yes ]; then
         batch="$batch$flag$tab$sha$tab$path$nl"
-    elif [ "$(stat -c %h -- "./$NAME")" != 1 ]; then
-        printf 'other\thard link (%s links)\t%s\n' "$(stat -c %h -- "./$NAME")" "$path"
+    elif [ "$(links "$NAME")" != 1 ]; then
+        printf 'other\thard link (%s links)\t%s\n' "$(links "$NAME")" "$path"
     else
         report "$path" "$flag" "$sha"
     fi

@@ -52,7 +52,7 @@ find_stage() {
 each_stage() {
     printf '%s' "$stages" | while IFS="$tab" read -r es_dir es_name; do
         [ -n "$es_name" ] || continue
-        if cd -P -- "$RP$es_dir" 2>/dev/null && [ "$PWD" = "$RP$es_dir" ]; then
+        if enter_dir "$es_dir"; then
             "$1" "$es_name"
         fi
         cd /
@@ -61,12 +61,6 @@ each_stage() {
 drop_stage() { rm -rf -- "./$1"; }
 tidy_stage() { rmdir -- "./$1" 2>/dev/null; }
 
-# dir_name PATH: sets DIR and NAME.
-dir_name() {
-    DIR=${1%/*}
-    [ -n "$DIR" ] || DIR=/
-    NAME=${1##*/}
-}
 
 finish() {
     each_stage tidy_stage
@@ -140,7 +134,7 @@ sync_stages() {
     printf '%s' "$stages" | while IFS="$tab" read -r es_dir es_name; do
         [ -n "$es_name" ] || continue
         (
-            cd -P -- "$RP$es_dir" && [ "$PWD" = "$RP$es_dir" ] && here &&
+            enter_dir "$es_dir" && here &&
                 stage_dir "$es_name" && sync_stage
         ) || exit 1
     done
@@ -217,7 +211,7 @@ while IFS="$tab" read -r op a b c d e; do
     stop) systemd disable --now "$a" ;;
     remove)
         dir_name "$a"
-        if cd -P -- "$RP$DIR" 2>/dev/null && [ "$PWD" = "$RP$DIR" ]; then
+        if enter_dir "$DIR"; then
             if [ -L "./$NAME" ] || [ -f "./$NAME" ]; then
                 rm -f -- "./$NAME" || fail "cannot remove $a"
             elif [ -e "./$NAME" ]; then
@@ -244,7 +238,7 @@ while IFS="$tab" read -r op a b c d e; do
             [ -f "$S/store/$id" ] && continue
             dir_name "$path"
             t="$S/store/.in.$id"
-            if cd -P -- "$RP$DIR" 2>/dev/null && [ "$PWD" = "$RP$DIR" ] &&
+            if enter_dir "$DIR" &&
                 [ -f "./$NAME" ] && [ ! -L "./$NAME" ] && read_nofollow "./$NAME" >"$t"; then
                 got=$(sha256sum <"$t")
                 got=${got%% *}
