@@ -466,32 +466,24 @@ impl Decoder<'_> {
     /// The `i`-th argument as a boolean (`#true` / `#false`).
     pub fn arg_bool(&mut self, n: Node<'_>, i: usize) -> Option<bool> {
         let e = n.args().nth(i)?;
-        match e.value() {
-            KdlValue::Bool(b) => Some(*b),
-            v => {
-                self.error(
-                    Diagnostic::error(
-                        n.entry_span(e),
-                        format!("`{}` takes #true or #false, not {}", n.name(), type_name(v)),
-                    )
-                    .label("expected a boolean")
-                    .help("KDL booleans are written `#true` and `#false`"),
-                );
-                None
-            }
-        }
+        self.bool_entry(n, e, n.name())
     }
 
     /// A property as a boolean (`#true` / `#false`).
     pub fn prop_bool(&mut self, n: Node<'_>, key: &str) -> Option<bool> {
         let e = n.prop(key)?;
+        self.bool_entry(n, e, key)
+    }
+
+    /// Entry `e` of `n`, named `what` in the error, as a boolean.
+    fn bool_entry(&mut self, n: Node<'_>, e: &KdlEntry, what: &str) -> Option<bool> {
         match e.value() {
             KdlValue::Bool(b) => Some(*b),
             v => {
                 self.error(
                     Diagnostic::error(
                         n.entry_span(e),
-                        format!("`{key}` takes #true or #false, not {}", type_name(v)),
+                        format!("`{what}` takes #true or #false, not {}", type_name(v)),
                     )
                     .label("expected a boolean")
                     .help("KDL booleans are written `#true` and `#false`"),

@@ -109,13 +109,19 @@ fn footprint(t: &nspawn::Target) -> String {
     )
 }
 
-/// The lines of `after` that `before` lacks, and the other way round.
-fn changed(before: &str, after: &str) -> String {
+/// Asserts that the footprint is still `before`; names `what` and the lines
+/// that changed.
+#[track_caller]
+fn assert_unchanged(t: &nspawn::Target, before: &str, what: &str) {
+    let after = footprint(t);
     let b: std::collections::BTreeSet<&str> = before.lines().collect();
     let a: std::collections::BTreeSet<&str> = after.lines().collect();
     let gone: Vec<_> = b.difference(&a).collect();
     let new: Vec<_> = a.difference(&b).collect();
-    format!("gone: {gone:#?}\nnew: {new:#?}")
+    assert!(
+        gone.is_empty() && new.is_empty(),
+        "{what}: gone: {gone:#?}\nnew: {new:#?}"
+    );
 }
 
 fn no_root_ran_agent_files(t: &nspawn::Target) {
@@ -177,11 +183,10 @@ fn planted_objects_are_quarantined_and_nothing_else_changes() {
             "case {i} ({what}): the apply does not report the quarantine:\n{}",
             apply.all()
         );
-        let after = footprint(&t);
-        assert!(
-            before == after,
-            "case {i} ({what}) changed something outside the declared files: {}",
-            changed(&before, &after)
+        assert_unchanged(
+            &t,
+            &before,
+            &format!("case {i} ({what}) changed something outside the declared files"),
         );
         assert_eq!(
             t.sh(&format!("stat -c '%F %U %h' {md}")),
@@ -221,12 +226,7 @@ fn planted_objects_are_quarantined_and_nothing_else_changes() {
         "the refusal does not name the path:\n{}",
         apply.all()
     );
-    let after = footprint(&t);
-    assert!(
-        before == after,
-        "the swapped component redirected a write: {}",
-        changed(&before, &after)
-    );
+    assert_unchanged(&t, &before, "the swapped component redirected a write");
     assert!(t.sh("ls /etc/AGENTS.md 2>/dev/null || true").is_empty());
     // The rest of the host switched: a new generation is current.
     assert_ne!(current, t.sh("readlink /var/lib/provision/current"));
@@ -292,11 +292,10 @@ fn root_helpers_follow_nothing_the_agent_planted() {
         "verify followed the agent's link:\n{}",
         v.all()
     );
-    let after = footprint(&t);
-    assert!(
-        before == after,
-        "a root helper changed something outside the declared files: {}",
-        changed(&before, &after)
+    assert_unchanged(
+        &t,
+        &before,
+        "a root helper changed something outside the declared files",
     );
     no_root_ran_agent_files(&t);
     // The auth check started `sleep 300 &`: its unit is gone, and so is it.
@@ -354,11 +353,10 @@ fn a_racing_agent_cannot_redirect_the_switch() {
             "round {round}: a failed apply does not name the path:\n{}",
             apply.all()
         );
-        let after = footprint(&t);
-        assert!(
-            before == after,
-            "round {round}: the race redirected a write: {}",
-            changed(&before, &after)
+        assert_unchanged(
+            &t,
+            &before,
+            &format!("round {round}: the race redirected a write"),
         );
         no_root_ran_agent_files(&t);
         // Put a plain file back for the next round.
