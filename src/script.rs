@@ -60,11 +60,24 @@ pub struct Params<'a> {
 }
 
 /// Confirms the current generation: stops its dead-man switch. Sent over a
-/// new connection once verification passed.
+/// new connection once verification passed. The host's lock orders it
+/// against the dead-man switch's own switch back, which holds the lock while
+/// it switches: a confirmation that comes after that began says so and
+/// exits non-zero, printing why, instead of confirming a generation the host
+/// is leaving.
 pub const CONFIRM_SH: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
 R=${PROVISION_ROOT:-}
+S="$R/var/lib/provision"
+if ! { exec 9>>"$S/lock" && flock -w 30 9; }; then
+    echo "cannot take the host's lock to confirm the generation"
+    exit 1
+fi
+if [ ! -d "$S/deadman" ]; then
+    echo "the confirmation came too late: the dead-man switch had already switched back ($(head -n 1 "$S/last-switch" 2>/dev/null))"
+    exit 1
+fi
 systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
-rm -rf "$R/var/lib/provision/deadman"
+rm -rf "$S/deadman"
 echo confirmed
 "#;
 

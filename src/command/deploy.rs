@@ -739,12 +739,13 @@ pub async fn check_host(
             Ok(t) => {
                 let out = t.run(script, b"").await;
                 t.close().await;
-                out.map(|o| o.success()).map_err(HostError::from)
+                out.map(|o| (o.success(), o.stdout_lossy().trim().to_string()))
+                    .map_err(HostError::from)
             }
             Err(e) => Err(e),
         };
         checks.push(match result {
-            Ok(true) => Check {
+            Ok((true, _)) => Check {
                 kind: "ssh".into(),
                 subject: p.host.name.clone(),
                 ok: true,
@@ -755,7 +756,12 @@ pub async fn check_host(
                 },
                 output: None,
             },
-            Ok(false) => failed_check(
+            Ok((false, said)) if confirm => failed_check(
+                "ssh",
+                &p.host.name,
+                format!("a new connection could not confirm the generation: {said}"),
+            ),
+            Ok((false, _)) => failed_check(
                 "ssh",
                 &p.host.name,
                 "a new connection cannot run `true`".into(),
