@@ -8,11 +8,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Each host program as it is sent: the library, then the program.
-fn scripts() -> Vec<PathBuf> {
+/// Each host program as it is sent: the library, then the program, written
+/// under a directory of the caller's own (`tag`): the tests run in parallel
+/// threads of one process, and one rewriting a file another is reading
+/// truncates it.
+fn scripts(tag: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
     let lib = std::fs::read_to_string(dir.join("lib.sh")).unwrap();
-    let out_dir = std::env::temp_dir().join(format!("provision-scripts-{}", std::process::id()));
+    let out_dir = std::env::temp_dir().join(format!("provision-scripts-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -33,7 +36,7 @@ fn scripts() -> Vec<PathBuf> {
 
 #[test]
 fn parse_as_posix_sh() {
-    for s in scripts() {
+    for s in scripts("parse") {
         let out = Command::new("sh").arg("-n").arg(&s).output().unwrap();
         assert!(
             out.status.success(),
@@ -59,7 +62,7 @@ fn shellcheck() {
     }
     let out = Command::new("shellcheck")
         .args(["-s", "sh", "-S", "warning"])
-        .args(scripts())
+        .args(scripts("shellcheck"))
         .output()
         .unwrap();
     assert!(
