@@ -25,6 +25,12 @@ use crate::secret::{SecretRef, SecretSource, is_env_name};
 use crate::source::{SourceKind, SourceSet, Span};
 use crate::syntax::{Decoder, Documents, Node, list};
 
+/// A `webhook=` value as written, before it becomes a [`WebhookUrl`].
+enum WebhookSource {
+    Literal(String),
+    Secret(SecretSource),
+}
+
 /// Which block a node sits in; decides which nodes are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ctx {
@@ -584,7 +590,18 @@ impl<'a> Resolver<'a, '_> {
             check_chat_id(s).map(|()| s.to_string())
         });
         let token = self.dec.prop_parsed(c, "bot-token", SecretSource::parse);
-        let webhook = self.dec.prop_parsed(c, "webhook", url);
+        // A webhook URL is a credential: `env:`/`file:`/`cmd:`/`age:` name a
+        // secret source (no URL starts with those), anything else is the URL.
+        let webhook = self.dec.prop_parsed(c, "webhook", |s| {
+            if ["env:", "file:", "cmd:", "age:"]
+                .iter()
+                .any(|p| s.starts_with(p))
+            {
+                SecretSource::parse(s).map(WebhookSource::Secret)
+            } else {
+                url(s).map(WebhookSource::Literal)
+            }
+        });
         let command = self.dec.prop_str(c, "command");
         let api = match c.prop("api") {
             Some(_) => self.dec.prop_parsed(c, "api", url),
@@ -611,7 +628,17 @@ impl<'a> Resolver<'a, '_> {
             return None;
         }
         let kind = if c.prop("webhook").is_some() {
-            AlertKind::Webhook { url: webhook? }
+            AlertKind::Webhook {
+                url: match webhook? {
+                    WebhookSource::Literal(u) => WebhookUrl::Literal(u),
+                    WebhookSource::Secret(source) => WebhookUrl::Secret(SecretRef {
+                        name: format!("{name}-webhook"),
+                        source,
+                        span: c.span(),
+                    }),
+                },
+                insecure,
+            }
         } else if c.prop("command").is_some() {
             AlertKind::Command { command: command? }
         } else {

@@ -541,3 +541,67 @@ fn the_design_example_is_accepted_as_written() {
             "host key `ssh-ed25519 AAAAC3Nz...` is not a complete public key",
         ));
 }
+
+/// A webhook URL is a credential and may come from a secret source: it is
+/// resolved like a token, written only into the 0600 channel file, and a
+/// value that is not a URL is refused without being shown.
+#[test]
+fn a_webhook_url_can_come_from_a_secret_source() {
+    let host = HOST.replace(
+        r#"webhook="http://127.0.0.1:9/hook" insecure=#true"#,
+        r#"webhook="env:OPS_HOOK""#,
+    );
+    let dir = repo(&[("hosts/web.kdl", &host), ("modules/base.kdl", BASE)]);
+    let render = |value: &str, out: &std::path::Path| {
+        provision()
+            .args(["-C"])
+            .arg(dir.path())
+            .args(["render", "web", "--with-secrets", "--out"])
+            .arg(out)
+            .env("OPS_HOOK", value)
+            .assert()
+    };
+    let out = tempfile::tempdir().unwrap();
+    render("https://hooks.example/T0/s3cret-path", out.path())
+        .success()
+        .stdout(predicate::str::contains("s3cret").not())
+        .stderr(predicate::str::contains("s3cret").not());
+    let conf = out.path().join("etc/provision/alerts/ops.conf");
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("URL='https://hooks.example/T0/s3cret-path'")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Plain http without `insecure=#true`, and a value with a space: both
+    // refused, and neither value appears in the message.
+    for bad in [
+        "http://hooks.example/s3cret-a",
+        "https://hooks.example/s3cret b",
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        render(bad, out.path())
+            .code(1)
+            .stderr(predicate::str::contains(
+                "the value of `env:OPS_HOOK` (alert `ops`) is not a webhook URL",
+            ))
+            .stderr(predicate::str::contains("s3cret").not())
+            .stdout(predicate::str::contains("s3cret").not());
+    }
+    // Without secrets the channel file names only the value's source.
+    let out = tempfile::tempdir().unwrap();
+    provision()
+        .args(["-C"])
+        .arg(dir.path())
+        .args(["render", "web", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let conf = std::fs::read_to_string(out.path().join("etc/provision/alerts/ops.conf")).unwrap();
+    assert!(conf.contains("# URL <- env:OPS_HOOK"), "{conf}");
+    assert!(!conf.contains("URL='"), "{conf}");
+}

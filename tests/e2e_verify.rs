@@ -275,25 +275,30 @@ fn test_alerts_reach_webhook_telegram_and_command_channels() {
     let api = url.trim_end_matches("/hook").to_string();
     let channels = format!(
         r#"    alert "tg" telegram-chat="-100777" bot-token="env:TG_TOKEN" api="{api}" insecure=#true
-    alert "cmd" command="echo \"$ALERT_KIND $ALERT_MESSAGE\" >> /tmp/alerts.log""#
+    alert "cmd" command="echo \"$ALERT_KIND $ALERT_MESSAGE\" >> /tmp/alerts.log"
+    alert "vault" webhook="env:HOOK_URL" insecure=#true"#
     );
     host_with_webhook(&f, &t, &url, &format!("{channels}\n{}", agent("alpha", "")));
     let run = |args: &[&str]| {
         let mut cmd = f.command(args);
         cmd.env("TG_TOKEN", "123456:tg-token-5e6f");
+        cmd.env("HOOK_URL", format!("{api}/hook-from-a-secret-9c1d"));
         fleet::Run::from(fleet::run_bounded(&mut cmd, Duration::from_secs(120)))
     };
-    run(&["apply", "--yes"]).expect(0);
+    let applied = run(&["apply", "--yes"]).expect(0);
     let out = run(&["verify", "--test-alert", "--heartbeat-timeout", "20"]).expect(0);
-    for ch in ["log", "tg", "cmd"] {
+    for ch in ["log", "tg", "cmd", "vault"] {
         assert!(
             out.stdout.contains(&format!("ok   alert     {ch}: sent")),
             "{ch}:\n{}",
             out.stdout
         );
     }
-    assert!(!out.all().contains("tg-token-5e6f"), "{}", out.all());
-    let bodies: Vec<String> = (0..2)
+    for secret in ["tg-token-5e6f", "hook-from-a-secret-9c1d"] {
+        assert!(!out.all().contains(secret), "{}", out.all());
+        assert!(!applied.all().contains(secret), "{}", applied.all());
+    }
+    let bodies: Vec<String> = (0..3)
         .filter_map(|_| got.recv_timeout(Duration::from_secs(20)).ok())
         .collect();
     let hook = bodies
@@ -303,6 +308,13 @@ fn test_alerts_reach_webhook_telegram_and_command_channels() {
     assert!(
         hook.contains(r#""kind":"test""#) && hook.contains(r#""host":"t""#),
         "{hook}"
+    );
+    // The URL that came from the operator's environment was the one used.
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.starts_with("POST /hook-from-a-secret-9c1d")),
+        "{bodies:#?}"
     );
     let tg = bodies
         .iter()

@@ -15,7 +15,8 @@ use std::process::Command;
 fn scripts(tag: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
     let lib = std::fs::read_to_string(dir.join("lib.sh")).unwrap();
-    let out_dir = std::env::temp_dir().join(format!("provision-scripts-{}-{tag}", std::process::id()));
+    let out_dir =
+        std::env::temp_dir().join(format!("provision-scripts-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::error::Error;
-use crate::model::{AlertKind, Host};
+use crate::model::{AlertKind, Host, WebhookUrl};
 use crate::render::SecretValues;
 use crate::secret::{Secret, SecretSource};
 
@@ -19,8 +19,17 @@ pub fn sources(host: &Host) -> BTreeSet<SecretSource> {
         .flat_map(|a| a.secrets.iter().map(|s| s.source.clone()))
         .collect();
     for ch in &host.alerts {
-        if let AlertKind::Telegram { token, .. } = &ch.kind {
-            out.insert(token.source.clone());
+        match &ch.kind {
+            AlertKind::Telegram { token, .. } => {
+                out.insert(token.source.clone());
+            }
+            AlertKind::Webhook {
+                url: WebhookUrl::Secret(r),
+                ..
+            } => {
+                out.insert(r.source.clone());
+            }
+            _ => {}
         }
     }
     out

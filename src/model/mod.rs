@@ -126,14 +126,27 @@ pub enum AlertKind {
     },
     /// An HTTP POST of a JSON body.
     Webhook {
-        /// Target URL.
-        url: String,
+        /// Target URL, a credential either way.
+        url: WebhookUrl,
+        /// `insecure=#true`: plain http is allowed.
+        insecure: bool,
     },
     /// A command run on the host with the alert in its environment.
     Command {
         /// The command line.
         command: String,
     },
+}
+
+/// Where a webhook's URL comes from. Whoever has the URL can post alerts,
+/// so it may live outside the repository like any other secret.
+#[derive(Debug, Clone)]
+pub enum WebhookUrl {
+    /// Written in the KDL (checked at `check`).
+    Literal(String),
+    /// A secret source (`webhook="env:OPS_WEBHOOK"`), checked as a URL when
+    /// it is resolved.
+    Secret(SecretRef),
 }
 
 /// A system user created when the host lacks it.

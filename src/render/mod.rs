@@ -17,7 +17,8 @@ use tera::{Context, Tera};
 
 use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, error_chain};
-use crate::model::{Agent, AlertKind, FileContent, Files, Host};
+use crate::model::values::check_url;
+use crate::model::{Agent, AlertKind, FileContent, Files, Host, WebhookUrl};
 use crate::secret::Secret;
 use crate::source::{SourceSet, Span};
 use crate::syntax::list;
@@ -296,8 +297,45 @@ impl Renderer<'_> {
                 }
                 // A webhook's URL is a credential (whoever has it can post
                 // alerts): its file is handled as a secret.
-                AlertKind::Webhook { url } => {
-                    ("webhook", vec![format!("URL={}", sh_quote(url))], true)
+                AlertKind::Webhook { url, insecure } => {
+                    let line = match url {
+                        WebhookUrl::Literal(u) => format!("URL={}", sh_quote(u)),
+                        WebhookUrl::Secret(r) => match self.secrets {
+                            Some(values) => match values.get(&r.source.to_string()) {
+                                // Checked as the KDL's URLs are, but the
+                                // message never shows the value.
+                                Some(v) => match check_url(v.expose(), *insecure) {
+                                    Ok(()) => format!("URL={}", sh_quote(v.expose())),
+                                    Err(_) => {
+                                        self.diags.push(
+                                            Diagnostic::error(
+                                                ch.span,
+                                                format!(
+                                                    "the value of `{}` (alert `{}`) is not a webhook URL",
+                                                    r.source, ch.name
+                                                ),
+                                            )
+                                            .help(if *insecure {
+                                                "set it to `https://host/path` (or `http://…`), with no spaces, quotes or credentials before `@`"
+                                            } else {
+                                                "set it to `https://host/path`, with no spaces, quotes or credentials before `@` (plain http needs `insecure=#true` on the alert)"
+                                            }),
+                                        );
+                                        String::new()
+                                    }
+                                },
+                                None => {
+                                    self.diags.push(Diagnostic::error(
+                                        ch.span,
+                                        format!("secret `{}` was not resolved", r.source),
+                                    ));
+                                    String::new()
+                                }
+                            },
+                            None => format!("# URL <- {} (resolved at apply time)", r.source),
+                        },
+                    };
+                    ("webhook", vec![line], true)
                 }
                 AlertKind::Command { command } => (
                     "command",
