@@ -413,6 +413,74 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     );
 }
 
+/// A switch back that cannot switch (the previous generation's content is
+/// missing from the store) leaves the dead-man switch armed: it tries again
+/// every minute, and switches back once it can.
+#[test]
+fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
+    let Some((t, f)) = setup("deadretry", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.write("agents/alpha.sh", "#!/bin/sh\nexec sleep infinity\n");
+    let (mut child, rx) = f.spawn(&[
+        "apply",
+        "--yes",
+        "--confirm-timeout",
+        "8",
+        "--heartbeat-timeout",
+        "60",
+    ]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    // The content generation 1's run.sh goes back to, held aside.
+    let blob = "/var/lib/provision/store/$(awk -F '\\t' '$1 == \"write\" && $6 == \"/opt/agents/alpha/run.sh\" { print $2 }' /var/lib/provision/deadman/ops)";
+    t.sh(&format!("mv {blob} /root/held-blob"));
+    let _ = child.kill();
+    let _ = child.wait();
+    cut(&t);
+
+    wait_for(
+        &t,
+        "test \"$(cat /var/lib/provision/deadman/tries 2>/dev/null)\" = 1",
+        Duration::from_secs(40),
+    );
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    assert!(
+        t.sh("head -n 1 /var/lib/provision/last-switch")
+            .starts_with("aborted 1:"),
+        "{}",
+        t.sh("cat /var/lib/provision/last-switch")
+    );
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman-retry.timer"),
+        "active"
+    );
+    // Generation 2's files are all still in place: nothing half-way.
+    assert!(
+        t.sh("cat /opt/agents/alpha/run.sh")
+            .contains("sleep infinity")
+    );
+
+    t.sh(&format!("mv /root/held-blob {blob}"));
+    wait_for(
+        &t,
+        "test \"$(readlink /var/lib/provision/current)\" = generations/1.json && test ! -e /var/lib/provision/deadman",
+        Duration::from_secs(90),
+    );
+    assert!(
+        t.sh("cat /opt/agents/alpha/run.sh")
+            .contains("PROVISION_HEARTBEAT")
+    );
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman-retry.timer || true"),
+        "inactive"
+    );
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
+}
+
 /// The dead-man switch fires while verification still runs (its timeout is
 /// shorter than the agent's warm-up): the host goes back by itself, and the
 /// late confirmation says so instead of reporting a confirmed generation.

@@ -324,17 +324,8 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 S="$S"
 [ -d "\$S/deadman" ] || exit 0
-[ -e "\$S/switching/ops" ] && exit 1
-rm -rf "\$S/switching"
-cp -R "\$S/deadman" "\$S/switching.new" && mv "\$S/switching.new" "\$S/switching" || exit 1
-printf 'no confirmation of generation %s arrived in time: switching back to %s\n' "$gen" "$previous" >"\$S/switching/log"
-sh "\$S/switching/switch.sh" ""
-case \$(head -n 1 "\$S/last-switch" 2>/dev/null) in
-ok* | failed*)
-    rm -rf "\$S/deadman"
-    systemctl stop provision-deadman-retry.timer >/dev/null 2>&1
-    ;;
-*)
+# retry: the switch back did not switch; try again in a minute, for an hour.
+retry() {
     n=\$(cat "\$S/deadman/tries" 2>/dev/null || echo 0)
     echo \$((n + 1)) >"\$S/deadman/tries"
     if [ "\$n" -ge 60 ]; then
@@ -347,7 +338,23 @@ ok* | failed*)
             flock -w 600 "\$S/lock" sh "\$S/deadman/fire.sh"
     fi
     exit 1
+}
+# An interrupted switch (its job was killed) is finished first, as the next
+# apply would; the switch back then goes from wherever it left the host.
+if [ -e "\$S/switching/ops" ]; then
+    sh "\$S/switching/switch.sh" ""
+    [ -e "\$S/switching/ops" ] && retry
+fi
+rm -rf "\$S/switching"
+cp -R "\$S/deadman" "\$S/switching.new" && mv "\$S/switching.new" "\$S/switching" || retry
+printf 'no confirmation of generation %s arrived in time: switching back to %s\n' "$gen" "$previous" >"\$S/switching/log"
+sh "\$S/switching/switch.sh" ""
+case \$(head -n 1 "\$S/last-switch" 2>/dev/null) in
+ok* | failed*)
+    rm -rf "\$S/deadman"
+    systemctl stop provision-deadman-retry.timer >/dev/null 2>&1
     ;;
+*) retry ;;
 esac
 FIRE
     secs=$(cat "$J/deadman.secs" 2>/dev/null || echo 60)
