@@ -181,5 +181,5 @@ pub enum Command {
 }
 
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
-    crate::command::deploy::parse_shard(text)
+    crate::deploy::decide::parse_shard(text)
 }

@@ -8,17 +8,21 @@
 //!   resolve   (pure)    modules, overrides, typed values -> Fleet
 //!   lint      (pure)    the ops checklist per agent
 //!   render    (pure)    templates -> files per host      -> DesiredState
+//!   plan      (pure)    desired vs observed             -> HostPlan
 //!   transport (effect)  SSH or a local directory
+//!   deploy    (effect)  connect, probe, switch, verify, roll back
 //! ```
 //!
 //! The pure stages take text and return data; they never touch the
 //! filesystem, the network, the clock or the environment
-//! (`tests/architecture.rs` keeps it so). `command` is the only place where
-//! they meet the effects.
+//! (`tests/architecture.rs` keeps it so). `deploy` is the engine that
+//! carries a plan out on hosts; `command` wires a subcommand to it and hands
+//! its results to `ui`.
 
-pub mod apply;
 pub mod cli;
 pub mod command;
+pub mod date;
+pub mod deploy;
 pub mod desired;
 pub mod diagnostic;
 pub mod error;
@@ -30,6 +34,7 @@ pub mod plan;
 pub mod record;
 pub mod render;
 pub mod resolve;
+pub mod saved_plan;
 pub mod script;
 pub mod secret;
 pub mod source;

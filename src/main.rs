@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use provision::cli::{Cli, Command};
-use provision::command::deploy::{Options, VerifyOptions};
+use provision::deploy::{Options, VerifyOptions};
 use provision::ui::Style;
 use std::time::Duration;
 

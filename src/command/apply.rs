@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Repo;
-use super::deploy::{self, HostResult, Options};
+use super::{Repo, operator};
+use crate::deploy::{self, HostResult, Options, decide};
 use crate::error::{Error, Exit};
 use crate::ui::verify::checks as show_checks;
 use crate::ui::{Style, clean, plan as show, progress::Display};
@@ -20,8 +20,8 @@ pub fn run(
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
-    let saved = match deploy::saved_plan_arg(selectors) {
-        Some(path) => Some(deploy::read_plan(&path)?),
+    let saved = match crate::saved_plan::arg(selectors) {
+        Some(path) => Some(super::read_plan(path)?),
         None => None,
     };
     let names: Vec<String> = match &saved {
@@ -31,10 +31,10 @@ pub fn run(
     if saved.is_some() && names.is_empty() {
         return Err(Error::Usage("the saved plan holds no host".into()));
     }
-    let hosts = deploy::selected(&repo, &names, if saved.is_some() { None } else { shard })?;
+    let hosts = repo.select(&names, if saved.is_some() { None } else { shard })?;
     let display = Arc::new(Display::new(style.json, style.color_err));
     let runtime = super::runtime();
-    let prepared = deploy::plan_hosts(
+    let prepared = super::plan_hosts(
         &mut repo,
         root,
         hosts,
@@ -77,7 +77,11 @@ pub fn run(
             println!("{}", show::host(&p.plan, style));
         }
         for f in &failed {
-            println!("{} {}\n", style.paint("1;31", "error:"), clean(&f.error));
+            println!(
+                "{} {}\n",
+                style.paint("1;31", "error:"),
+                clean(&f.error.to_string())
+            );
         }
     }
     let changes = ready
@@ -89,7 +93,7 @@ pub fn run(
             "Apply these changes to {changes} host{}?",
             if changes == 1 { "" } else { "s" }
         );
-        let go = match deploy::confirm(&question, yes) {
+        let go = match operator::confirm(&question, yes) {
             Ok(go) => go,
             Err(e) => {
                 for p in ready {
@@ -106,12 +110,12 @@ pub fn run(
             return Ok(Exit::Error);
         }
     }
-    let who = deploy::who();
+    let who = operator::who();
     let results = runtime.block_on(deploy::switch_all(
         ready,
         options,
         &who,
-        &deploy::now_utc(),
+        &operator::now_utc(),
         display.clone(),
     ));
     display.clear();
@@ -123,7 +127,7 @@ pub fn run(
             .iter()
             .map(|(plan, result)| serde_json::json!({"host": plan.host, "plan": plan, "outcome": result}))
             .chain(failed.iter().map(|f| {
-                serde_json::json!({"host": f.host, "outcome": {"result": "failed", "error": f.error}})
+                serde_json::json!({"host": f.host, "outcome": {"result": "failed", "error": {"kind": f.error.kind(), "message": f.error.to_string()}}})
             }))
             .collect();
         println!(
@@ -138,15 +142,17 @@ pub fn run(
             .count();
         for (plan, result) in &results {
             match result {
-                HostResult::Failed { error, log } => {
+                r @ (HostResult::Failed { .. }
+                | HostResult::Refused { .. }
+                | HostResult::ActivationFailed { .. }) => {
                     // The error and the switch's log quote the host.
                     println!(
                         "{} {}: {}",
                         style.paint("1;31", "error:"),
                         plan.host,
-                        clean(error)
+                        clean(&r.error().unwrap_or_default())
                     );
-                    for line in log.lines() {
+                    for line in r.log().lines() {
                         println!("    {}", clean(line));
                     }
                 }
@@ -201,5 +207,5 @@ pub fn run(
     if verify_failed {
         return Ok(Exit::VerifyFailed);
     }
-    Ok(deploy::exit_for(ok, bad))
+    Ok(decide::exit_for(ok, bad))
 }

@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::Repo;
-use super::deploy::{self, HostResult, Options, Prepared};
-use crate::apply::{self, ConnectOptions};
+use super::{Repo, operator};
+use crate::deploy::{self, HostResult, Options, Prepared, host, rollback};
 use crate::error::{Error, Exit};
 use crate::ui::{Style, clean, clean_line, plan as show, progress::Display};
 
@@ -15,12 +14,10 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
     let repo = Repo::open(root)?;
     let h = repo.host(host)?.clone();
     let runtime = super::runtime();
-    let connect = ConnectOptions {
-        timeout: options.timeout,
-    };
+    let connect = options.connect();
     let gens = runtime.block_on(async {
-        let t = apply::connect(&h, root, &connect).await?;
-        let gens = apply::generations(&t).await;
+        let t = host::connect(&h, root, &connect).await?;
+        let gens = host::generations(&t).await;
         t.close().await;
         gens
     });
@@ -81,12 +78,10 @@ pub fn rollback(
     let repo = Repo::open(root)?;
     let h = repo.host(host)?.clone();
     let runtime = super::runtime();
-    let connect = ConnectOptions {
-        timeout: options.timeout,
-    };
+    let connect = options.connect();
     let prepared = runtime.block_on(async {
-        let t = apply::connect(&h, root, &connect).await?;
-        let planned = deploy::rollback_plan(&t, host, to).await;
+        let t = host::connect(&h, root, &connect).await?;
+        let planned = rollback::plan(&t, host, to).await;
         let (target, obs, plan) = match planned {
             Ok(planned) => planned,
             Err(e) => {
@@ -111,14 +106,14 @@ pub fn rollback(
     }
     if prepared.plan.has_changes() && prepared.plan.errors.is_empty() {
         let question = format!("Roll {host} back to generation {}?", prepared.plan.number);
-        if !deploy::confirm(&question, yes)? {
+        if !operator::confirm(&question, yes)? {
             eprintln!("Not rolled back.");
             runtime.block_on(prepared.transport.close());
             return Ok(Exit::Error);
         }
     }
     let display = Arc::new(Display::new(style.json, style.color_err));
-    let who = deploy::who();
+    let who = operator::who();
     // The definition describes the newest generation, not the one switched
     // back to: there is nothing to verify the older one against.
     let options = Options {
@@ -129,7 +124,7 @@ pub fn rollback(
         vec![prepared],
         &options,
         &who,
-        &deploy::now_utc(),
+        &operator::now_utc(),
         display.clone(),
     ));
     display.clear();
@@ -150,9 +145,14 @@ pub fn rollback(
             ),
             HostResult::Unchanged { .. } => println!("{host} is already at that generation."),
             HostResult::VerifyFailed { .. } => {}
-            HostResult::Failed { error, log } => {
-                println!("{} {host}: {}", style.paint("1;31", "error:"), clean(error));
-                for line in log.lines() {
+            r => {
+                let error = r.error().unwrap_or_default();
+                println!(
+                    "{} {host}: {}",
+                    style.paint("1;31", "error:"),
+                    clean(&error)
+                );
+                for line in r.log().lines() {
                     println!("    {}", clean(line));
                 }
             }

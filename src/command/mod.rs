@@ -4,8 +4,8 @@
 
 pub mod apply;
 pub mod check;
-pub mod deploy;
 pub mod generations;
+pub mod operator;
 pub mod plan;
 pub mod render;
 pub mod secrets;
@@ -13,11 +13,17 @@ pub mod status;
 pub mod verify;
 
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::deploy::decide::{self, SelectError};
+use crate::deploy::{Failed, Options, Prepared};
+use crate::desired::DesiredState;
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::error::Error;
 use crate::model::{FileContent, Fleet, Host};
 use crate::render::{Assets, Templates};
+use crate::saved_plan::SavedPlan;
+use crate::secret::Secret;
 use crate::source::SourceSet;
 
 /// A loaded and compiled repository.
@@ -72,13 +78,33 @@ impl Repo {
         Ok(repo)
     }
 
+    /// The hosts a run selects (`NAME`, `@TAG`, all when none), in order of
+    /// name, shard `i/n` of them when given.
+    pub fn select(
+        &self,
+        selectors: &[String],
+        shard: Option<(usize, usize)>,
+    ) -> Result<Vec<Host>, Error> {
+        match decide::select(&self.fleet, selectors, shard) {
+            Ok(hosts) => Ok(hosts.into_iter().cloned().collect()),
+            Err(SelectError::NoTag(tag)) => {
+                Err(Error::Usage(format!("no host has the tag `{tag}`")))
+            }
+            Err(SelectError::UnknownHost(name)) => Err(self.unknown_host(&name)),
+        }
+    }
+
     /// The host with this name, or an error suggesting a close one.
     pub fn host(&self, name: &str) -> Result<&Host, Error> {
-        self.fleet.host(name).ok_or_else(|| Error::UnknownHost {
+        self.fleet.host(name).ok_or_else(|| self.unknown_host(name))
+    }
+
+    fn unknown_host(&self, name: &str) -> Error {
+        Error::UnknownHost {
             name: name.into(),
             suggestion: did_you_mean(name, self.fleet.hosts.iter().map(|h| h.name.as_str()))
                 .map(str::to_string),
-        })
+        }
     }
 }
 
@@ -116,4 +142,56 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
+}
+
+/// Renders each host with its secrets resolved.
+pub fn render(
+    repo: &mut Repo,
+    root: &Path,
+    hosts: &[&Host],
+    style: crate::ui::Style,
+) -> Result<Vec<(DesiredState, Vec<Secret>)>, Error> {
+    let mut states = Vec::new();
+    for h in hosts {
+        let secrets = secrets::resolve(root, h)?;
+        let mut diags = Diagnostics::default();
+        let state =
+            crate::render::render(h, &repo.templates, &repo.assets, Some(&secrets), &mut diags);
+        if diags.has_errors() {
+            repo.diags.extend(diags);
+            return Err(report(repo, style));
+        }
+        states.push((state, secrets.into_values().collect()));
+    }
+    Ok(states)
+}
+
+/// Renders `hosts` with their secrets, then connects to, probes and plans
+/// each (in parallel, with progress on `display`).
+pub fn plan_hosts(
+    repo: &mut Repo,
+    root: &Path,
+    hosts: Vec<Host>,
+    options: &Options,
+    style: crate::ui::Style,
+    runtime: &tokio::runtime::Runtime,
+    display: Arc<crate::ui::progress::Display>,
+) -> Result<Vec<Result<Prepared, Failed>>, Error> {
+    let refs: Vec<_> = hosts.iter().collect();
+    let states = render(repo, root, &refs, style)?;
+    let prepared = runtime.block_on(crate::deploy::prepare(
+        root,
+        hosts.into_iter().zip(states).collect(),
+        options,
+        display.clone(),
+    ));
+    display.clear();
+    Ok(prepared)
+}
+
+/// Reads a saved plan from a file.
+pub fn read_plan(path: &str) -> Result<SavedPlan, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("cannot read {path}: {e}")))?;
+    SavedPlan::parse(path, &text).map_err(Error::Usage)
 }

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Repo;
-use super::deploy::{self, Options, PLAN_FORMAT, SavedPlan};
+use crate::deploy::{Options, decide};
 use crate::error::{Error, Exit};
+use crate::saved_plan::SavedPlan;
 use crate::ui::{Style, clean, plan as show, progress::Display};
 
 /// Runs `plan`.
@@ -20,10 +21,10 @@ pub fn run(
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
-    let hosts = deploy::selected(&repo, selectors, shard)?;
+    let hosts = repo.select(selectors, shard)?;
     let display = Arc::new(Display::new(style.json, style.color_err));
     let runtime = super::runtime();
-    let prepared = deploy::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
+    let prepared = super::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
 
     let mut plans = Vec::new();
     let mut failed = Vec::new();
@@ -42,10 +43,7 @@ pub fn run(
         .filter(|p| p.has_changes() && p.errors.is_empty())
         .count();
     if let Some(out) = out {
-        let saved = SavedPlan {
-            format: PLAN_FORMAT.into(),
-            hosts: plans.clone(),
-        };
+        let saved = SavedPlan::new(plans.clone());
         let text = serde_json::to_string_pretty(&saved).expect("a plan serialises");
         std::fs::write(out, text + "\n").map_err(|e| Error::Write {
             path: out.to_path_buf(),
@@ -55,7 +53,7 @@ pub fn run(
     if style.json {
         let failed_json: Vec<_> = failed
             .iter()
-            .map(|f| serde_json::json!({"host": f.host, "error": f.error}))
+            .map(|f| serde_json::json!({"host": f.host, "error": f.error.to_string()}))
             .collect();
         println!(
             "{}",
@@ -72,7 +70,11 @@ pub fn run(
             println!("{}", show::host(p, style));
         }
         for f in &failed {
-            println!("{} {}\n", style.paint("1;31", "error:"), clean(&f.error));
+            println!(
+                "{} {}\n",
+                style.paint("1;31", "error:"),
+                clean(&f.error.to_string())
+            );
         }
         let unchanged = plans.len() - changes - blocked;
         println!(
@@ -98,7 +100,7 @@ pub fn run(
             )
         );
     }
-    let exit = deploy::exit_for(plans.len() - blocked, failed.len() + blocked);
+    let exit = decide::exit_for(plans.len() - blocked, failed.len() + blocked);
     if exit == Exit::Ok && detailed && changes > 0 {
         return Ok(Exit::Changes);
     }

@@ -3,11 +3,9 @@
 //! hosts in parallel. Exit 3 when anything is unhealthy.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::Repo;
-use super::deploy::{self, Options};
-use crate::apply::{self, ConnectOptions};
+use crate::deploy::{self, Options, host};
 use crate::error::{Error, Exit};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
@@ -22,48 +20,36 @@ pub fn run(
     style: Style,
 ) -> Result<Exit, Error> {
     let repo = Repo::checked(root, style)?;
-    let hosts = deploy::selected(&repo, selectors, shard)?;
+    let hosts = repo.select(selectors, shard)?;
     let runtime = super::runtime();
-    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
-    let results: Vec<Result<HostStatus, String>> = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, host) in hosts.into_iter().enumerate() {
-            let limit = limit.clone();
-            let root = root.to_path_buf();
-            let connect = ConnectOptions {
-                timeout: options.timeout,
-            };
-            tasks.spawn(async move {
-                let _slot = limit.acquire_owned().await.expect("semaphore open");
-                let result = async {
-                    let t = apply::connect(&host, &root, &connect)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let request = status::request(&host);
-                    let (obs, out) = tokio::join!(
-                        apply::probe(&t, &[]),
-                        t.run(&request.script, &request.stdin)
-                    );
-                    let local = matches!(t, Transport::Local(_));
-                    t.close().await;
-                    let obs = obs.map_err(|e| e.to_string())?;
-                    let out = out.map_err(|e| e.to_string())?;
-                    if !out.success() {
-                        return Err(format!(
-                            "{}: the status program failed: {}",
-                            host.name,
-                            out.stderr_lossy().trim()
-                        ));
-                    }
-                    status::parse(&host, &obs, &out.stdout_lossy(), local)
-                        .map_err(|e| format!("{}: {e}", host.name))
+    let root = root.to_path_buf();
+    let connect = options.connect();
+    let results: Vec<Result<HostStatus, String>> =
+        runtime.block_on(deploy::each(hosts, options.parallel, move |host| {
+            let root = root.clone();
+            let connect = connect.clone();
+            async move {
+                let t = host::connect(&host, &root, &connect)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let request = status::request(&host);
+                let (obs, out) =
+                    tokio::join!(host::probe(&t, &[]), t.run(&request.script, &request.stdin));
+                let local = matches!(t, Transport::Local(_));
+                t.close().await;
+                let obs = obs.map_err(|e| e.to_string())?;
+                let out = out.map_err(|e| e.to_string())?;
+                if !out.success() {
+                    return Err(format!(
+                        "{}: the status program failed: {}",
+                        host.name,
+                        out.stderr_lossy().trim()
+                    ));
                 }
-                .await;
-                (i, result)
-            });
-        }
-        deploy::collect(tasks).await
-    });
+                status::parse(&host, &obs, &out.stdout_lossy(), local)
+                    .map_err(|e| format!("{}: {e}", host.name))
+            }
+        }));
 
     let unhealthy = results
         .iter()

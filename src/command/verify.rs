@@ -2,13 +2,11 @@
 //! round trip per host (plus a fresh connection), hosts in parallel.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::Repo;
-use super::deploy::{self, HostRef, Options};
-use crate::apply::{self, ConnectOptions};
+use crate::deploy::{self, HostRef, Options, decide, host};
 use crate::error::{Error, Exit};
 use crate::ui::{Style, clean, verify::checks as show_checks};
 use crate::verify::Check;
@@ -33,28 +31,26 @@ pub fn run(
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
-    let hosts = deploy::selected(&repo, selectors, shard)?;
+    let hosts = repo.select(selectors, shard)?;
     let refs: Vec<_> = hosts.iter().collect();
-    let secrets: Vec<_> = deploy::render(&mut repo, root, &refs, style)?
+    let secrets: Vec<_> = super::render(&mut repo, root, &refs, style)?
         .into_iter()
         .map(|(_, s)| s)
         .collect();
     let v = options.verify.clone().expect("verify sets its options");
     let runtime = super::runtime();
-    let limit = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
-    let results: Vec<HostChecks> = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, (host, secrets)) in hosts.into_iter().zip(secrets).enumerate() {
-            let limit = limit.clone();
-            let root = root.to_path_buf();
-            let options = options.clone();
+    let root = root.to_path_buf();
+    let opts = options.clone();
+    let items: Vec<_> = hosts.into_iter().zip(secrets).collect();
+    let results: Vec<HostChecks> = runtime.block_on(deploy::each(
+        items,
+        options.parallel,
+        move |(host, secrets)| {
+            let root = root.clone();
+            let options = opts.clone();
             let v = v.clone();
-            tasks.spawn(async move {
-                let _slot = limit.acquire_owned().await.expect("semaphore open");
-                let connect = ConnectOptions {
-                    timeout: options.timeout,
-                };
-                let result = match apply::connect(&host, &root, &connect).await {
+            async move {
+                match host::connect(&host, &root, &options.connect()).await {
                     Ok(t) => {
                         let p = HostRef {
                             host: &host,
@@ -63,9 +59,10 @@ pub fn run(
                             secrets: &secrets,
                         };
                         let mut checks =
-                            deploy::check_host(p, None, true, None, &v, &options, false).await;
+                            deploy::verify::check_host(p, None, true, None, &v, &options, false)
+                                .await;
                         if test_alert {
-                            checks.extend(deploy::test_alerts(p).await);
+                            checks.extend(deploy::verify::test_alerts(p).await);
                         }
                         t.close().await;
                         HostChecks {
@@ -81,12 +78,10 @@ pub fn run(
                         checks: Vec::new(),
                         error: Some(e.to_string()),
                     },
-                };
-                (i, result)
-            });
-        }
-        deploy::collect(tasks).await
-    });
+                }
+            }
+        },
+    ));
 
     let unreachable = results.iter().filter(|r| r.error.is_some()).count();
     let failing = results.iter().filter(|r| !r.ok).count() - unreachable;
@@ -122,6 +117,6 @@ pub fn run(
     Ok(if failing > 0 {
         Exit::VerifyFailed
     } else {
-        deploy::exit_for(results.len() - unreachable, unreachable)
+        decide::exit_for(results.len() - unreachable, unreachable)
     })
 }

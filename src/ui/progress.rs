@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::{Progress, Stage};
+use crate::deploy::host::{Progress, Stage};
 use crate::plan::human_bytes;
 
 /// The progress display for one command.

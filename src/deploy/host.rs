@@ -1,7 +1,7 @@
-//! The effects of plan and apply on one host: connect, probe, switch, finish
-//! an interrupted switch, list generations. Each step is one script run over
-//! the host's transport; this module reports progress through [`Progress`]
-//! and never prints.
+//! The engine's effects on one host: connect, probe, run a switch (or the
+//! finish of an interrupted one), list generations. Each step is one script
+//! run over the host's transport; progress goes through [`Progress`], and
+//! nothing here prints.
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,6 +63,26 @@ pub enum HostError {
         /// What went wrong, in the host's words where possible.
         message: String,
     },
+}
+
+impl HostError {
+    /// What kind of failure this is, for reports: `host-key-mismatch`,
+    /// `unknown-host-key`, `auth`, `unreachable`, `lost`, `local` (this
+    /// machine could not run the request) or `host` (the host answered
+    /// something unexpected).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostError::Transport(e) => match e {
+                TransportError::HostKeyMismatch { .. } => "host-key-mismatch",
+                TransportError::UnknownHostKey { .. } => "unknown-host-key",
+                TransportError::Auth { .. } => "auth",
+                TransportError::Unreachable { .. } => "unreachable",
+                TransportError::Lost { .. } => "lost",
+                TransportError::Io { .. } => "local",
+            },
+            HostError::Host { .. } => "host",
+        }
+    }
 }
 
 /// Options for connecting.

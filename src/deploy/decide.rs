@@ -1,0 +1,261 @@
+//! The engine's decisions, as pure functions: which hosts a run selects,
+//! which agents a switch restarted, what the dead-man switch would do, how
+//! a switch job's outcome reads, and the exit code of a run. No I/O
+//! (`tests/architecture.rs`).
+
+use super::{HostResult, Refusal};
+use crate::error::Exit;
+use crate::model::{Fleet, Host};
+use crate::observed::{self, Observed};
+use crate::plan::{self, Activation, HostPlan, Inputs, Kind};
+use crate::record::Target;
+use crate::script::{self, Outcome};
+
+/// Why a selection matched nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectError {
+    /// `@tag` that no host has.
+    NoTag(String),
+    /// A name that is no host.
+    UnknownHost(String),
+}
+
+/// Picks hosts by name or `@tag` (all when none is given), sorted by name
+/// without repeats, then keeps shard `i` of `n` (1-based) of them.
+pub fn select<'a>(
+    fleet: &'a Fleet,
+    selectors: &[String],
+    shard: Option<(usize, usize)>,
+) -> Result<Vec<&'a Host>, SelectError> {
+    let mut hosts: Vec<&Host> = Vec::new();
+    if selectors.is_empty() {
+        hosts.extend(fleet.hosts.iter());
+    }
+    for sel in selectors {
+        if let Some(tag) = sel.strip_prefix('@') {
+            let tagged: Vec<&Host> = fleet
+                .hosts
+                .iter()
+                .filter(|h| h.tags.iter().any(|t| t == tag))
+                .collect();
+            if tagged.is_empty() {
+                return Err(SelectError::NoTag(tag.to_string()));
+            }
+            hosts.extend(tagged);
+        } else {
+            hosts.push(
+                fleet
+                    .host(sel)
+                    .ok_or_else(|| SelectError::UnknownHost(sel.clone()))?,
+            );
+        }
+    }
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    hosts.dedup_by(|a, b| a.name == b.name);
+    if let Some((i, n)) = shard {
+        hosts = hosts
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i - 1)
+            .map(|(_, h)| h)
+            .collect();
+    }
+    Ok(hosts)
+}
+
+/// Parses `I/N` for `--shard`.
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not I/N, such as 1/4"))?;
+    let i: usize = i.parse().map_err(|_| format!("`{i}` is not a number"))?;
+    let n: usize = n.parse().map_err(|_| format!("`{n}` is not a number"))?;
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("shard {i}/{n} does not exist: use 1/N to N/N"));
+    }
+    Ok((i, n))
+}
+
+/// The agents an activation (re)starts: the ones verification looks at.
+pub fn changed_agents(activation: &Activation) -> Vec<String> {
+    let units = activation.enable.iter().chain(&activation.restart);
+    units
+        .filter_map(|u| u.strip_prefix("agent-")?.strip_suffix(".service"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The dead-man switch's operations: what takes the host from generation
+/// `plan.number` (about to be switched to) back to the generation the probe
+/// saw as current, planned as if the switch had happened. None when the
+/// host has no recorded generation to go back to.
+pub fn deadman_ops(
+    host: &str,
+    plan: &HostPlan,
+    target: &Target,
+    seen: &Observed,
+) -> Option<String> {
+    let previous = seen.record.as_ref()?;
+    let back = Target::from_record(previous);
+    // The host as it will be after the switch.
+    let mut after = Observed {
+        key: seen.key.clone(),
+        now: seen.now,
+        current: Some(plan.number),
+        latest: Some(plan.number),
+        record: Some(target.record(host, plan.number, "", "")),
+        status: Some("ok".into()),
+        stored: back.files.values().map(|f| f.id.clone()).collect(),
+        ..Observed::default()
+    };
+    for (path, f) in &target.files {
+        after.paths.insert(
+            path.clone(),
+            observed::PathState::File {
+                // The id as the probe would report it: keyed for secrets.
+                sha256: f.id.clone(),
+                mode: f.mode.0,
+                owner: f.owner.clone(),
+                group: f.group.clone(),
+            },
+        );
+    }
+    for path in back.files.keys() {
+        after
+            .paths
+            .entry(path.clone())
+            .or_insert(observed::PathState::Missing);
+    }
+    let plan = plan::plan(
+        host,
+        Kind::Rollback,
+        previous.number,
+        &back,
+        &after,
+        &Inputs::default(),
+    );
+    Some(script::ops(&plan, &back))
+}
+
+/// How a switch job's outcome reads as the host's result, for a switch to
+/// generation `number`.
+pub fn outcome(outcome: Outcome, number: u64) -> HostResult {
+    match outcome {
+        Outcome::Switched { log } => HostResult::Switched {
+            generation: number,
+            log,
+            checks: Vec::new(),
+        },
+        Outcome::ActivationFailed { reason, log } => HostResult::ActivationFailed {
+            generation: number,
+            reason,
+            log,
+        },
+        Outcome::Aborted { reason } => HostResult::Refused {
+            reason: Refusal::Aborted(reason),
+        },
+        Outcome::Locked { holder } => HostResult::Refused {
+            reason: Refusal::Locked(holder),
+        },
+        Outcome::Stale { reason } => HostResult::Refused {
+            reason: Refusal::Stale(reason),
+        },
+    }
+}
+
+/// The exit code for a run where `ok` hosts ended where they should and
+/// `failed` did not.
+pub fn exit_for(ok: usize, failed: usize) -> Exit {
+    match (ok, failed) {
+        (_, 0) => Exit::Ok,
+        (0, _) => Exit::Error,
+        _ => Exit::Partial,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        assert_eq!(parse_shard("1/1"), Ok((1, 1)));
+        for bad in ["0/4", "5/4", "x", "1/0", "a/2", "1/b"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        for (ok, failed, exit) in [
+            (0, 0, Exit::Ok),
+            (3, 0, Exit::Ok),
+            (0, 2, Exit::Error),
+            (2, 1, Exit::Partial),
+        ] {
+            assert_eq!(exit_for(ok, failed), exit, "{ok} ok, {failed} failed");
+        }
+    }
+
+    #[test]
+    fn changed_agents_are_the_agent_units_started_or_restarted() {
+        let activation = Activation {
+            enable: vec!["agent-a.service".into(), "agent-b-heartbeat.timer".into()],
+            restart: vec![
+                "agent-c.service".into(),
+                "systemd-journald.service".into(),
+                "provision-alert@.service".into(),
+            ],
+            ..Activation::default()
+        };
+        assert_eq!(changed_agents(&activation), ["a", "c"]);
+    }
+
+    #[test]
+    fn outcomes_read_as_results() {
+        let table = [
+            (Outcome::Switched { log: "l".into() }, "switched", None),
+            (
+                Outcome::ActivationFailed {
+                    reason: "unit x failed".into(),
+                    log: String::new(),
+                },
+                "activation-failed",
+                Some("switched to generation 7, but its activation failed: unit x failed"),
+            ),
+            (
+                Outcome::Aborted {
+                    reason: "disk full".into(),
+                },
+                "refused",
+                Some("nothing was switched: disk full"),
+            ),
+            (
+                Outcome::Locked {
+                    holder: "ops@laptop".into(),
+                },
+                "refused",
+                Some(
+                    "another apply holds the host's lock: ops@laptop. Wait for it, or pass --lock-wait SECS",
+                ),
+            ),
+            (
+                Outcome::Stale {
+                    reason: "a file changed".into(),
+                },
+                "refused",
+                Some(
+                    "the host changed since the plan was made (a file changed); nothing was switched. Plan again",
+                ),
+            ),
+        ];
+        for (o, tag, error) in table {
+            let r = outcome(o, 7);
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["result"], tag, "{r:?}");
+            assert_eq!(r.error().as_deref(), error, "{r:?}");
+            assert_eq!(r.ok(), tag == "switched");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Verification after a switch and on demand: one program run on the host
+//! checks units, auth and heartbeats, while a fresh SSH connection proves
+//! the host can still be reached (and confirms the generation to its
+//! dead-man switch).
+
+use super::host::{self, HostError};
+use super::{HostRef, HostResult, Options, Prepared, VerifyOptions, decide, rollback, switch};
+use crate::script;
+use crate::transport::Transport;
+use crate::verify::{self, Check};
+
+/// Verifies the agents of `p` after its switch; on failure switches back to
+/// the generation it came from (unless told not to) and verifies that too.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn after_switch(
+    p: &Prepared,
+    generation: u64,
+    log: String,
+    activation_error: Option<String>,
+    armed: bool,
+    v: &VerifyOptions,
+    options: &Options,
+    who: &str,
+) -> HostResult {
+    let agents = decide::changed_agents(&p.plan.activation);
+    let journald = p
+        .plan
+        .activation
+        .hooks
+        .iter()
+        .any(|h| h == "restart journald");
+    let mut checks = check_host(
+        p.as_ref(),
+        Some(&agents),
+        journald,
+        p.observed.now,
+        v,
+        options,
+        armed && activation_error.is_none(),
+    )
+    .await;
+    if let Some(error) = activation_error {
+        checks.insert(0, failed_check("activate", &p.host.name, error));
+    }
+    let switch_back = p.plan.current.filter(|_| v.rollback);
+    if !checks.iter().all(|c| c.ok) && armed && switch_back.is_none() {
+        // Told to keep the failed generation (or there is none to go back
+        // to): the dead-man switch must not undo it.
+        switch::disarm(&p.transport).await;
+    }
+    if checks.iter().all(|c| c.ok) {
+        return HostResult::Switched {
+            generation,
+            log,
+            checks,
+        };
+    }
+    let mut result = HostResult::VerifyFailed {
+        generation,
+        checks,
+        rolled_back_to: None,
+        rollback_checks: Vec::new(),
+        rollback_error: None,
+    };
+    let Some(previous) = switch_back else {
+        return result;
+    };
+    // An armed dead-man switch stays armed until this switch back has
+    // switched: the host takes it over, and disarms it only then.
+    let back = rollback::to(&p.transport, &p.host.name, previous, who, options, armed)
+        .await
+        .map_err(|e| {
+            if armed {
+                format!(
+                    "{e}. The dead-man switch stays armed: the host switches back to generation {previous} by itself"
+                )
+            } else {
+                e
+            }
+        });
+    if let HostResult::VerifyFailed {
+        rolled_back_to,
+        rollback_checks,
+        rollback_error,
+        ..
+    } = &mut result
+    {
+        match back {
+            Ok((plan, since)) => {
+                *rolled_back_to = Some(previous);
+                let agents = decide::changed_agents(&plan.activation);
+                // Only agents the definition still knows can be described;
+                // a dropped one is checked by its unit alone next time.
+                *rollback_checks =
+                    check_host(p.as_ref(), Some(&agents), false, since, v, options, false).await;
+            }
+            Err(e) => *rollback_error = Some(e),
+        }
+    }
+    result
+}
+
+/// Runs the verification program on the host (one round trip), and checks
+/// that a fresh SSH connection still works.
+pub async fn check_host(
+    p: HostRef<'_>,
+    agents: Option<&[String]>,
+    journald: bool,
+    since: Option<u64>,
+    v: &VerifyOptions,
+    options: &Options,
+    confirm: bool,
+) -> Vec<Check> {
+    if let Transport::Local(_) = p.transport {
+        // A directory, not a host: no unit runs there, nothing to verify.
+        return vec![Check {
+            kind: "verify".into(),
+            subject: p.host.name.clone(),
+            ok: true,
+            detail: "not checked: a local host is a directory where nothing runs".into(),
+            output: None,
+        }];
+    }
+    let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
+    let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
+    // The new connection is opened while the checks run (a handshake costs
+    // as much as the rest); it is used once they are known.
+    let connect = options.connect();
+    let fresh = async {
+        match p.transport {
+            Transport::Ssh(_) => Some(host::connect(p.host, p.root, &connect).await),
+            Transport::Local(_) => None,
+        }
+    };
+    let (out, fresh) = tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    let mut checks = match out {
+        Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
+            Ok((_, checks)) => checks,
+            Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+        },
+        Ok(out) => vec![failed_check(
+            "verify",
+            &p.host.name,
+            format!(
+                "the verification program failed (status {}): {}",
+                out.status,
+                verify::redact(&out.stderr_lossy(), &secrets).trim()
+            ),
+        )],
+        Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+    };
+    if let Some(fresh) = fresh {
+        let confirm = confirm && checks.iter().all(|c| c.ok);
+        let script = if confirm { script::CONFIRM_SH } else { "true" };
+        let result = match fresh {
+            Ok(t) => {
+                let out = t.run(script, b"").await;
+                t.close().await;
+                out.map(|o| (o.success(), o.stdout_lossy().trim().to_string()))
+                    .map_err(HostError::from)
+            }
+            Err(e) => Err(e),
+        };
+        checks.push(match result {
+            Ok((true, _)) => Check {
+                kind: "ssh".into(),
+                subject: p.host.name.clone(),
+                ok: true,
+                detail: if confirm {
+                    "a new connection works, and confirmed the generation".into()
+                } else {
+                    "a new connection works".into()
+                },
+                output: None,
+            },
+            Ok((false, said)) if confirm => failed_check(
+                "ssh",
+                &p.host.name,
+                format!("a new connection could not confirm the generation: {said}"),
+            ),
+            Ok((false, _)) => failed_check(
+                "ssh",
+                &p.host.name,
+                "a new connection cannot run `true`".into(),
+            ),
+            Err(e) => failed_check("ssh", &p.host.name, format!("a new connection fails: {e}")),
+        });
+    }
+    checks
+}
+
+/// Sends a test alert through each of the host's channels, from the host.
+pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
+    if p.host.alerts.is_empty() {
+        return vec![failed_check(
+            "alert",
+            &p.host.name,
+            "the host has no alert channel".into(),
+        )];
+    }
+    if let Transport::Local(_) = p.transport {
+        return vec![Check {
+            kind: "alert".into(),
+            subject: p.host.name.clone(),
+            ok: true,
+            detail: "not sent: a local host is a directory where nothing runs".into(),
+            output: None,
+        }];
+    }
+    let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
+    let request = verify::test_alert_request(p.host);
+    match p.transport.run(&request.script, &request.stdin).await {
+        Ok(out) => match verify::parse(&out.stdout_lossy(), &secrets) {
+            Ok((_, checks)) if !checks.is_empty() => checks,
+            Ok(_) => vec![failed_check(
+                "alert",
+                &p.host.name,
+                format!(
+                    "the alert script said nothing: {}",
+                    verify::redact(&out.stderr_lossy(), &secrets).trim()
+                ),
+            )],
+            Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+        },
+        Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+    }
+}
+
+fn failed_check(kind: &str, subject: &str, detail: String) -> Check {
+    Check {
+        kind: kind.into(),
+        subject: subject.into(),
+        ok: false,
+        detail,
+        output: None,
+    }
+}
