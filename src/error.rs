@@ -28,6 +28,8 @@ pub enum Error {
     Invalid {
         /// How many.
         errors: usize,
+        /// Every diagnostic, as the JSON documents show them.
+        diagnostics: serde_json::Value,
     },
     /// A host name that the repository does not define.
     #[error("no host `{name}` in this repository{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]

@@ -33,6 +33,7 @@ pub mod observed;
 pub mod plan;
 pub mod record;
 pub mod render;
+pub mod report;
 pub mod resolve;
 pub mod saved_plan;
 pub mod script;

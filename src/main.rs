@@ -30,6 +30,20 @@ fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool, confirm: 
     }
 }
 
+/// The subcommand's name, as the JSON documents give it.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Check => "check",
+        Command::Render { .. } => "render",
+        Command::Plan { .. } => "plan",
+        Command::Apply { .. } => "apply",
+        Command::Verify { .. } => "verify",
+        Command::Status { .. } => "status",
+        Command::Generations { .. } => "generations",
+        Command::Rollback { .. } => "rollback",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::detect(cli.color, cli.json);
@@ -110,10 +124,10 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(e) => {
             if style.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "error": e.to_string()})
-                );
+                provision::ui::json::print(&provision::report::error(
+                    command_name(&cli.command),
+                    &e,
+                ));
             }
             let prefix = if style.color_err {
                 "\x1b[1;31merror\x1b[0m"

@@ -149,13 +149,17 @@ pub struct HostPlan {
     pub host: String,
     /// Apply or rollback.
     pub kind: Kind,
-    /// The generation id switched to.
+    /// The generation id switched to (`generation_id` in JSON).
+    #[serde(rename = "generation_id")]
     pub generation: String,
-    /// The generation number switched to (new for apply).
+    /// The generation number switched to, new for apply (`generation` in
+    /// JSON).
+    #[serde(rename = "generation")]
     pub number: u64,
     /// The host's current generation number, when it has one.
     pub current: Option<u64>,
     /// The host's current generation id, when it has one.
+    #[serde(rename = "current_generation_id")]
     pub current_generation: Option<String>,
     /// The host's highest generation number.
     pub latest: Option<u64>,

@@ -15,7 +15,7 @@ pub struct SavedPlan {
 }
 
 /// The saved plan's format tag.
-pub const FORMAT: &str = "provision-plan-v1";
+pub const FORMAT: &str = "provision-plan-v2";
 
 impl SavedPlan {
     /// A saved plan of these host plans.

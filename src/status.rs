@@ -52,9 +52,11 @@ pub struct Rotation {
     /// The auth's name.
     pub auth: String,
     /// Seconds since the last successful rotation (`None`: never).
+    #[serde(rename = "last_age_secs")]
     pub last_age: Option<u64>,
     /// Seconds until the next one is due (negative: overdue; `None`: at
     /// the timer's next run, as none happened yet).
+    #[serde(rename = "next_in_secs")]
     pub next_in: Option<i64>,
 }
 
@@ -66,14 +68,17 @@ pub struct AgentStatus {
     /// `active/running`, `failed/failed`, `not-found`...
     pub state: String,
     /// Seconds since the unit became active.
+    #[serde(rename = "uptime_secs")]
     pub uptime: Option<u64>,
     /// Automatic restarts since the unit was last started by hand or apply.
     pub restarts: u64,
     /// Seconds since the last heartbeat (`None`: never).
+    #[serde(rename = "heartbeat_age_secs")]
     pub heartbeat_age: Option<u64>,
     /// Token rotations.
     pub rotations: Vec<Rotation>,
     /// Seconds since the last alert about it (`None`: never).
+    #[serde(rename = "last_alert_age_secs")]
     pub last_alert_age: Option<u64>,
     /// What is unhealthy about it.
     pub problems: Vec<String>,

@@ -165,7 +165,7 @@ impl Demo {
             })
             .collect();
         Manifest {
-            generation: v["generation"].as_str().unwrap().to_string(),
+            generation: v["generation_id"].as_str().unwrap().to_string(),
             files,
         }
     }
@@ -792,10 +792,13 @@ fn a_saved_plan_is_applied_as_made_and_refused_once_stale() {
     demo.run(&["plan", "-o", &saved]).expect(0);
     assert_unchanged(&before, &footprint(&demo.root()), "plan -o");
     let plan: Value = serde_json::from_str(&read_text(Path::new(&saved))).unwrap();
-    assert_eq!(plan["format"], "provision-plan-v1");
+    assert_eq!(plan["format"], "provision-plan-v2");
     assert_eq!(plan["hosts"][0]["host"], "demo");
-    assert_eq!(plan["hosts"][0]["number"], 2);
-    let generation = plan["hosts"][0]["generation"].as_str().unwrap().to_string();
+    assert_eq!(plan["hosts"][0]["generation"], 2);
+    let generation = plan["hosts"][0]["generation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let applied = demo.run(&["apply", &saved]).expect(0);
     assert_contains(&applied.stdout, "1 host switched");
     assert_eq!(demo.current(), "generations/2.json");
@@ -853,7 +856,7 @@ fn plan_reports_pending_changes_drift_and_removals() {
     demo.run(&["plan"]).expect(0);
     let pending = json(&demo.run(&["plan", "--json"]).expect(0));
     assert_eq!(pending["changes"], true);
-    let files = pending["hosts"][0]["files"].as_array().unwrap();
+    let files = pending["hosts"][0]["plan"]["files"].as_array().unwrap();
     assert_eq!(files.len(), demo.manifest().files.len());
     assert!(files.iter().all(|f| f["action"] == "create"));
 
@@ -863,8 +866,8 @@ fn plan_reports_pending_changes_drift_and_removals() {
     demo.run(&["plan", "--detailed-exitcode"]).expect(0);
     let clean = json(&demo.run(&["plan", "--json"]).expect(0));
     assert_eq!(clean["changes"], false);
-    assert_eq!(clean["hosts"][0]["files"], serde_json::json!([]));
-    assert_eq!(clean["hosts"][0]["current"], 1);
+    assert_eq!(clean["hosts"][0]["plan"]["files"], serde_json::json!([]));
+    assert_eq!(clean["hosts"][0]["plan"]["current"], 1);
     assert_unchanged(&before, &footprint(&demo.root()), "plan");
 
     // Drift: content, mode and a deleted file, all changed by hand.
@@ -900,7 +903,7 @@ fn plan_reports_pending_changes_drift_and_removals() {
         "Plan: 1 to add, 2 to change, 0 to remove (3 drifted)",
     );
     let v = json(&demo.run(&["plan", "--json"]).expect(0));
-    let drifted: Vec<&str> = v["hosts"][0]["files"]
+    let drifted: Vec<&str> = v["hosts"][0]["plan"]["files"]
         .as_array()
         .unwrap()
         .iter()
@@ -1005,7 +1008,7 @@ fn secrets_never_leave_the_host_and_land_with_mode_0600() {
     let plan = shown.run(demo.run_env(&["plan"], &one).expect(0));
     assert_contains(plan_line(&plan.stdout, ENV_FILE), "(secret)");
     let v = json(&shown.run(demo.run_env(&["plan", "--json"], &one).expect(0)));
-    let entry = v["hosts"][0]["files"]
+    let entry = v["hosts"][0]["plan"]["files"]
         .as_array()
         .unwrap()
         .iter()
@@ -1121,7 +1124,10 @@ fn a_missing_secret_names_its_source_and_no_value() {
     let run = demo.run_env(&["plan", "--json"], &set).expect(1);
     let v = json(&run);
     assert_eq!(v["ok"], false);
-    assert_contains(v["error"].as_str().unwrap(), "env:DEMO_TOKEN");
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["command"], "plan");
+    assert_eq!(v["error"]["kind"], "secret");
+    assert_contains(v["error"]["message"].as_str().unwrap(), "env:DEMO_TOKEN");
     assert!(!run.all().contains("api-key-Hx3Jq8"), "{}", run.all());
     // Secrets resolve before the host is reached: not even the key exists.
     assert!(!demo.root().exists());
@@ -1167,11 +1173,11 @@ fn generations_are_listed_and_rollback_switches_back_from_the_store() {
         list.stdout
     );
     let v = json(&demo.run(&["generations", "demo", "--json"]).expect(0));
-    let current: Vec<(u64, bool)> = v
+    let current: Vec<(u64, bool)> = v["generations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|g| (g["number"].as_u64().unwrap(), g["current"] == true))
+        .map(|g| (g["generation"].as_u64().unwrap(), g["current"] == true))
         .collect();
     assert_eq!(current, [(1, false), (2, false), (3, true)]);
 

@@ -199,7 +199,7 @@ fn render_prints_files_then_the_generation_id() {
         .stdout
         .clone();
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(v["generation"], last);
+    assert_eq!(v["generation_id"], last);
     let files = v["files"].as_array().unwrap();
     assert!(
         files

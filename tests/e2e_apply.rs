@@ -95,7 +95,7 @@ fn apply_runs_units_and_a_second_apply_writes_nothing() {
     let json = f.run(&["plan", "--json"]).expect(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["changes"], false);
-    assert_eq!(v["hosts"][0]["current"], 1);
+    assert_eq!(v["hosts"][0]["plan"]["current"], 1);
 }
 
 #[test]

@@ -308,8 +308,13 @@ fn an_unreachable_host_among_several_is_reported_and_the_others_applied() {
     assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     let json = f.run(&["plan", "--json"]).expect(4);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(v["failed"][0]["host"], "gone");
-    assert_eq!(v["hosts"][0]["host"], "t");
+    // In the order of names; the failure typed, the other host planned.
+    assert_eq!(v["hosts"][0]["host"], "gone");
+    assert_eq!(v["hosts"][0]["ok"], false);
+    assert_eq!(v["hosts"][0]["error"]["kind"], "unreachable");
+    assert_eq!(v["hosts"][1]["host"], "t");
+    assert_eq!(v["hosts"][1]["ok"], true);
+    assert_eq!(v["hosts"][1]["plan"]["host"], "t");
 }
 
 #[test]

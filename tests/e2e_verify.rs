@@ -152,7 +152,7 @@ fn a_healthy_agent_verifies() {
     assert_eq!(host["generation"], 1);
     assert_eq!(host["drift"][0], "/opt/agents/alpha/run.sh");
     assert_eq!(host["agents"][0]["state"], "active/running");
-    assert!(host["agents"][0]["heartbeat_age"].as_u64().unwrap() < 60);
+    assert!(host["agents"][0]["heartbeat_age_secs"].as_u64().unwrap() < 60);
 }
 
 #[test]

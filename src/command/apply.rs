@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Repo, operator};
 use crate::deploy::{self, HostResult, Options, decide};
 use crate::error::{Error, Exit};
+use crate::report::{AppliedHost, Document};
 use crate::ui::verify::checks as show_checks;
 use crate::ui::{Style, clean, plan as show, progress::Display};
 
@@ -123,18 +124,17 @@ pub fn run(
     let ok = results.iter().filter(|(_, r)| r.ok()).count();
     let bad = results.len() - ok + failed.len();
     if style.json {
-        let hosts: Vec<_> = results
+        let hosts: Vec<AppliedHost> = results
             .iter()
-            .map(|(plan, result)| serde_json::json!({"host": plan.host, "plan": plan, "outcome": result}))
-            .chain(failed.iter().map(|f| {
-                serde_json::json!({"host": f.host, "outcome": {"result": "failed", "error": {"kind": f.error.kind(), "message": f.error.to_string()}}})
-            }))
+            .map(|(plan, result)| AppliedHost::switched(plan, result))
+            .chain(
+                failed
+                    .iter()
+                    .map(|f| AppliedHost::failed(&f.host, &f.error)),
+            )
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"hosts": hosts, "ok": bad == 0}))
-                .expect("a report serialises")
-        );
+        let body = serde_json::json!({"hosts": hosts});
+        crate::ui::json::print(&Document::new("apply", bad == 0, body));
     } else {
         let switched = results
             .iter()

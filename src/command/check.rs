@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Repo;
 use crate::error::{Error, Exit};
+use crate::report::Document;
 use crate::ui::{Style, diagnostics};
 
 /// Runs `check`. Exit 1 on any error, 0 when clean (warnings allowed).
@@ -23,14 +24,19 @@ pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
     let diags = std::mem::take(&mut repo.diags).into_sorted();
     let agents: usize = repo.fleet.hosts.iter().map(|h| h.agents.len()).sum();
     if style.json {
-        let out = json!({
-            "ok": errors == 0,
+        let hosts: Vec<_> = repo
+            .fleet
+            .hosts
+            .iter()
+            .map(|h| json!({"host": h.name, "agents": h.agents.iter().map(|a| &a.name).collect::<Vec<_>>()}))
+            .collect();
+        let body = json!({
             "errors": errors,
             "warnings": warnings,
-            "hosts": repo.fleet.hosts.iter().map(|h| json!({"name": h.name, "agents": h.agents.iter().map(|a| &a.name).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "hosts": hosts,
             "diagnostics": diagnostics::json(&diags, &repo.sources),
         });
-        println!("{out:#}");
+        crate::ui::json::print(&Document::new("check", errors == 0, body));
     } else {
         eprint!(
             "{}",

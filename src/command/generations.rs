@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Repo, operator};
 use crate::deploy::{self, HostResult, Options, Prepared, host, rollback};
 use crate::error::{Error, Exit};
+use crate::report::{AppliedHost, Document};
 use crate::ui::{Style, clean, clean_line, plan as show, progress::Display};
 
 /// Runs `generations`.
@@ -23,10 +24,22 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
     });
     let gens = gens.map_err(|e| Error::Host(e.to_string()))?;
     if style.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&gens).expect("generations serialise")
-        );
+        let list: Vec<_> = gens
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "generation": g.record.number,
+                    "generation_id": g.record.generation,
+                    "time": g.record.time,
+                    "by": g.record.by,
+                    "files": g.record.files,
+                    "status": g.status,
+                    "current": g.current,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({"host": host, "generations": list});
+        crate::ui::json::print(&Document::new("generations", true, body));
         return Ok(Exit::Ok);
     }
     if gens.is_empty() {
@@ -130,13 +143,8 @@ pub fn rollback(
     display.clear();
     let (plan, result) = results.pop().expect("one host");
     if style.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"host": plan.host, "plan": plan, "outcome": result})
-            )
-            .expect("a report serialises")
-        );
+        let body = serde_json::json!({"hosts": [AppliedHost::switched(&plan, &result)]});
+        crate::ui::json::print(&Document::new("rollback", result.ok(), body));
     } else {
         match &result {
             HostResult::Switched { generation, .. } => println!(

@@ -132,7 +132,11 @@ pub fn report(repo: &mut Repo, style: crate::ui::Style) -> Error {
         "{}",
         crate::ui::diagnostics::human(&diags, &repo.sources, style.color_err)
     );
-    Error::Invalid { errors }
+    Error::Invalid {
+        errors,
+        diagnostics: serde_json::to_value(crate::ui::diagnostics::json(&diags, &repo.sources))
+            .expect("diagnostics serialise"),
+    }
 }
 
 /// The runtime for commands that reach hosts.

@@ -5,8 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Repo;
-use crate::deploy::{Options, decide};
+use crate::deploy::{Failed, Options, decide};
 use crate::error::{Error, Exit};
+use crate::plan::HostPlan;
+use crate::report::{Document, Failure, PlannedHost};
 use crate::saved_plan::SavedPlan;
 use crate::ui::{Style, clean, plan as show, progress::Display};
 
@@ -26,17 +28,23 @@ pub fn run(
     let runtime = super::runtime();
     let prepared = super::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
 
-    let mut plans = Vec::new();
-    let mut failed = Vec::new();
+    // In the order the hosts were selected, for the JSON document.
+    let mut rows = Vec::new();
     for p in prepared {
-        match p {
+        rows.push(match p {
             Ok(p) => {
                 runtime.block_on(p.transport.close());
-                plans.push(p.plan);
+                Ok(p.plan)
             }
-            Err(f) => failed.push(f),
-        }
+            Err(f) => Err(f),
+        });
     }
+    let plans: Vec<HostPlan> = rows
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
+    let failed: Vec<&Failed> = rows.iter().filter_map(|r| r.as_ref().err()).collect();
     let blocked = plans.iter().filter(|p| !p.errors.is_empty()).count();
     let changes = plans
         .iter()
@@ -51,20 +59,30 @@ pub fn run(
         })?;
     }
     if style.json {
-        let failed_json: Vec<_> = failed
+        let hosts: Vec<PlannedHost> = rows
             .iter()
-            .map(|f| serde_json::json!({"host": f.host, "error": f.error.to_string()}))
+            .map(|r| match r {
+                Ok(plan) => PlannedHost {
+                    host: &plan.host,
+                    ok: plan.errors.is_empty(),
+                    error: (!plan.errors.is_empty())
+                        .then(|| Failure::new("plan", plan.errors.join("; "))),
+                    plan: Some(plan),
+                },
+                Err(f) => PlannedHost {
+                    host: &f.host,
+                    ok: false,
+                    error: Some(Failure::from(&f.error)),
+                    plan: None,
+                },
+            })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "hosts": plans,
-                "failed": failed_json,
-                "changes": changes > 0,
-                "blocked": blocked,
-            }))
-            .expect("a plan serialises")
-        );
+        let body = serde_json::json!({"changes": changes > 0, "blocked": blocked, "hosts": hosts});
+        crate::ui::json::print(&Document::new(
+            "plan",
+            failed.is_empty() && blocked == 0,
+            body,
+        ));
     } else {
         for p in &plans {
             println!("{}", show::host(p, style));

@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::Repo;
 use crate::error::{Error, Exit};
+use crate::report::Document;
 use crate::ui::Style;
 
 /// Runs `render`.
@@ -56,10 +57,13 @@ pub fn run(
     }
     let manifest = state.manifest();
     if style.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&manifest).expect("a manifest serialises")
-        );
+        let body = serde_json::json!({
+            "host": manifest.host,
+            "generation_id": manifest.generation,
+            "files": manifest.files,
+            "units": manifest.units,
+        });
+        crate::ui::json::print(&Document::new("render", true, body));
     } else {
         for e in &manifest.files {
             let note = if e.secret {

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::Repo;
 use crate::deploy::{self, Options, host};
 use crate::error::{Error, Exit};
+use crate::report::{Document, Failure};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
 use crate::ui::{Style, clean, clean_line};
@@ -24,30 +25,37 @@ pub fn run(
     let runtime = super::runtime();
     let root = root.to_path_buf();
     let connect = options.connect();
-    let results: Vec<Result<HostStatus, String>> =
+    let results: Vec<Result<HostStatus, Unread>> =
         runtime.block_on(deploy::each(hosts, options.parallel, move |host| {
             let root = root.clone();
             let connect = connect.clone();
             async move {
+                let fail = |f: Failure| Unread {
+                    host: host.name.clone(),
+                    failure: f,
+                };
                 let t = host::connect(&host, &root, &connect)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| fail(Failure::from(&e)))?;
                 let request = status::request(&host);
                 let (obs, out) =
                     tokio::join!(host::probe(&t, &[]), t.run(&request.script, &request.stdin));
                 let local = matches!(t, Transport::Local(_));
                 t.close().await;
-                let obs = obs.map_err(|e| e.to_string())?;
-                let out = out.map_err(|e| e.to_string())?;
+                let obs = obs.map_err(|e| fail(Failure::from(&e)))?;
+                let out = out.map_err(|e| fail(Failure::from(&host::HostError::from(e))))?;
                 if !out.success() {
-                    return Err(format!(
-                        "{}: the status program failed: {}",
-                        host.name,
-                        out.stderr_lossy().trim()
-                    ));
+                    return Err(fail(Failure::new(
+                        "host",
+                        format!(
+                            "{}: the status program failed: {}",
+                            host.name,
+                            out.stderr_lossy().trim()
+                        ),
+                    )));
                 }
                 status::parse(&host, &obs, &out.stdout_lossy(), local)
-                    .map_err(|e| format!("{}: {e}", host.name))
+                    .map_err(|e| fail(Failure::new("host", format!("{}: {e}", host.name))))
             }
         }));
 
@@ -60,18 +68,12 @@ pub fn run(
         let hosts: Vec<_> = results
             .iter()
             .map(|r| match r {
-                Ok(s) => serde_json::json!({"status": s, "healthy": s.healthy()}),
-                Err(e) => serde_json::json!({"error": e, "healthy": false}),
+                Ok(s) => serde_json::json!({"host": s.host, "ok": s.healthy(), "status": s}),
+                Err(e) => serde_json::json!({"host": e.host, "ok": false, "error": e.failure}),
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "hosts": hosts,
-                "healthy": unhealthy + unreachable == 0,
-            }))
-            .expect("status serialises")
-        );
+        let body = serde_json::json!({"hosts": hosts});
+        crate::ui::json::print(&Document::new("status", unhealthy + unreachable == 0, body));
     } else {
         print!("{}", table(&results, style));
     }
@@ -82,7 +84,13 @@ pub fn run(
     })
 }
 
-fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
+/// A host whose status could not be read, and why.
+struct Unread {
+    host: String,
+    failure: Failure,
+}
+
+fn table(results: &[Result<HostStatus, Unread>], style: Style) -> String {
     let mut rows: Vec<[String; 9]> = vec![
         [
             "HOST",
@@ -102,7 +110,10 @@ fn table(results: &[Result<HostStatus, String>], style: Style) -> String {
         let s = match r {
             Ok(s) => s,
             Err(e) => {
-                notes.push(style.paint("1;31", &format!("unreachable: {}", clean(e))));
+                notes.push(style.paint(
+                    "1;31",
+                    &format!("unreachable: {}", clean(&e.failure.message)),
+                ));
                 continue;
             }
         };

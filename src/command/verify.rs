@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Repo;
 use crate::deploy::{self, HostRef, Options, decide, host};
 use crate::error::{Error, Exit};
+use crate::report::{Document, Failure};
 use crate::ui::{Style, clean, verify::checks as show_checks};
 use crate::verify::Check;
 
@@ -18,7 +19,7 @@ struct HostChecks {
     ok: bool,
     checks: Vec<Check>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<Failure>,
 }
 
 /// Runs `verify`.
@@ -76,7 +77,7 @@ pub fn run(
                         host: host.name.clone(),
                         ok: false,
                         checks: Vec::new(),
-                        error: Some(e.to_string()),
+                        error: Some(Failure::from(&e)),
                     },
                 }
             }
@@ -86,19 +87,13 @@ pub fn run(
     let unreachable = results.iter().filter(|r| r.error.is_some()).count();
     let failing = results.iter().filter(|r| !r.ok).count() - unreachable;
     if style.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "hosts": results,
-                "ok": failing + unreachable == 0,
-            }))
-            .expect("checks serialise")
-        );
+        let body = serde_json::json!({"hosts": results});
+        crate::ui::json::print(&Document::new("verify", failing + unreachable == 0, body));
     } else {
         for r in &results {
             println!("{}", style.paint("1", &r.host));
             if let Some(e) = &r.error {
-                println!("  {} {}", style.paint("1;31", "error:"), clean(e));
+                println!("  {} {}", style.paint("1;31", "error:"), clean(&e.message));
             }
             print!("{}", show_checks(&r.checks, style));
         }

@@ -3,6 +3,7 @@
 //! nothing.
 
 pub mod diagnostics;
+pub mod json;
 pub mod plan;
 pub mod progress;
 pub mod verify;

@@ -1,0 +1,183 @@
+//! The machine interface: what every command prints under `--json`.
+//!
+//! Every document is one JSON object with the same envelope:
+//! `format_version` ([`FORMAT_VERSION`]), `command`, `ok`, then the
+//! command's fields. Per-host entries all carry `host` and `ok`, and a host
+//! that did not end where it should carries `error`, always shaped as
+//! [`Failure`]. Generations are numbers (`generation`) with their content
+//! hash beside them (`generation_id`); durations say their unit
+//! (`age_secs`). `schema/provision.schema.json` describes every document,
+//! and the tests validate each command's output against it.
+//!
+//! Versioning: additions (a new field, a new `kind`) keep the version;
+//! a removal, a rename or a change of meaning raises it.
+
+use serde::Serialize;
+
+use crate::deploy::HostResult;
+use crate::deploy::host::HostError;
+use crate::error::Error;
+use crate::plan::HostPlan;
+
+/// The version of the JSON documents.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One command's document: the envelope around its fields.
+#[derive(Debug, Serialize)]
+pub struct Document<T: Serialize> {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The subcommand that printed it.
+    pub command: &'static str,
+    /// Whether the command did what it was asked (its exit code says how
+    /// not).
+    pub ok: bool,
+    /// The command's own fields.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+impl<T: Serialize> Document<T> {
+    /// A document of `command`.
+    pub fn new(command: &'static str, ok: bool, body: T) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            command,
+            ok,
+            body,
+        }
+    }
+}
+
+/// Why something failed: a stable `kind` to branch on and a message for
+/// people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// `unreachable`, `host-key-mismatch`, `unknown-host-key`, `auth`,
+    /// `lost`, `local`, `host`, `locked`, `stale`, `aborted`, `plan`,
+    /// `interrupted`, `activation`, `verification`, `invalid`, `usage`,
+    /// `secret`, `io`.
+    pub kind: String,
+    /// What happened and what to do, as the terminal shows it.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of this kind.
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&HostError> for Failure {
+    fn from(e: &HostError) -> Self {
+        Self::new(e.kind(), e.to_string())
+    }
+}
+
+impl HostResult {
+    /// The failure this result reports, when the host did not end where it
+    /// should.
+    pub fn failure(&self) -> Option<Failure> {
+        use crate::deploy::Refusal;
+        let message = || self.error().unwrap_or_default();
+        match self {
+            HostResult::Unchanged { .. } | HostResult::Switched { .. } => None,
+            HostResult::ActivationFailed { .. } => Some(Failure::new("activation", message())),
+            HostResult::VerifyFailed { generation, .. } => Some(Failure::new(
+                "verification",
+                format!("generation {generation} failed verification"),
+            )),
+            HostResult::Refused { reason } => {
+                let kind = match reason {
+                    Refusal::Locked(_) => "locked",
+                    Refusal::Stale(_) => "stale",
+                    Refusal::Aborted(_) => "aborted",
+                    Refusal::Plan(_) => "plan",
+                    Refusal::Interrupted(_) => "interrupted",
+                };
+                Some(Failure::new(kind, message()))
+            }
+            HostResult::Failed { error } => Some(Failure::from(&**error)),
+        }
+    }
+}
+
+/// A host in `plan`: its plan, or why there is none.
+#[derive(Debug, Serialize)]
+pub struct PlannedHost<'a> {
+    /// The host.
+    pub host: &'a str,
+    /// Planned without errors.
+    pub ok: bool,
+    /// Why it could not be planned, or why its plan is blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// The plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<&'a HostPlan>,
+}
+
+/// A host in `apply` and `rollback`: its plan and how its switch ended.
+#[derive(Debug, Serialize)]
+pub struct AppliedHost<'a> {
+    /// The host.
+    pub host: &'a str,
+    /// Ended where it should.
+    pub ok: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// The plan carried out (none when the host was not reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<&'a HostPlan>,
+    /// How the switch ended (none when the host was not reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a HostResult>,
+}
+
+impl<'a> AppliedHost<'a> {
+    /// A host whose switch ran (or was refused).
+    pub fn switched(plan: &'a HostPlan, outcome: &'a HostResult) -> Self {
+        Self {
+            host: &plan.host,
+            ok: outcome.ok(),
+            error: outcome.failure(),
+            plan: Some(plan),
+            outcome: Some(outcome),
+        }
+    }
+
+    /// A host that could not be reached or probed.
+    pub fn failed(host: &'a str, error: &HostError) -> Self {
+        Self {
+            host,
+            ok: false,
+            error: Some(Failure::from(error)),
+            plan: None,
+            outcome: None,
+        }
+    }
+}
+
+/// The document of a command that stopped with an error: the error, and the
+/// repository's diagnostics when it was the repository's fault.
+pub fn error(command: &'static str, e: &Error) -> Document<serde_json::Value> {
+    let kind = match e {
+        Error::Load(_) => "load",
+        Error::Invalid { .. } => "invalid",
+        Error::UnknownHost { .. } => "unknown-host",
+        Error::Secret { .. } => "secret",
+        Error::Host(_) => "host",
+        Error::Usage(_) => "usage",
+        Error::Write { .. } => "io",
+    };
+    let mut body = serde_json::json!({ "error": Failure::new(kind, e.to_string()) });
+    if let Error::Invalid { diagnostics, .. } = e {
+        body["diagnostics"] = diagnostics.clone();
+    }
+    Document::new(command, false, body)
+}

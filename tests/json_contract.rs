@@ -1,0 +1,195 @@
+//! The machine interface is a contract: every command's `--json` document,
+//! successes and failures alike, validates against
+//! `schema/provision.schema.json`, and the schema is strict enough to
+//! refuse the shapes it replaced.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/provision.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
+fn valid(v: &jsonschema::Validator, doc: &Value) -> Result<(), String> {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// A repository with one local host (a directory) and one that cannot be
+/// reached (a closed port on loopback).
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("hosts")).unwrap();
+    std::fs::write(
+        dir.path().join("hosts/demo.kdl"),
+        "host \"demo\" {\n    local \"demo/root\"\n    tags \"lab\"\n    file \"/etc/motd\" content=\"one\\n\"\n}\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn with_gone(dir: &Path) {
+    std::fs::write(
+        dir.join("hosts/gone.kdl"),
+        "host \"gone\" {\n    ssh \"root@127.0.0.1\" port=9\n    host-key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIl1jnsMb4VZGd6VZJ1xXmHuIbAaIc1DwrDL5dTdRVo2\"\n}\n",
+    )
+    .unwrap();
+}
+
+/// Runs provision with `--json` and returns its exit code and document.
+fn run(dir: &Path, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-C")
+        .arg(dir)
+        .arg("--json")
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON document ({e}):\n{text}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+#[test]
+fn every_command_prints_a_document_the_schema_accepts() {
+    let v = schema();
+    let dir = repo();
+    let d = dir.path();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let mut seen = Vec::new();
+    let mut expect = |args: &[&str], code: i32, command: &str| {
+        let (got, doc) = run(d, args);
+        assert_eq!(got, code, "{args:?}: {doc:#}");
+        assert_eq!(doc["command"], command, "{doc:#}");
+        assert_eq!(doc["format_version"], 1, "{doc:#}");
+        if let Err(e) = valid(&v, &doc) {
+            panic!("{args:?} printed a document the schema refuses:\n{e}\n{doc:#}");
+        }
+        seen.push(command.to_string());
+        doc
+    };
+    expect(&["check"], 0, "check");
+    let rendered = expect(&["render", "demo", "--out", out_dir], 0, "render");
+    let plan = expect(&["plan"], 0, "plan");
+    assert_eq!(plan["hosts"][0]["plan"]["generation"], 1);
+    assert_eq!(
+        plan["hosts"][0]["plan"]["generation_id"],
+        rendered["generation_id"]
+    );
+    let applied = expect(&["apply", "--yes"], 0, "apply");
+    assert_eq!(applied["hosts"][0]["outcome"]["result"], "switched");
+    std::fs::write(
+        d.join("hosts/demo.kdl"),
+        "host \"demo\" {\n    local \"demo/root\"\n    file \"/etc/motd\" content=\"two\\n\"\n}\n",
+    )
+    .unwrap();
+    expect(&["apply", "--yes"], 0, "apply");
+    expect(&["status"], 0, "status");
+    expect(&["verify"], 0, "verify");
+    let gens = expect(&["generations", "demo"], 0, "generations");
+    assert_eq!(gens["generations"][1]["generation"], 2);
+    assert_eq!(gens["generations"][1]["current"], true);
+    let back = expect(&["rollback", "demo", "--to", "1", "--yes"], 0, "rollback");
+    assert_eq!(back["hosts"][0]["outcome"]["generation"], 1);
+
+    // Failures keep the envelope and carry a typed error.
+    with_gone(d);
+    let gone = |doc: &Value| {
+        let hosts = doc["hosts"].as_array().expect("hosts");
+        let entry = hosts
+            .iter()
+            .find(|h| h["host"] == "gone")
+            .expect("gone is listed");
+        assert_eq!(entry["ok"], false, "{doc:#}");
+        entry["error"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(gone(&expect(&["plan"], 4, "plan")), "unreachable");
+    assert_eq!(
+        gone(&expect(&["apply", "--yes"], 4, "apply")),
+        "unreachable"
+    );
+    assert_eq!(gone(&expect(&["status"], 3, "status")), "unreachable");
+    assert_eq!(gone(&expect(&["verify"], 4, "verify")), "unreachable");
+    let unknown = expect(&["plan", "nohost"], 1, "plan");
+    assert_eq!(unknown["error"]["kind"], "unknown-host");
+    std::fs::write(
+        d.join("hosts/bad.kdl"),
+        "host \"bad\" {\n    sssh \"x\"\n}\n",
+    )
+    .unwrap();
+    let broken = expect(&["plan"], 1, "plan");
+    assert_eq!(broken["error"]["kind"], "invalid");
+    // The unknown node, where it is.
+    let diags = broken["diagnostics"].as_array().unwrap();
+    assert!(
+        diags.iter().any(|d| d["file"] == "hosts/bad.kdl"
+            && d["line"] == 2
+            && d["column"] == 5
+            && d["message"].as_str().unwrap_or_default().contains("sssh")),
+        "{broken:#}"
+    );
+    let checked = expect(&["check"], 1, "check");
+    assert_eq!(checked["ok"], false);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        [
+            "apply",
+            "check",
+            "generations",
+            "plan",
+            "render",
+            "rollback",
+            "status",
+            "verify"
+        ]
+    );
+}
+
+/// The schema refuses what it must: the shapes of before the contract
+/// (an error as a bare string, a generation as a hash, no version).
+#[test]
+fn the_schema_refuses_documents_outside_the_contract() {
+    let v = schema();
+    let ok = serde_json::json!({
+        "format_version": 1, "command": "plan", "ok": false,
+        "error": {"kind": "secret", "message": "secret env:X could not be resolved"}
+    });
+    valid(&v, &ok).unwrap();
+    for bad in [
+        serde_json::json!({"ok": false, "error": "secret env:X could not be resolved"}),
+        serde_json::json!({"format_version": 1, "command": "plan", "ok": false, "error": "text"}),
+        serde_json::json!({"format_version": 2, "command": "plan", "ok": true, "changes": false, "blocked": 0, "hosts": []}),
+        serde_json::json!({"format_version": 1, "command": "plan", "ok": false, "changes": false, "blocked": 0,
+                           "hosts": [{"host": "a", "ok": false}]}),
+        serde_json::json!({"format_version": 1, "command": "generations", "ok": true, "host": "a",
+                           "generations": [{"generation": "3f2a", "generation_id": "3f2a", "time": "t", "by": "b",
+                                            "files": {}, "status": "ok", "current": true}]}),
+        serde_json::json!({"format_version": 1, "command": "status", "ok": false,
+                           "hosts": [{"host": "a", "ok": false, "error": {"kind": "no-such-kind", "message": "m"}}]}),
+    ] {
+        assert!(valid(&v, &bad).is_err(), "the schema accepts {bad:#}");
+    }
+}
