@@ -58,8 +58,12 @@ pub struct Failure {
     /// `interrupted`, `activation`, `verification`, `invalid`, `usage`,
     /// `secret`, `io`.
     pub kind: String,
-    /// What happened and what to do, as the terminal shows it.
+    /// What happened.
     pub message: String,
+    /// What to do about it, when there is advice (the terminal shows it
+    /// after the message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl Failure {
@@ -68,13 +72,17 @@ impl Failure {
         Self {
             kind: kind.into(),
             message: message.into(),
+            help: None,
         }
     }
 }
 
 impl From<&HostError> for Failure {
     fn from(e: &HostError) -> Self {
-        Self::new(e.kind(), e.to_string())
+        Self {
+            help: e.help().map(str::to_string),
+            ..Self::new(e.kind(), e.summary())
+        }
     }
 }
 

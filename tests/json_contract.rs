@@ -124,7 +124,26 @@ fn every_command_prints_a_document_the_schema_accepts() {
             .unwrap_or_default()
             .to_string()
     };
-    assert_eq!(gone(&expect(&["plan"], 4, "plan")), "unreachable");
+    let plan = expect(&["plan"], 4, "plan");
+    assert_eq!(gone(&plan), "unreachable");
+    // The advice apart from the message.
+    let error = &plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "gone")
+        .unwrap()["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("gone: cannot reach the host over SSH")
+            && error["help"]
+                .as_str()
+                .unwrap()
+                .starts_with("Check the address and port"),
+        "{error:#}"
+    );
     assert_eq!(
         gone(&expect(&["apply", "--yes"], 4, "apply")),
         "unreachable"

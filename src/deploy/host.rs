@@ -66,6 +66,22 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// What happened, without the advice.
+    pub fn summary(&self) -> String {
+        match self {
+            HostError::Transport(e) => e.summary(),
+            HostError::Host { .. } => self.to_string(),
+        }
+    }
+
+    /// What to do about it, when there is advice.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            HostError::Transport(e) => e.help(),
+            HostError::Host { .. } => None,
+        }
+    }
+
     /// What kind of failure this is, for reports: `host-key-mismatch`,
     /// `unknown-host-key`, `auth`, `unreachable`, `lost`, `local` (this
     /// machine could not run the request) or `host` (the host answered

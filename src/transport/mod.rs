@@ -24,6 +24,7 @@ mod ssh;
 pub use local::LocalTransport;
 pub use ssh::{SshTarget, SshTransport};
 
+use std::fmt;
 use std::io;
 
 use base64::Engine as _;
@@ -65,17 +66,10 @@ impl ExecOutput {
 ///
 /// Every variant names the host (its inventory name). The messages say what happened and
 /// what to do about it, so they can be shown to the user as they are.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum TransportError {
     /// The host presented a key other than the one pinned (or recorded in known_hosts).
     /// Nothing was run on the host: ssh stops before authenticating.
-    #[error(
-        "{host}: the SSH host key does not match: expected {expected}, the host presented {}. \
-         Nothing was run. If the host was reinstalled, verify its new key out of band and update \
-         the pinned host key (or the known_hosts entry); otherwise the connection may be \
-         intercepted.",
-        actual.as_deref().unwrap_or("another key (it could not be read back)")
-    )]
     HostKeyMismatch {
         /// The host's inventory name.
         host: String,
@@ -88,12 +82,6 @@ pub enum TransportError {
 
     /// No key is pinned and the user's known_hosts has no key for the host, and strict
     /// checking is on. Nothing was run on the host.
-    #[error(
-        "{host}: the SSH host key is not known{}. Verify it out of band, then pin it in the \
-         inventory (`ssh-keyscan` prints the key line), or allow accept-new for this first \
-         connection.",
-        actual.as_deref().map(|a| format!(" (the host presents {a})")).unwrap_or_default()
-    )]
     UnknownHostKey {
         /// The host's inventory name.
         host: String,
@@ -102,12 +90,6 @@ pub enum TransportError {
     },
 
     /// The host refused our credentials, or the login user cannot become root.
-    #[error(
-        "{host}: SSH login failed: {message}. Check the user and the identity file, that the \
-         public key is in the host's authorized_keys or loaded in ssh-agent (ssh runs in batch \
-         mode, so passwords are never asked), and that a login user other than root has \
-         passwordless sudo."
-    )]
     Auth {
         /// The host's inventory name.
         host: String,
@@ -116,10 +98,6 @@ pub enum TransportError {
     },
 
     /// No SSH connection could be made: connection refused, timeout, name resolution.
-    #[error(
-        "{host}: cannot reach the host over SSH: {message}. Check the address and port, that \
-         sshd runs on the host, and that no firewall is in the way."
-    )]
     Unreachable {
         /// The host's inventory name.
         host: String,
@@ -129,10 +107,6 @@ pub enum TransportError {
 
     /// The connection dropped while a command ran, so its outcome is unknown: it may have
     /// run partly, fully, or not at all.
-    #[error(
-        "{host}: the SSH connection was lost while a command ran ({message}). The command may \
-         have partly run; run provision again once the host is reachable."
-    )]
     Lost {
         /// The host's inventory name.
         host: String,
@@ -143,7 +117,6 @@ pub enum TransportError {
     /// A local failure: the ssh client could not be started, a temporary file could not be
     /// written, a pipe broke, or the request cannot be expressed (a NUL byte, an oversized
     /// script, a malformed pinned key).
-    #[error("{host}: {message}")]
     Io {
         /// The host's inventory name.
         host: String,
@@ -153,6 +126,61 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// What happened, naming the host, without the advice.
+    pub fn summary(&self) -> String {
+        match self {
+            TransportError::HostKeyMismatch {
+                host,
+                expected,
+                actual,
+            } => format!(
+                "{host}: the SSH host key does not match: expected {expected}, the host presented {}. Nothing was run.",
+                actual
+                    .as_deref()
+                    .unwrap_or("another key (it could not be read back)")
+            ),
+            TransportError::UnknownHostKey { host, actual } => format!(
+                "{host}: the SSH host key is not known{}.",
+                actual
+                    .as_deref()
+                    .map(|a| format!(" (the host presents {a})"))
+                    .unwrap_or_default()
+            ),
+            TransportError::Auth { host, message } => {
+                format!("{host}: SSH login failed: {message}.")
+            }
+            TransportError::Unreachable { host, message } => {
+                format!("{host}: cannot reach the host over SSH: {message}.")
+            }
+            TransportError::Lost { host, message } => {
+                format!("{host}: the SSH connection was lost while a command ran ({message}).")
+            }
+            TransportError::Io { host, message } => format!("{host}: {message}"),
+        }
+    }
+
+    /// What to do about it, when there is advice.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            TransportError::HostKeyMismatch { .. } => Some(
+                "If the host was reinstalled, verify its new key out of band and update the pinned host key (or the known_hosts entry); otherwise the connection may be intercepted.",
+            ),
+            TransportError::UnknownHostKey { .. } => Some(
+                "Verify the key out of band (the provider's console shows it), then pin it in the host's file: `host-key \"ssh-ed25519 AAAA…\"` (`ssh-keyscan -t ed25519 ADDRESS` prints the key line).",
+            ),
+            TransportError::Auth { .. } => Some(
+                "Check the user and the identity file, that the public key is in the host's authorized_keys or loaded in ssh-agent (ssh runs in batch mode, so passwords are never asked), and that a login user other than root has passwordless sudo.",
+            ),
+            TransportError::Unreachable { .. } => Some(
+                "Check the address and port, that sshd runs on the host, and that no firewall is in the way.",
+            ),
+            TransportError::Lost { .. } => Some(
+                "The command may have partly run; run provision again once the host is reachable.",
+            ),
+            TransportError::Io { .. } => None,
+        }
+    }
+
     /// The inventory name of the host the error is about.
     pub fn host(&self) -> &str {
         match self {
@@ -165,6 +193,18 @@ impl TransportError {
         }
     }
 }
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())?;
+        if let Some(help) = self.help() {
+            write!(f, " {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {}
 
 /// A way to run scripts as root on one host.
 #[derive(Debug)]
