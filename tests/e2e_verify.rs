@@ -126,6 +126,24 @@ fn a_healthy_agent_verifies() {
             run.stdout
         );
     }
+    // Both timers' next runs are dates (the heartbeat timer is monotonic:
+    // its raw next elapse would be a time since boot).
+    for timer in [
+        "agent-alpha-heartbeat.timer",
+        "agent-alpha-rotate-svc.timer",
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("timer     {timer}")))
+            .unwrap_or_else(|| panic!("no line for {timer}:\n{}", run.stdout));
+        let next = line.split("next ").nth(1).unwrap_or_default();
+        let date = next.split_whitespace().nth(1).unwrap_or_default();
+        assert!(
+            date.len() == 10 && date.starts_with("20") && date.as_bytes()[4] == b'-',
+            "{line}"
+        );
+    }
     let again = f.run(&["verify", "--heartbeat-timeout", "20"]).expect(0);
     assert!(again.stdout.contains("1 host healthy"), "{}", again.stdout);
     let json = f.run(&["verify", "--json"]).expect(0);

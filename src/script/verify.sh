@@ -151,7 +151,12 @@ while IFS="$tab" read -r kind unit _; do
     timer)
         s=$(systemctl show -p LoadState -p ActiveState -p NextElapseUSecRealtime -p NextElapseUSecMonotonic "$unit" 2>&1)
         next=$(prop "$s" NextElapseUSecRealtime)
-        [ -n "$next" ] || next=$(prop "$s" NextElapseUSecMonotonic)
+        # A monotonic timer's next elapse is a time since boot; list-timers
+        # gives it as a date, like a calendar timer's.
+        if [ -z "$next" ] && [ -n "$(prop "$s" NextElapseUSecMonotonic)" ]; then
+            next=$(LC_ALL=C systemctl list-timers --all --no-legend --no-pager "$unit" 2>/dev/null |
+                awk 'NR == 1 && $1 != "-" && $1 != "n/a" { print $1, $2, $3, $4 }')
+        fi
         if [ "$(prop "$s" LoadState)" != loaded ] || [ "$(prop "$s" ActiveState)" != active ]; then
             check timer "$unit" fail "$(prop "$s" LoadState), $(prop "$s" ActiveState)"
         elif [ -z "$next" ] || [ "$next" = 0 ] || [ "$next" = infinity ]; then
