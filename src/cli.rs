@@ -1,10 +1,35 @@
-//! The command line: clap types only. Doc comments here are the `--help` text.
+//! The command line: the clap types (their doc comments are the `--help`
+//! text, and the man page), and their resolution into one [`Invocation`]
+//! that `main` dispatches on.
 
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use crate::ui::ColorChoice;
+use crate::deploy::{Options, VerifyOptions};
+use crate::error::Exit;
+use crate::ui::{ColorChoice, Style, Verbosity};
+
+/// Hosts worked on at once (`--parallel`): enough to keep a fleet's apply
+/// short without opening more SSH connections than one machine handles well.
+pub const DEFAULT_PARALLEL: usize = 16;
+/// Seconds to wait for a host's SSH connection (`--connect-timeout`): a
+/// reachable host answers well within it, an unreachable one fails the run
+/// for that host instead of hanging it.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Generations each host keeps (`apply --keep`); `rollback` keeps as many.
+pub const DEFAULT_KEEP: u32 = 10;
+/// Seconds to wait for another run's lock (`--lock-wait`): none, so two
+/// operators find out at once that they collide.
+pub const DEFAULT_LOCK_WAIT: u64 = 0;
+/// Seconds to wait for a fresh heartbeat of each agent
+/// (`--heartbeat-timeout`): two minutes covers an agent's start-up.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: u64 = 120;
+/// Seconds a host waits for the confirmation after a switch before it
+/// switches back by itself (`apply --confirm-timeout`).
+pub const DEFAULT_CONFIRM_TIMEOUT: u64 = 60;
 
 /// Push-based, reproducible provisioning of hosts that run long-lived agents.
 ///
@@ -15,28 +40,90 @@ use crate::ui::ColorChoice;
 #[derive(Debug, Parser)]
 #[command(name = "provision", version, max_term_width = 100)]
 pub struct Cli {
-    /// Run in DIR, the repository holding hosts/ and modules/ (as `git -C`).
-    #[arg(short = 'C', global = true, value_name = "DIR", default_value = ".")]
+    /// Run as if provision was started in DIR, the fleet repository holding
+    /// hosts/ and modules/. Paths given on the command line (--out, -o, a
+    /// saved plan) are still taken from the current directory.
+    #[arg(
+        short = 'C',
+        global = true,
+        value_name = "DIR",
+        default_value = ".",
+        help_heading = GLOBAL
+    )]
     pub dir: PathBuf,
     /// Print JSON for machines instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
-    /// When to colour output; NO_COLOR in the environment also turns it off.
-    #[arg(long, global = true, value_enum, default_value = "auto")]
+    /// When to colour output. With auto: only on a terminal whose TERM is
+    /// not dumb, never with NO_COLOR set, also when piped with
+    /// CLICOLOR_FORCE=1.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        help_heading = GLOBAL
+    )]
     pub color: ColorChoice,
-    /// How many hosts to work on at once.
-    #[arg(long, global = true, value_name = "N", default_value_t = 16)]
-    pub parallel: usize,
-    /// Do not ask before changing hosts. Required without a terminal or
-    /// with CI set, where provision never asks.
-    #[arg(long, short = 'y', global = true)]
-    pub yes: bool,
-    /// Seconds to wait for a host's SSH connection.
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 10)]
-    pub connect_timeout: u64,
+    /// Print only errors and the final summary: no progress.
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = GLOBAL
+    )]
+    pub quiet: bool,
+    /// Print more detail: a progress line for every step of every host
+    /// (connecting, probing), also where no spinner is shown.
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
+    pub verbose: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The help heading of the flags every command takes.
+const GLOBAL: &str = "Global options";
+/// The help heading of the flags of the commands that reach hosts.
+const CONNECTION: &str = "Connection options";
+
+/// How to reach one host.
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// Seconds to wait for a host's SSH connection.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = DEFAULT_CONNECT_TIMEOUT,
+        help_heading = CONNECTION
+    )]
+    pub connect_timeout: u64,
+}
+
+/// How to reach several hosts.
+#[derive(Debug, Args)]
+pub struct Fleet {
+    /// How many hosts to work on at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_PARALLEL,
+        help_heading = CONNECTION
+    )]
+    pub parallel: usize,
+    /// How to reach each host.
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
+/// Whether to ask before changing hosts.
+#[derive(Debug, Args)]
+pub struct Confirm {
+    /// Do not ask before changing hosts. Required without a terminal or
+    /// with CI set, where provision never asks.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Subcommands.
@@ -86,6 +173,9 @@ pub enum Command {
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// How to reach the hosts.
+        #[command(flatten)]
+        fleet: Fleet,
     },
     /// Plan, ask once, then switch each host with changes to a new generation.
     ///
@@ -101,11 +191,11 @@ pub enum Command {
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
         /// Wait up to SECS for another run's lock instead of refusing.
-        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LOCK_WAIT)]
         lock_wait: u64,
         /// Generations each host keeps (older ones and their contents are
         /// cleared from its store).
-        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_KEEP, value_parser = clap::value_parser!(u32).range(1..))]
         keep: u32,
         /// Do not verify the changed agents after the switch.
         #[arg(long)]
@@ -115,13 +205,19 @@ pub enum Command {
         #[arg(long)]
         no_rollback: bool,
         /// Seconds to wait for a fresh heartbeat of each changed agent.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEARTBEAT_TIMEOUT)]
         heartbeat_timeout: u64,
         /// Seconds a host waits, after its switch, for the confirmation sent
         /// over a new SSH connection once verification passed; without it the
         /// host switches back by itself (0 disables this dead-man switch).
-        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONFIRM_TIMEOUT)]
         confirm_timeout: u64,
+        /// Whether to ask.
+        #[command(flatten)]
+        confirm: Confirm,
+        /// How to reach the hosts.
+        #[command(flatten)]
+        fleet: Fleet,
     },
     /// Check that every agent is healthy on its host.
     ///
@@ -138,11 +234,14 @@ pub enum Command {
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
         /// Seconds to wait for a fresh heartbeat of each agent.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEARTBEAT_TIMEOUT)]
         heartbeat_timeout: u64,
         /// Also send a test alert through each alert channel, from the host.
         #[arg(long)]
         test_alert: bool,
+        /// How to reach the hosts.
+        #[command(flatten)]
+        fleet: Fleet,
     },
     /// The fleet at a glance, and exit 3 when anything is unhealthy.
     ///
@@ -158,11 +257,17 @@ pub enum Command {
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// How to reach the hosts.
+        #[command(flatten)]
+        fleet: Fleet,
     },
     /// List the generations a host keeps.
     Generations {
         /// The host.
         host: String,
+        /// How to reach the host.
+        #[command(flatten)]
+        connect: Connect,
     },
     /// Switch a host back to an earlier generation, from its store.
     ///
@@ -175,11 +280,330 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         to: Option<u64>,
         /// Wait up to SECS for another run's lock instead of refusing.
-        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LOCK_WAIT)]
         lock_wait: u64,
+        /// Whether to ask.
+        #[command(flatten)]
+        confirm: Confirm,
+        /// How to reach the host.
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Print a completion script for SHELL on stdout.
+    ///
+    /// For example `provision completions bash >
+    /// ~/.local/share/bash-completion/completions/provision`, or for zsh a
+    /// file `_provision` in a directory of $fpath.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page on stdout, or write one page per command into DIR.
+    ///
+    /// For example `provision man | man -l -`, or `provision man --out
+    /// /usr/local/share/man/man1`.
+    Man {
+        /// Write provision.1 and provision-COMMAND.1 into DIR (created if
+        /// missing) instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     crate::deploy::decide::parse_shard(text)
+}
+
+/// What to run: the command line resolved once, with every default applied.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The repository (`-C`).
+    pub dir: PathBuf,
+    /// How to print.
+    pub style: Style,
+    /// The command and its settings.
+    pub action: Action,
+}
+
+/// A command with its settings.
+#[derive(Debug)]
+pub enum Action {
+    /// `check`.
+    Check,
+    /// `render`.
+    Render {
+        /// The host.
+        host: String,
+        /// Where to write.
+        out: PathBuf,
+        /// Resolve secrets.
+        with_secrets: bool,
+    },
+    /// `plan`.
+    Plan {
+        /// Hosts and @tags.
+        selectors: Vec<String>,
+        /// `--shard I/N`.
+        shard: Option<(usize, usize)>,
+        /// Where to save the plan.
+        out: Option<PathBuf>,
+        /// `--detailed-exitcode`.
+        detailed_exitcode: bool,
+        /// How to reach the hosts.
+        options: Options,
+    },
+    /// `apply`.
+    Apply {
+        /// Hosts and @tags, or a saved plan.
+        selectors: Vec<String>,
+        /// `--shard I/N`.
+        shard: Option<(usize, usize)>,
+        /// `--yes`.
+        yes: bool,
+        /// How to reach, switch and verify the hosts.
+        options: Options,
+    },
+    /// `verify`.
+    Verify {
+        /// Hosts and @tags.
+        selectors: Vec<String>,
+        /// `--shard I/N`.
+        shard: Option<(usize, usize)>,
+        /// `--test-alert`.
+        test_alert: bool,
+        /// How to reach and verify the hosts.
+        options: Options,
+    },
+    /// `status`.
+    Status {
+        /// Hosts and @tags.
+        selectors: Vec<String>,
+        /// `--shard I/N`.
+        shard: Option<(usize, usize)>,
+        /// How to reach the hosts.
+        options: Options,
+    },
+    /// `generations`.
+    Generations {
+        /// The host.
+        host: String,
+        /// How to reach it.
+        options: Options,
+    },
+    /// `rollback`.
+    Rollback {
+        /// The host.
+        host: String,
+        /// `--to N`.
+        to: Option<u64>,
+        /// `--yes`.
+        yes: bool,
+        /// How to reach and switch it.
+        options: Options,
+    },
+    /// `completions`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// `man`.
+    Man {
+        /// A directory for one page per command; stdout when `None`.
+        out: Option<PathBuf>,
+    },
+}
+
+/// The settings of a command that reaches hosts. Commands that do not
+/// switch never take a lock or clear generations, so they get the
+/// defaults, which they ignore. The one place that builds
+/// [`Options`].
+fn options(parallel: usize, connect: &Connect, lock_wait: u64, keep: u32) -> Options {
+    Options {
+        parallel,
+        lock_wait,
+        keep,
+        // A zero timeout would fail every connection before it starts.
+        timeout: Duration::from_secs(connect.connect_timeout.max(1)),
+        verify: None,
+    }
+}
+
+/// `options` that also verify after a switch (or, for `verify`, at all).
+fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool, confirm: u64) -> Options {
+    Options {
+        verify: Some(VerifyOptions {
+            heartbeat_timeout,
+            rollback,
+            confirm_timeout: confirm,
+        }),
+        ..options
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments; `Err` for `--help` and `--version`
+    /// too (see [`usage_exit`]).
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        let matches = command().try_get_matches()?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// Resolves the command line: the style from the flags, the environment
+    /// and the terminal, and each command's settings with their defaults.
+    pub fn resolve(self) -> Invocation {
+        let verbosity = if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        let style = Style::detect(self.color, self.json, verbosity);
+        let fleet = |f: &Fleet| options(f.parallel, &f.connect, DEFAULT_LOCK_WAIT, DEFAULT_KEEP);
+        let one = |c: &Connect| options(1, c, DEFAULT_LOCK_WAIT, DEFAULT_KEEP);
+        let action = match self.command {
+            Command::Check => Action::Check,
+            Command::Render {
+                host,
+                out,
+                with_secrets,
+            } => Action::Render {
+                host,
+                out,
+                with_secrets,
+            },
+            Command::Plan {
+                selectors,
+                out,
+                detailed_exitcode,
+                shard,
+                fleet: f,
+            } => Action::Plan {
+                selectors,
+                shard,
+                out,
+                detailed_exitcode,
+                options: fleet(&f),
+            },
+            Command::Apply {
+                selectors,
+                shard,
+                lock_wait,
+                keep,
+                no_verify,
+                no_rollback,
+                heartbeat_timeout,
+                confirm_timeout,
+                confirm,
+                fleet: f,
+            } => {
+                let base = options(f.parallel, &f.connect, lock_wait, keep);
+                Action::Apply {
+                    selectors,
+                    shard,
+                    yes: confirm.yes,
+                    options: if no_verify {
+                        base
+                    } else {
+                        verifying(base, heartbeat_timeout, !no_rollback, confirm_timeout)
+                    },
+                }
+            }
+            Command::Verify {
+                selectors,
+                shard,
+                heartbeat_timeout,
+                test_alert,
+                fleet: f,
+            } => Action::Verify {
+                selectors,
+                shard,
+                test_alert,
+                // verify switches nothing: nothing to switch back or confirm.
+                options: verifying(fleet(&f), heartbeat_timeout, false, 0),
+            },
+            Command::Status {
+                selectors,
+                shard,
+                fleet: f,
+            } => Action::Status {
+                selectors,
+                shard,
+                options: fleet(&f),
+            },
+            Command::Generations { host, connect } => Action::Generations {
+                host,
+                options: one(&connect),
+            },
+            Command::Rollback {
+                host,
+                to,
+                lock_wait,
+                confirm,
+                connect,
+            } => Action::Rollback {
+                host,
+                to,
+                yes: confirm.yes,
+                options: options(1, &connect, lock_wait, DEFAULT_KEEP),
+            },
+            Command::Completions { shell } => Action::Completions { shell },
+            Command::Man { out } => Action::Man { out },
+        };
+        Invocation {
+            dir: self.dir,
+            style,
+            action,
+        }
+    }
+}
+
+/// The exit code for a command line clap did not run: 0 for `--help` and
+/// `--version`, [`Exit::Usage`] for a mistake, [`Exit::ClosedPipe`] when
+/// the help could not be printed because its reader went away. Prints the
+/// help or the error.
+pub fn usage_exit(error: &clap::Error) -> Exit {
+    match error.print() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Exit::ClosedPipe,
+        _ if error.use_stderr() => Exit::Usage,
+        _ => Exit::Ok,
+    }
+}
+
+/// The clap command, with the exit codes at the end of `--help` and of the
+/// man page.
+pub fn command() -> clap::Command {
+    let mut codes = String::from("Exit codes:\n");
+    for exit in Exit::ALL {
+        codes.push_str(&format!("  {:>3}  {}\n", exit.code(), exit.meaning()));
+    }
+    Cli::command().after_long_help(codes)
+}
+
+/// Writes the completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> io::Result<()> {
+    let mut cmd = command();
+    let name = cmd.get_name().to_string();
+    // clap_complete reports write errors by panicking; write into memory
+    // first so a closed stdout is an error the caller can handle.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    out.write_all(&script)?;
+    out.flush()
+}
+
+/// Writes the man page of `provision` (its commands listed, not detailed).
+pub fn man(out: &mut dyn Write) -> io::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command()).render(&mut page)?;
+    out.write_all(&page)?;
+    out.flush()
+}
+
+/// Writes `provision.1` and one `provision-COMMAND.1` per command into
+/// `dir`, creating it.
+pub fn man_pages(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(command(), dir)
 }

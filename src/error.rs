@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 /// Exit codes, a contract with scripts and CI (see README).
+///
+/// Each code means one thing, so a script can tell "changes pending" (2)
+/// from a mistyped flag: usage errors have their own code, 64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Success; for `plan --detailed-exitcode`, no changes.
@@ -15,6 +18,51 @@ pub enum Exit {
     VerifyFailed = 3,
     /// Some hosts failed while others succeeded.
     Partial = 4,
+    /// The command line is wrong (unknown flag, missing or invalid value):
+    /// `EX_USAGE` from sysexits.h, the code such tools use for it.
+    Usage = 64,
+    /// Standard output or standard error was closed by its reader
+    /// (`provision status | head -1`): the command stopped, quietly. 141 is
+    /// what a shell reports for a program ended by SIGPIPE (128 + 13), so
+    /// `set -o pipefail` sees the same as with `ls | head -1`.
+    ClosedPipe = 141,
+}
+
+impl Exit {
+    /// Every code, in order, for the help text.
+    pub const ALL: [Exit; 7] = [
+        Exit::Ok,
+        Exit::Error,
+        Exit::Changes,
+        Exit::VerifyFailed,
+        Exit::Partial,
+        Exit::Usage,
+        Exit::ClosedPipe,
+    ];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What the code means, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success (plan --detailed-exitcode: no changes)",
+            Exit::Error => "error: bad input, unreachable host, refused operation",
+            Exit::Changes => "plan --detailed-exitcode: changes pending",
+            Exit::VerifyFailed => "verification failed, or status found something unhealthy",
+            Exit::Partial => "some hosts failed while others succeeded",
+            Exit::Usage => "usage error: unknown flag, missing or invalid value",
+            Exit::ClosedPipe => "output closed by its reader (| head): stopped quietly",
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit.code())
+    }
 }
 
 /// What can stop a command.

@@ -1,133 +1,101 @@
 //! The `provision` binary: parse arguments, run a command, map the outcome to
 //! an exit code.
 
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 
-use clap::Parser;
-use provision::cli::{Cli, Command};
-use provision::deploy::{Options, VerifyOptions};
-use provision::ui::Style;
-use std::time::Duration;
+use provision::cli::{self, Action, Cli, Invocation};
+use provision::command;
+use provision::error::{Error, Exit};
 
-fn options(cli: &Cli, lock_wait: u64, keep: u32) -> Options {
-    Options {
-        parallel: cli.parallel,
-        lock_wait,
-        keep,
-        timeout: Duration::from_secs(cli.connect_timeout.max(1)),
-        verify: None,
-    }
-}
-
-fn verifying(options: Options, heartbeat_timeout: u64, rollback: bool, confirm: u64) -> Options {
-    Options {
-        verify: Some(VerifyOptions {
-            heartbeat_timeout,
-            rollback,
-            confirm_timeout: confirm,
-        }),
-        ..options
-    }
-}
-
-/// The subcommand's name, as the JSON documents give it.
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Check => "check",
-        Command::Render { .. } => "render",
-        Command::Plan { .. } => "plan",
-        Command::Apply { .. } => "apply",
-        Command::Verify { .. } => "verify",
-        Command::Status { .. } => "status",
-        Command::Generations { .. } => "generations",
-        Command::Rollback { .. } => "rollback",
-    }
+/// The subcommand's name, as the JSON documents give it (none for the
+/// commands that print no document).
+fn command_name(a: &Action) -> Option<&'static str> {
+    Some(match a {
+        Action::Check => "check",
+        Action::Render { .. } => "render",
+        Action::Plan { .. } => "plan",
+        Action::Apply { .. } => "apply",
+        Action::Verify { .. } => "verify",
+        Action::Status { .. } => "status",
+        Action::Generations { .. } => "generations",
+        Action::Rollback { .. } => "rollback",
+        Action::Completions { .. } | Action::Man { .. } => return None,
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let style = Style::detect(cli.color, cli.json);
-    let result = match &cli.command {
-        Command::Check => provision::command::check::run(&cli.dir, style),
-        Command::Render {
+    quiet_on_closed_pipe();
+    let cli = match Cli::try_parse_args() {
+        Ok(cli) => cli,
+        Err(e) => return cli::usage_exit(&e).into(),
+    };
+    let Invocation { dir, style, action } = cli.resolve();
+    let name = command_name(&action);
+    let result = match action {
+        Action::Check => command::check::run(&dir, style),
+        Action::Render {
             host,
             out,
             with_secrets,
-        } => provision::command::render::run(&cli.dir, host, out, *with_secrets, style),
-        Command::Plan {
+        } => command::render::run(&dir, &host, &out, with_secrets, style),
+        Action::Plan {
             selectors,
+            shard,
             out,
             detailed_exitcode,
+            options,
+        } => command::plan::run(
+            &dir,
+            &selectors,
             shard,
-        } => provision::command::plan::run(
-            &cli.dir,
-            selectors,
-            *shard,
             out.as_deref(),
-            *detailed_exitcode,
-            &options(&cli, 0, 10),
+            detailed_exitcode,
+            &options,
             style,
         ),
-        Command::Apply {
+        Action::Apply {
             selectors,
             shard,
-            lock_wait,
-            keep,
-            no_verify,
-            no_rollback,
-            heartbeat_timeout,
-            confirm_timeout,
-        } => {
-            let mut opts = options(&cli, *lock_wait, *keep);
-            if !no_verify {
-                opts = verifying(opts, *heartbeat_timeout, !no_rollback, *confirm_timeout);
-            }
-            provision::command::apply::run(&cli.dir, selectors, *shard, cli.yes, &opts, style)
-        }
-        Command::Verify {
+            yes,
+            options,
+        } => command::apply::run(&dir, &selectors, shard, yes, &options, style),
+        Action::Verify {
             selectors,
             shard,
-            heartbeat_timeout,
             test_alert,
-        } => provision::command::verify::run(
-            &cli.dir,
+            options,
+        } => command::verify::run(&dir, &selectors, shard, &options, test_alert, style),
+        Action::Status {
             selectors,
-            *shard,
-            &verifying(options(&cli, 0, 10), *heartbeat_timeout, false, 0),
-            *test_alert,
-            style,
-        ),
-        Command::Status { selectors, shard } => provision::command::status::run(
-            &cli.dir,
-            selectors,
-            *shard,
-            &options(&cli, 0, 10),
-            style,
-        ),
-        Command::Generations { host } => {
-            provision::command::generations::list(&cli.dir, host, &options(&cli, 0, 10), style)
+            shard,
+            options,
+        } => command::status::run(&dir, &selectors, shard, &options, style),
+        Action::Generations { host, options } => {
+            command::generations::list(&dir, &host, &options, style)
         }
-        Command::Rollback {
+        Action::Rollback {
             host,
             to,
-            lock_wait,
-        } => provision::command::generations::rollback(
-            &cli.dir,
-            host,
-            *to,
-            cli.yes,
-            &options(&cli, *lock_wait, 10),
-            style,
-        ),
+            yes,
+            options,
+        } => command::generations::rollback(&dir, &host, to, yes, &options, style),
+        Action::Completions { shell } => to_stdout(|out| cli::completions(shell, out)),
+        Action::Man { out: None } => to_stdout(cli::man),
+        Action::Man { out: Some(out) } => {
+            cli::man_pages(&out)
+                .map(|()| Exit::Ok)
+                .map_err(|e| Error::Write {
+                    path: out,
+                    message: e.to_string(),
+                })
+        }
     };
     let exit = match result {
         Ok(exit) => exit,
         Err(e) => {
-            if style.json {
-                provision::ui::json::print(&provision::report::error(
-                    command_name(&cli.command),
-                    &e,
-                ));
+            if let (true, Some(name)) = (style.json, name) {
+                provision::ui::json::print(&provision::report::error(name, &e));
             }
             let prefix = if style.color_err {
                 "\x1b[1;31merror\x1b[0m"
@@ -139,5 +107,51 @@ fn main() -> ExitCode {
             e.exit()
         }
     };
-    ExitCode::from(exit as u8)
+    exit.into()
+}
+
+/// Runs `write` on stdout; a reader that went away is a quiet
+/// [`Exit::ClosedPipe`], like a print that fails (see
+/// [`quiet_on_closed_pipe`]).
+fn to_stdout(write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>) -> Result<Exit, Error> {
+    let mut out = io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(Exit::Ok),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::ClosedPipe),
+        Err(e) => Err(Error::Write {
+            path: "standard output".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Ends the process quietly with [`Exit::ClosedPipe`] when printing fails
+/// because the reader of stdout or stderr went away
+/// (`provision status | head -1`).
+///
+/// Rust ignores SIGPIPE, so such a write fails with EPIPE and `println!`
+/// panics, which printed a panic message and exited 101. Restoring
+/// SIGPIPE's default would instead kill the process on any closed pipe,
+/// also the stdin of a host's script or of ssh, where a script that exits
+/// without reading all its input must stay an ordinary result
+/// (`transport::exchange`). So only the panic of a print to a closed
+/// stdout or stderr becomes an exit; every other panic is reported as
+/// before.
+fn quiet_on_closed_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload_as_str().is_some_and(is_closed_pipe) {
+            std::process::exit(Exit::ClosedPipe.code().into());
+        }
+        report(info);
+    }));
+}
+
+/// Whether `message` is the panic of `print!`/`eprint!` on a closed pipe:
+/// std's own text, "failed printing to stdout: " and the I/O error.
+fn is_closed_pipe(message: &str) -> bool {
+    let closed = io::Error::from_raw_os_error(libc::EPIPE);
+    ["stdout", "stderr"]
+        .iter()
+        .any(|stream| message == format!("failed printing to {stream}: {closed}"))
 }

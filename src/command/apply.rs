@@ -33,7 +33,7 @@ pub fn run(
         return Err(Error::Usage("the saved plan holds no host".into()));
     }
     let hosts = repo.select(&names, if saved.is_some() { None } else { shard })?;
-    let display = Arc::new(Display::new(style.json, style.color_err));
+    let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
     let prepared = super::plan_hosts(
         &mut repo,

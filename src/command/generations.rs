@@ -125,7 +125,7 @@ pub fn rollback(
             return Ok(Exit::Error);
         }
     }
-    let display = Arc::new(Display::new(style.json, style.color_err));
+    let display = Arc::new(Display::for_style(style));
     let who = operator::who();
     // The definition describes the newest generation, not the one switched
     // back to: there is nothing to verify the older one against.

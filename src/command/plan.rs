@@ -24,7 +24,7 @@ pub fn run(
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
     let hosts = repo.select(selectors, shard)?;
-    let display = Arc::new(Display::new(style.json, style.color_err));
+    let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
     let prepared = super::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
 

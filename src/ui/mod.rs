@@ -1,6 +1,7 @@
 //! Output for people and machines: colour only on a terminal and never with
-//! `NO_COLOR`, JSON with `--json`. Renders data the commands hand it; decides
-//! nothing.
+//! `NO_COLOR` (unless `CLICOLOR_FORCE` asks for it, or `--color`), none for
+//! `TERM=dumb`, JSON with `--json`. Renders data the commands hand it;
+//! decides nothing.
 
 pub mod diagnostics;
 pub mod json;
@@ -9,18 +10,32 @@ pub mod progress;
 pub mod verify;
 
 use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
-    /// Colour on a terminal unless NO_COLOR is set.
+    /// Colour on a terminal unless NO_COLOR is set or TERM is dumb;
+    /// CLICOLOR_FORCE=1 colours also when piped.
     Auto,
     /// Always.
     Always,
     /// Never.
     Never,
+}
+
+/// How much a command tells besides its result: `-q`, `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Verbosity {
+    /// `-q`: errors and the final summary only, no progress.
+    Quiet,
+    /// The default.
+    #[default]
+    Normal,
+    /// `-v`: every step, also when the output is not a terminal.
+    Verbose,
 }
 
 /// How to print.
@@ -32,21 +47,69 @@ pub struct Style {
     pub color_err: bool,
     /// Print JSON instead of text.
     pub json: bool,
+    /// How much to tell.
+    pub verbosity: Verbosity,
+}
+
+/// The environment variables that decide colour and terminal features,
+/// read once so that the decisions can be tested without touching the
+/// process's environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terminal {
+    /// `NO_COLOR` is set and not empty (<https://no-color.org>).
+    pub no_color: bool,
+    /// `CLICOLOR_FORCE` is set and not `0`: colour even when piped.
+    pub force_color: bool,
+    /// `TERM=dumb`: a terminal that cannot take escape sequences, so no
+    /// colour and no spinners (a spinner redraws its line with them).
+    pub dumb: bool,
+}
+
+impl Terminal {
+    /// Reads the variables from the environment.
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// Reads the variables through `var`.
+    pub fn from_vars<V: AsRef<OsStr>>(var: impl Fn(&str) -> Option<V>) -> Self {
+        let set = |name: &str| var(name).filter(|v| !v.as_ref().is_empty());
+        Self {
+            no_color: set("NO_COLOR").is_some(),
+            force_color: set("CLICOLOR_FORCE").is_some_and(|v| v.as_ref() != "0"),
+            dumb: var("TERM").is_some_and(|v| v.as_ref() == "dumb"),
+        }
+    }
+
+    /// Whether to colour a stream that is (`tty`) or is not a terminal.
+    /// `--color` decides when given; then `NO_COLOR` (it says no to colour
+    /// anywhere), `CLICOLOR_FORCE`, and `TERM=dumb`.
+    pub fn color(&self, choice: ColorChoice, tty: bool) -> bool {
+        match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto if self.no_color => false,
+            ColorChoice::Auto if self.force_color => true,
+            ColorChoice::Auto => tty && !self.dumb,
+        }
+    }
+
+    /// Whether a stream that is (`tty`) or is not a terminal can show
+    /// spinners that redraw their lines.
+    pub fn animate(&self, tty: bool) -> bool {
+        tty && !self.dumb
+    }
 }
 
 impl Style {
     /// Decides from the flags, the environment and the terminal.
-    pub fn detect(choice: ColorChoice, json: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let pick = |tty: bool| match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
+    pub fn detect(choice: ColorChoice, json: bool, verbosity: Verbosity) -> Self {
+        let term = Terminal::from_env();
         Self {
-            color: pick(std::io::stdout().is_terminal()),
-            color_err: pick(std::io::stderr().is_terminal()),
+            color: term.color(choice, std::io::stdout().is_terminal()),
+            color_err: term.color(choice, std::io::stderr().is_terminal()),
             json,
+            verbosity,
         }
     }
 
@@ -125,6 +188,38 @@ fn needs_escape(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn terminal(vars: &[(&str, &str)]) -> Terminal {
+        Terminal::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_clicolor_force_and_term() {
+        use ColorChoice::{Always, Auto, Never};
+        let plain = terminal(&[]);
+        assert!(plain.color(Auto, true));
+        assert!(!plain.color(Auto, false));
+        let forced = terminal(&[("CLICOLOR_FORCE", "1")]);
+        assert!(forced.color(Auto, false));
+        assert!(!forced.color(Never, false));
+        assert!(!terminal(&[("CLICOLOR_FORCE", "0")]).color(Auto, false));
+        assert!(!terminal(&[("CLICOLOR_FORCE", "")]).color(Auto, false));
+        let none = terminal(&[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")]);
+        assert!(!none.color(Auto, true));
+        assert!(none.color(Always, false));
+        assert!(terminal(&[("NO_COLOR", "")]).color(Auto, true));
+        let dumb = terminal(&[("TERM", "dumb")]);
+        assert!(!dumb.color(Auto, true));
+        assert!(!dumb.animate(true));
+        assert!(dumb.color(Always, true));
+        assert!(terminal(&[("TERM", "dumb"), ("CLICOLOR_FORCE", "1")]).color(Auto, false));
+        assert!(terminal(&[("TERM", "xterm-256color")]).animate(true));
+        assert!(!plain.animate(false));
+    }
 
     #[test]
     fn controls_and_bidi_overrides_are_shown_escaped() {

@@ -210,6 +210,7 @@ mod tests {
                 color,
                 color_err: color,
                 json: false,
+                verbosity: Default::default(),
             };
             let text = host(&plan, style);
             // Every ESC left is one of ours: a colour, `ESC [ digits;... m`.

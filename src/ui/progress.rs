@@ -1,5 +1,6 @@
 //! Per-host progress on stderr: a spinner per host on a terminal, one plain
-//! line per finished step otherwise, nothing with `--json`.
+//! line per finished step otherwise (also on a `TERM=dumb` terminal, which
+//! cannot redraw a spinner), nothing with `--json` or `-q`.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::{Style, Terminal, Verbosity};
 use crate::deploy::host::{Progress, Stage};
 use crate::plan::human_bytes;
 
@@ -26,6 +28,8 @@ pub enum Display {
         started: Mutex<BTreeMap<String, Instant>>,
         /// Colour on stderr.
         color: bool,
+        /// Also the steps that do not end anything (`-v`).
+        every_step: bool,
     },
     /// Nothing.
     Quiet,
@@ -34,9 +38,20 @@ pub enum Display {
 impl Display {
     /// Bars on a terminal, lines when piped, nothing for JSON.
     pub fn new(json: bool, color: bool) -> Self {
-        if json {
+        Self::with(json, color, Verbosity::Normal)
+    }
+
+    /// The display `style` asks for: [`Display::new`], nothing with `-q`,
+    /// and with `-v` a line for every step when there are no bars.
+    pub fn for_style(style: Style) -> Self {
+        Self::with(style.json, style.color_err, style.verbosity)
+    }
+
+    fn with(json: bool, color: bool, verbosity: Verbosity) -> Self {
+        let animate = Terminal::from_env().animate(std::io::stderr().is_terminal());
+        if json || verbosity == Verbosity::Quiet {
             Display::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if animate {
             Display::Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 bars: Mutex::new(BTreeMap::new()),
@@ -45,6 +60,7 @@ impl Display {
             Display::Lines {
                 started: Mutex::new(BTreeMap::new()),
                 color,
+                every_step: verbosity == Verbosity::Verbose,
             }
         }
     }
@@ -114,7 +130,11 @@ impl Progress for Display {
                     _ => bar.set_message(describe(host, &stage)),
                 }
             }
-            Display::Lines { started, color } => {
+            Display::Lines {
+                started,
+                color,
+                every_step,
+            } => {
                 let mut started = started.lock().expect("progress lock");
                 let t0 = *started.entry(host.to_string()).or_insert_with(Instant::now);
                 // Only outcomes: intermediate steps would flood CI logs.
@@ -124,7 +144,8 @@ impl Progress for Display {
                     Stage::Finishing(_) | Stage::Switching { .. } | Stage::Verifying(_) => {
                         ("..", "2")
                     }
-                    _ => return,
+                    Stage::Connecting | Stage::Probing if *every_step => ("..", "2"),
+                    Stage::Connecting | Stage::Probing => return,
                 };
                 let tag = if *color {
                     format!("\x1b[{code}m{tag}\x1b[0m")
