@@ -583,7 +583,7 @@ impl<'a> Resolver<'a, '_> {
         let repeat = self
             .dec
             .prop_parsed(c, "repeat", Duration::parse)
-            .unwrap_or(Duration::from_secs(4 * 3600));
+            .unwrap_or(DEFAULT_ALERT_REPEAT);
         let insecure = self.dec.prop_bool(c, "insecure").unwrap_or(false);
         let url = |s: &str| check_url(s, insecure).map(|()| s.to_string());
         let chat = self.dec.prop_parsed(c, "telegram-chat", |s| {
@@ -605,7 +605,7 @@ impl<'a> Resolver<'a, '_> {
         let command = self.dec.prop_str(c, "command");
         let api = match c.prop("api") {
             Some(_) => self.dec.prop_parsed(c, "api", url),
-            None => Some("https://api.telegram.org".into()),
+            None => Some(DEFAULT_TELEGRAM_API.into()),
         };
         // Counted by what was written, so a value that failed to decode
         // (reported already) is not also "no channel".
@@ -726,11 +726,11 @@ impl<'a> Resolver<'a, '_> {
         })
     }
 
-    fn perms(&mut self, c: Node<'a>, default_mode: u32) -> Perms {
+    fn perms(&mut self, c: Node<'a>, default_mode: Mode) -> Perms {
         let owner = self
             .dec
             .prop_parsed(c, "owner", |s| check_account(s).map(|()| s.to_string()))
-            .unwrap_or_else(|| "root".into());
+            .unwrap_or_else(|| DEFAULT_OWNER.into());
         let group = self
             .dec
             .prop_parsed(c, "group", |s| check_account(s).map(|()| s.to_string()))
@@ -761,7 +761,7 @@ impl<'a> Resolver<'a, '_> {
                     None
                 }
             })
-            .unwrap_or(Mode(default_mode));
+            .unwrap_or(default_mode);
         Perms { owner, group, mode }
     }
 
@@ -777,7 +777,7 @@ impl<'a> Resolver<'a, '_> {
             if let Some(path) = self.dec.arg_parsed(c, 0, "path", |s| {
                 check_remote_path(s).map(|()| s.to_string())
             }) {
-                let perms = self.perms(c, 0o755);
+                let perms = self.perms(c, DEFAULT_DIR_MODE);
                 files.dirs.push(DirDecl {
                     path,
                     span: c.span(),
@@ -834,7 +834,14 @@ impl<'a> Resolver<'a, '_> {
         // A file that holds a secret is root's alone unless its mode says
         // otherwise, and is handled like an agent's secrets.
         let secret = self.dec.prop_bool(c, "secret").unwrap_or(false);
-        let perms = self.perms(c, if secret { 0o600 } else { 0o644 });
+        let perms = self.perms(
+            c,
+            if secret {
+                DEFAULT_SECRET_FILE_MODE
+            } else {
+                DEFAULT_FILE_MODE
+            },
+        );
         files.files.push(FileDecl {
             path,
             span: c.span(),
@@ -861,7 +868,7 @@ impl<'a> Resolver<'a, '_> {
         let broken_use = self.broken_use;
         let span = n.span();
         let mut a = Agent {
-            workdir: format!("/var/lib/agents/{name}"),
+            workdir: format!("{DEFAULT_WORKDIR_PARENT}/{name}"),
             workdir_span: span,
             name,
             span: n.span(),
@@ -875,17 +882,20 @@ impl<'a> Resolver<'a, '_> {
             heartbeat: None,
             failure_modes: Vec::new(),
             restart: Restart {
-                policy: "on-failure".into(),
-                delay: Duration::from_secs(10),
+                policy: DEFAULT_RESTART_POLICY.into(),
+                delay: DEFAULT_RESTART_DELAY,
                 span: n.span(),
             },
             kill_mode: Setting {
-                value: "control-group".to_string(),
+                value: DEFAULT_KILL_MODE.to_string(),
                 span,
             },
-            timeout_stop: Duration::from_secs(30),
+            timeout_stop: DEFAULT_TIMEOUT_STOP,
             alert: None,
-            workstate: Setting { value: true, span },
+            workstate: Setting {
+                value: DEFAULT_WORKSTATE,
+                span,
+            },
             waivers: Vec::new(),
             notes: Vec::new(),
             files: Files::default(),
@@ -1039,7 +1049,7 @@ impl<'a> Resolver<'a, '_> {
                         let delay = self
                             .dec
                             .prop_parsed(c, "delay", Duration::parse)
-                            .unwrap_or(Duration::from_secs(10));
+                            .unwrap_or(DEFAULT_RESTART_DELAY);
                         a.restart = Restart {
                             policy,
                             delay,
@@ -1251,7 +1261,7 @@ impl<'a> Resolver<'a, '_> {
                     .help("the checker runs every minute at most; use `every` of at least `1m`"),
             );
         }
-        let grace = grace.unwrap_or(Duration::from_secs((every.secs / 5).max(60)));
+        let grace = grace.unwrap_or_else(|| default_grace(every));
         Some(Heartbeat {
             span: c.span(),
             every,
