@@ -10,7 +10,7 @@
 //! replaces the whole node, children included. The same node twice in one
 //! block is an error.
 //!
-//! Each kind of node is one [`schema::NodeKind`] entry in the table of the
+//! Each kind of node is one `schema::NodeKind` entry in the table of the
 //! block that holds it (`host::BLOCK`, `agent::BLOCK`): the schema check,
 //! the unknown-node message and the decoding all read that entry.
 //!
@@ -145,4 +145,25 @@ fn unknown_top_level(n: Node<'_>) -> Diagnostic {
                 .to_string()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{agent, host};
+
+    #[test]
+    fn a_block_declares_each_node_once() {
+        // A second entry of a name would never be reached: the first one decodes.
+        let blocks: [Vec<&str>; 2] = [
+            host::BLOCK.names().collect(),
+            agent::BLOCK.names().collect(),
+        ];
+        for names in blocks {
+            let unique: BTreeSet<&str> = names.iter().copied().collect();
+            assert_eq!(unique.len(), names.len(), "{names:?}");
+            assert!(!unique.contains("use"), "`use` is spliced, not decoded");
+        }
+    }
 }
