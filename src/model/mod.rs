@@ -112,6 +112,11 @@ pub struct AlertChannel {
     pub repeat: Duration,
 }
 
+/// How long an alert channel waits before reminding of an incident that is
+/// still open, when it has no `repeat=`: often enough that it is not
+/// forgotten, seldom enough that the channel is not muted.
+pub const DEFAULT_ALERT_REPEAT: Duration = Duration { secs: 4 * 3600 };
+
 /// The three kinds of alert channel.
 #[derive(Debug, Clone)]
 pub enum AlertKind {
@@ -137,6 +142,10 @@ pub enum AlertKind {
         command: String,
     },
 }
+
+/// Where a Telegram channel posts without `api=`: Telegram's own Bot API
+/// (`api=` exists for a stand-in server).
+pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// Where a webhook's URL comes from. Whoever has the URL can post alerts,
 /// so it may live outside the repository like any other secret.
@@ -200,6 +209,20 @@ pub struct Perms {
     /// Mode.
     pub mode: Mode,
 }
+
+/// Owner of a declared file or directory without `owner=`; its group is the
+/// owner's name unless `group=` says otherwise.
+pub const DEFAULT_OWNER: &str = "root";
+
+/// Mode of a declared file without `mode=`.
+pub const DEFAULT_FILE_MODE: Mode = Mode(0o644);
+
+/// Mode of a declared file that holds a secret (`secret=#true`) without
+/// `mode=`: root's alone.
+pub const DEFAULT_SECRET_FILE_MODE: Mode = Mode(0o600);
+
+/// Mode of a declared directory without `mode=`.
+pub const DEFAULT_DIR_MODE: Mode = Mode(0o755);
 
 /// `file "/path" content=… | source=… | template=…`.
 #[derive(Debug, Clone)]
@@ -288,6 +311,21 @@ pub struct Agent {
     pub modules: Vec<String>,
 }
 
+/// Where an agent without `workdir` works: this directory, then its name.
+pub const DEFAULT_WORKDIR_PARENT: &str = "/var/lib/agents";
+
+/// KillMode= of an agent without `kill-mode`: the one the checklist wants, so
+/// that a stop ends every process the agent started.
+pub const DEFAULT_KILL_MODE: &str = "control-group";
+
+/// TimeoutStopSec= of an agent without `timeout-stop`.
+pub const DEFAULT_TIMEOUT_STOP: Duration = Duration { secs: 30 };
+
+/// Whether an agent without `workstate` gets the WORKSTATE.md checkpoint
+/// protocol in its AGENTS.md: it does; `workstate #false` opts out, and the
+/// checklist reports it.
+pub const DEFAULT_WORKSTATE: bool = true;
+
 /// A value and where it was set (the agent node when it is a default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
@@ -307,6 +345,13 @@ pub struct Restart {
     /// Where it was written.
     pub span: Span,
 }
+
+/// Restart= of an agent without `restart`: a crash restarts it, a clean exit
+/// does not.
+pub const DEFAULT_RESTART_POLICY: &str = "on-failure";
+
+/// RestartSec= of an agent without `restart`, or of a `restart` without `delay=`.
+pub const DEFAULT_RESTART_DELAY: Duration = Duration { secs: 10 };
 
 /// `auth "mog" check="…" { rotate every="45d" run="…" notify="ops" }`.
 #[derive(Debug, Clone)]
@@ -352,6 +397,12 @@ pub struct Heartbeat {
     /// How long verification waits for a fresh heartbeat of this agent
     /// (`verify-timeout="5m"`); `None`: `--heartbeat-timeout`.
     pub verify_timeout: Option<Duration>,
+}
+
+/// Slack of a heartbeat without `grace=`: a fifth of its interval, and never
+/// under a minute, since the checker runs once a minute.
+pub fn default_grace(every: Duration) -> Duration {
+    Duration::from_secs((every.secs / 5).max(60))
 }
 
 /// `failure-mode "email auth fails" "alert the owner; never retry silently" tool="mog"`.
