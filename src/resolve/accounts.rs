@@ -9,7 +9,7 @@ use crate::model::{Group, User};
 use crate::syntax::Node;
 
 /// `groups "adm" "systemd-journal"`, the one node of a user's block.
-const GROUPS: NodeKind<Vec<String>> = NodeKind {
+pub(super) const GROUPS: NodeKind<Vec<String>> = NodeKind {
     name: "groups",
     args: 1..=usize::MAX,
     props: &[],

@@ -10,7 +10,7 @@ use crate::model::{Auth, Duration, Rotate, Setting};
 use crate::syntax::Node;
 
 /// `rotate every="45d" run="…" notify="ops"`, the one node of an auth's block.
-const ROTATE: NodeKind<Option<Rotate>> = NodeKind {
+pub(super) const ROTATE: NodeKind<Option<Rotate>> = NodeKind {
     name: "rotate",
     args: 0..=0,
     props: &["every", "run", "notify"],

@@ -147,6 +147,31 @@ fn unknown_top_level(n: Node<'_>) -> Diagnostic {
     })
 }
 
+/// Every node the language knows and its properties, as (where, node,
+/// properties): the vocabulary the README documents (`tests/readme.rs`
+/// holds it to that).
+pub fn vocabulary() -> Vec<(&'static str, &'static str, &'static [&'static str])> {
+    let mut out: Vec<(&'static str, &'static str, &'static [&'static str])> = Vec::new();
+    out.extend(
+        host::BLOCK
+            .once
+            .iter()
+            .chain(host::BLOCK.named)
+            .map(|k| ("host", k.name, k.props)),
+    );
+    out.extend(
+        agent::BLOCK
+            .once
+            .iter()
+            .chain(agent::BLOCK.named)
+            .map(|k| ("agent", k.name, k.props)),
+    );
+    out.push(("host", host::HOST.name, host::HOST.props));
+    out.push(("auth", auth::ROTATE.name, auth::ROTATE.props));
+    out.push(("user", accounts::GROUPS.name, accounts::GROUPS.props));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
