@@ -77,6 +77,16 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The message and its advice, as the terminal shows them.
+    pub fn text(&self) -> String {
+        match &self.help {
+            Some(help) => format!("{} {help}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 impl From<&HostError> for Failure {
     fn from(e: &HostError) -> Self {
         Self {

@@ -731,11 +731,18 @@ fn a_held_lock_refuses_apply_and_lock_wait_waits_for_it() {
 
     let before = footprint(&demo.root());
     let refused = demo.run(&["apply", "--yes"]).expect(1);
-    assert_contains(
-        &refused.stdout,
-        &format!("another apply holds the host's lock: {holder}"),
+    // The host's error, once, on stderr; its progress line says only what
+    // kind of failure it was.
+    let said = format!("another apply holds the host's lock: {holder}");
+    assert_eq!(
+        refused.stderr.matches(&said).count(),
+        1,
+        "{}",
+        refused.all()
     );
-    assert_contains(&refused.stdout, "--lock-wait");
+    assert!(!refused.stdout.contains(&said), "{}", refused.all());
+    assert_contains(&refused.stderr, "--lock-wait");
+    assert_contains(&refused.stderr, "demo: FAILED locked (");
     // The refused session opened the lock and made sure of the state
     // directory (chmod 700, which sets its ctime), nothing more.
     let mut after = footprint(&demo.root());

@@ -78,11 +78,7 @@ pub fn run(
             println!("{}", show::host(&p.plan, style));
         }
         for f in &failed {
-            println!(
-                "{} {}\n",
-                style.paint("1;31", "error:"),
-                clean(&f.error.to_string())
-            );
+            style.host_error(&f.error.to_string(), "");
         }
     }
     let changes = ready
@@ -145,16 +141,8 @@ pub fn run(
                 r @ (HostResult::Failed { .. }
                 | HostResult::Refused { .. }
                 | HostResult::ActivationFailed { .. }) => {
-                    // The error and the switch's log quote the host.
-                    println!(
-                        "{} {}: {}",
-                        style.paint("1;31", "error:"),
-                        plan.host,
-                        clean(&r.error().unwrap_or_default())
-                    );
-                    for line in r.log().lines() {
-                        println!("    {}", clean(line));
-                    }
+                    let error = format!("{}: {}", plan.host, r.error().unwrap_or_default());
+                    style.host_error(&error, r.log());
                 }
                 HostResult::Switched { checks, .. } if !checks.is_empty() => {
                     println!("{} verified:", style.paint("1", &plan.host));

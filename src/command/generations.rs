@@ -8,7 +8,7 @@ use super::{Repo, operator};
 use crate::deploy::{self, HostResult, Options, Prepared, host, rollback};
 use crate::error::{Error, Exit};
 use crate::report::{AppliedHost, Document};
-use crate::ui::{Style, clean, clean_line, plan as show, progress::Display};
+use crate::ui::{Style, clean_line, plan as show, progress::Display};
 
 /// Runs `generations`.
 pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<Exit, Error> {
@@ -154,15 +154,8 @@ pub fn rollback(
             HostResult::Unchanged { .. } => println!("{host} is already at that generation."),
             HostResult::VerifyFailed { .. } => {}
             r => {
-                let error = r.error().unwrap_or_default();
-                println!(
-                    "{} {host}: {}",
-                    style.paint("1;31", "error:"),
-                    clean(&error)
-                );
-                for line in r.log().lines() {
-                    println!("    {}", clean(line));
-                }
+                let error = format!("{host}: {}", r.error().unwrap_or_default());
+                style.host_error(&error, r.log());
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::error::{Error, Exit};
 use crate::plan::HostPlan;
 use crate::report::{Document, Failure, PlannedHost};
 use crate::saved_plan::SavedPlan;
-use crate::ui::{Style, clean, plan as show, progress::Display};
+use crate::ui::{Style, plan as show, progress::Display};
 
 /// Runs `plan`.
 pub fn run(
@@ -88,11 +88,7 @@ pub fn run(
             println!("{}", show::host(p, style));
         }
         for f in &failed {
-            println!(
-                "{} {}\n",
-                style.paint("1;31", "error:"),
-                clean(&f.error.to_string())
-            );
+            style.host_error(&f.error.to_string(), "");
         }
         let unchanged = plans.len() - changes - blocked;
         println!(

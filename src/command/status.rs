@@ -3,13 +3,16 @@
 //! hosts in parallel. Exit 3 when anything is unhealthy.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Repo;
-use crate::deploy::{self, Options, host};
+use crate::deploy::host::{self, Progress, Stage};
+use crate::deploy::{self, Options};
 use crate::error::{Error, Exit};
 use crate::report::{Document, Failure};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
+use crate::ui::progress::Display;
 use crate::ui::{Style, clean, clean_line};
 
 /// Runs `status`.
@@ -25,39 +28,28 @@ pub fn run(
     let runtime = super::runtime();
     let root = root.to_path_buf();
     let connect = options.connect();
+    let display = Arc::new(Display::for_style(style));
+    let progress = display.clone();
     let results: Vec<Result<HostStatus, Unread>> =
         runtime.block_on(deploy::each(hosts, options.parallel, move |host| {
             let root = root.clone();
             let connect = connect.clone();
+            let progress = progress.clone();
             async move {
-                let fail = |f: Failure| Unread {
-                    host: host.name.clone(),
-                    failure: f,
-                };
-                let t = host::connect(&host, &root, &connect)
-                    .await
-                    .map_err(|e| fail(Failure::from(&e)))?;
-                let request = status::request(&host);
-                let (obs, out) =
-                    tokio::join!(host::probe(&t, &[]), t.run(&request.script, &request.stdin));
-                let local = matches!(t, Transport::Local(_));
-                t.close().await;
-                let obs = obs.map_err(|e| fail(Failure::from(&e)))?;
-                let out = out.map_err(|e| fail(Failure::from(&host::HostError::from(e))))?;
-                if !out.success() {
-                    return Err(fail(Failure::new(
-                        "host",
-                        format!(
-                            "{}: the status program failed: {}",
-                            host.name,
-                            out.stderr_lossy().trim()
-                        ),
-                    )));
-                }
-                status::parse(&host, &obs, &out.stdout_lossy(), local)
-                    .map_err(|e| fail(Failure::new("host", format!("{}: {e}", host.name))))
+                progress.stage(&host.name, Stage::Connecting);
+                let result = read(&host, &root, &connect, &*progress).await;
+                progress.stage(
+                    &host.name,
+                    match &result {
+                        Ok(s) if s.healthy() => Stage::Done("healthy".into()),
+                        Ok(_) => Stage::Failed("unhealthy".into()),
+                        Err(e) => Stage::Failed(e.failure.kind.replace('-', " ")),
+                    },
+                );
+                result
             }
         }));
+    display.clear();
 
     let unhealthy = results
         .iter()
@@ -82,6 +74,41 @@ pub fn run(
     } else {
         Exit::VerifyFailed
     })
+}
+
+/// Reads one host's state: the probe and the agents' state, at once.
+async fn read(
+    host: &crate::model::Host,
+    root: &std::path::Path,
+    connect: &host::ConnectOptions,
+    progress: &dyn Progress,
+) -> Result<HostStatus, Unread> {
+    let fail = |f: Failure| Unread {
+        host: host.name.clone(),
+        failure: f,
+    };
+    let t = host::connect(host, root, connect)
+        .await
+        .map_err(|e| fail(Failure::from(&e)))?;
+    progress.stage(&host.name, Stage::Reading);
+    let request = status::request(host);
+    let (obs, out) = tokio::join!(host::probe(&t, &[]), t.run(&request.script, &request.stdin));
+    let local = matches!(t, Transport::Local(_));
+    t.close().await;
+    let obs = obs.map_err(|e| fail(Failure::from(&e)))?;
+    let out = out.map_err(|e| fail(Failure::from(&host::HostError::from(e))))?;
+    if !out.success() {
+        return Err(fail(Failure::new(
+            "host",
+            format!(
+                "{}: the status program failed: {}",
+                host.name,
+                out.stderr_lossy().trim()
+            ),
+        )));
+    }
+    status::parse(host, &obs, &out.stdout_lossy(), local)
+        .map_err(|e| fail(Failure::new("host", format!("{}: {e}", host.name))))
 }
 
 /// A host whose status could not be read, and why.
@@ -112,7 +139,7 @@ fn table(results: &[Result<HostStatus, Unread>], style: Style) -> String {
             Err(e) => {
                 notes.push(style.paint(
                     "1;31",
-                    &format!("unreachable: {}", clean(&e.failure.message)),
+                    &format!("unreachable: {}", clean(&e.failure.text())),
                 ));
                 continue;
             }

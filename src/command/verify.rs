@@ -2,14 +2,17 @@
 //! round trip per host (plus a fresh connection), hosts in parallel.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::Repo;
-use crate::deploy::{self, HostRef, Options, decide, host};
+use crate::deploy::host::{self, Progress as _, Stage};
+use crate::deploy::{self, HostRef, Options, decide};
 use crate::error::{Error, Exit};
 use crate::report::{Document, Failure};
-use crate::ui::{Style, clean, verify::checks as show_checks};
+use crate::ui::progress::Display;
+use crate::ui::{Style, verify::checks as show_checks};
 use crate::verify::Check;
 
 /// One host's verification.
@@ -43,6 +46,8 @@ pub fn run(
     let root = root.to_path_buf();
     let opts = options.clone();
     let items: Vec<_> = hosts.into_iter().zip(secrets).collect();
+    let display = Arc::new(Display::for_style(style));
+    let progress = display.clone();
     let results: Vec<HostChecks> = runtime.block_on(deploy::each(
         items,
         options.parallel,
@@ -50,9 +55,13 @@ pub fn run(
             let root = root.clone();
             let options = opts.clone();
             let v = v.clone();
+            let progress = progress.clone();
             async move {
-                match host::connect(&host, &root, &options.connect()).await {
+                progress.stage(&host.name, Stage::Connecting);
+                let heartbeat_timeout = v.heartbeat_timeout;
+                let result = match host::connect(&host, &root, &options.connect()).await {
                     Ok(t) => {
+                        progress.stage(&host.name, Stage::Checking { heartbeat_timeout });
                         let p = HostRef {
                             host: &host,
                             transport: &t,
@@ -79,10 +88,24 @@ pub fn run(
                         checks: Vec::new(),
                         error: Some(Failure::from(&e)),
                     },
-                }
+                };
+                let failed = result.checks.iter().filter(|c| !c.ok).count();
+                progress.stage(
+                    &host.name,
+                    match &result.error {
+                        Some(e) => Stage::Failed(e.kind.replace('-', " ")),
+                        None if failed == 0 => Stage::Done("healthy".into()),
+                        None => Stage::Failed(format!(
+                            "{failed} check{} failed",
+                            if failed == 1 { "" } else { "s" }
+                        )),
+                    },
+                );
+                result
             }
         },
     ));
+    display.clear();
 
     let unreachable = results.iter().filter(|r| r.error.is_some()).count();
     let failing = results.iter().filter(|r| !r.ok).count() - unreachable;
@@ -93,7 +116,7 @@ pub fn run(
         for r in &results {
             println!("{}", style.paint("1", &r.host));
             if let Some(e) = &r.error {
-                println!("  {} {}", style.paint("1;31", "error:"), clean(&e.message));
+                style.host_error(&e.text(), "");
             }
             print!("{}", show_checks(&r.checks, style));
         }

@@ -30,6 +30,14 @@ pub enum Stage {
     },
     /// Verifying the agents after a switch to a generation.
     Verifying(u64),
+    /// Checking the host's agents (`verify`), waiting up to this many
+    /// seconds for their heartbeats.
+    Checking {
+        /// The longest wait for a heartbeat.
+        heartbeat_timeout: u64,
+    },
+    /// Reading the host's state (`status`).
+    Reading,
     /// Finished (with a one-line summary).
     Done(String),
     /// Failed (with a one-line reason).

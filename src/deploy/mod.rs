@@ -276,7 +276,13 @@ impl HostResult {
             HostResult::VerifyFailed { generation, .. } => {
                 Stage::Failed(format!("generation {generation} failed verification"))
             }
-            other => Stage::Failed(first_line(&other.error().unwrap_or_default())),
+            // The error itself is printed once, by the report.
+            other => Stage::Failed(
+                other
+                    .failure()
+                    .map(|f| f.kind.replace('-', " "))
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -384,7 +390,7 @@ pub async fn prepare(
             }
             .await;
             result.map_err(|error| {
-                progress.stage(&name, Stage::Failed(first_line(&error.to_string())));
+                progress.stage(&name, Stage::Failed(error.kind().replace('-', " ")));
                 Failed { host: name, error }
             })
         }
@@ -419,9 +425,4 @@ pub async fn switch_all(
         }
     })
     .await
-}
-
-/// The first line of a message, for one-line progress.
-pub fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
 }

@@ -121,6 +121,22 @@ impl Style {
             text.to_string()
         }
     }
+
+    /// Prints one host's error on stderr, once: `error: MESSAGE`, then the
+    /// indented lines of `log` (a switch's own account). Both quote the
+    /// host, so they are cleaned for the terminal.
+    pub fn host_error(&self, message: &str, log: &str) {
+        let prefix = if self.color_err {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        };
+        let mut text = format!("{prefix} {}\n", clean(message));
+        for line in log.lines() {
+            text.push_str(&format!("    {}\n", clean(line)));
+        }
+        eprint!("{text}");
+    }
 }
 
 /// Host text made safe to print on a terminal, keeping its lines and tabs.

@@ -73,11 +73,15 @@ impl Display {
         }
     }
 
-    /// Removes finished bars, before printing a report.
+    /// Removes the bars still spinning, before printing a report; a bar
+    /// that ended stays as the host's result line (host, outcome, time).
     pub fn clear(&self) {
-        if let Display::Bars { multi, bars } = self {
-            let _ = multi.clear();
-            bars.lock().expect("progress lock").clear();
+        if let Display::Bars { bars, .. } = self {
+            let mut bars = bars.lock().expect("progress lock");
+            for bar in bars.values().filter(|b| !b.is_finished()) {
+                bar.finish_and_clear();
+            }
+            bars.clear();
         }
     }
 }
@@ -101,6 +105,10 @@ fn describe(host: &str, stage: &Stage) -> String {
         }
         Stage::Switching { number, .. } => format!("switching to generation {number}"),
         Stage::Verifying(n) => format!("verifying generation {n}"),
+        Stage::Checking { heartbeat_timeout } => format!(
+            "checking units, auth and timers; waiting up to {heartbeat_timeout} s for heartbeats"
+        ),
+        Stage::Reading => "reading units, heartbeats and rotations".into(),
         Stage::Done(s) => s.clone(),
     };
     super::clean_line(&text).into_owned()
@@ -124,9 +132,16 @@ impl Progress for Display {
                     bar.enable_steady_tick(Duration::from_millis(100));
                     bar
                 });
+                let ended = || {
+                    format!(
+                        "{} ({:.1} s)",
+                        describe(host, &stage),
+                        bar.elapsed().as_secs_f64()
+                    )
+                };
                 match &stage {
-                    Stage::Done(_) => bar.finish_with_message(describe(host, &stage)),
-                    Stage::Failed(_) => bar.abandon_with_message(describe(host, &stage)),
+                    Stage::Done(_) => bar.finish_with_message(ended()),
+                    Stage::Failed(_) => bar.abandon_with_message(ended()),
                     _ => bar.set_message(describe(host, &stage)),
                 }
             }
@@ -141,11 +156,14 @@ impl Progress for Display {
                 let (tag, code) = match &stage {
                     Stage::Done(_) => ("ok", "32"),
                     Stage::Failed(_) => ("FAILED", "1;31"),
-                    Stage::Finishing(_) | Stage::Switching { .. } | Stage::Verifying(_) => {
+                    Stage::Finishing(_)
+                    | Stage::Switching { .. }
+                    | Stage::Verifying(_)
+                    | Stage::Checking { .. } => ("..", "2"),
+                    Stage::Connecting | Stage::Probing | Stage::Reading if *every_step => {
                         ("..", "2")
                     }
-                    Stage::Connecting | Stage::Probing if *every_step => ("..", "2"),
-                    Stage::Connecting | Stage::Probing => return,
+                    Stage::Connecting | Stage::Probing | Stage::Reading => return,
                 };
                 let tag = if *color {
                     format!("\x1b[{code}m{tag}\x1b[0m")
