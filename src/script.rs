@@ -348,6 +348,113 @@ mod tests {
         assert_eq!(sh_quote(""), "''");
     }
 
+    /// A plan that uses every operation, with the text the switch job reads.
+    fn every_op() -> (HostPlan, Target) {
+        use crate::desired::Hook;
+        use crate::model::Mode;
+        use crate::plan::{Activation, FileChange, Kind};
+        use crate::record::RecordFile;
+        let file = |id: &str, mode: u32, owner: &str| RecordFile {
+            id: id.into(),
+            mode: Mode(mode),
+            owner: owner.into(),
+            group: owner.into(),
+            secret: false,
+        };
+        let change = |path: &str, action: Action| FileChange {
+            path: path.into(),
+            action,
+            drift: false,
+            secret: false,
+            before: None,
+            after: None,
+            diff: None,
+        };
+        let hook = |name: &str, command: &str, input: &str, early: bool| Hook {
+            name: name.into(),
+            command: command.into(),
+            inputs: [input.to_string()].into(),
+            early,
+        };
+        let target = Target {
+            generation: "g".into(),
+            files: [
+                (
+                    "/etc/sysusers.d/provision.conf".into(),
+                    file("u1", 0o644, "root"),
+                ),
+                ("/srv/my agent/a b.txt".into(), file("f1", 0o640, "bot")),
+                (
+                    "/etc/systemd/system/agent-a.service".into(),
+                    file("s1", 0o644, "root"),
+                ),
+            ]
+            .into(),
+            units: BTreeMap::new(),
+            hooks: vec![
+                hook(
+                    "create users",
+                    "systemd-sysusers /etc/sysusers.d/provision.conf",
+                    "/etc/sysusers.d/provision.conf",
+                    true,
+                ),
+                hook(
+                    "restart journald",
+                    "systemctl restart systemd-journald",
+                    "/etc/systemd/journald.conf.d/50-provision.conf",
+                    false,
+                ),
+            ],
+        };
+        let plan = HostPlan {
+            host: "h".into(),
+            kind: Kind::Apply,
+            generation: "g".into(),
+            number: 7,
+            current: Some(6),
+            current_generation: None,
+            latest: Some(6),
+            base: String::new(),
+            files: vec![
+                change("/etc/old.conf", Action::Delete),
+                change("/etc/sysusers.d/provision.conf", Action::Update),
+                change("/etc/systemd/system/agent-a.service", Action::Create),
+                change("/srv/my agent/a b.txt", Action::Create),
+            ],
+            activation: Activation {
+                reload: true,
+                enable: vec!["agent-a.service".into()],
+                restart: vec!["agent-b.service".into()],
+                stop: vec!["agent-c.service".into()],
+                hooks: vec!["create users".into(), "restart journald".into()],
+            },
+            upload_bytes: 0,
+            pending: None,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        };
+        (plan, target)
+    }
+
+    #[test]
+    fn ops_are_the_lines_the_switch_job_reads() {
+        let (plan, target) = every_op();
+        assert_eq!(
+            ops(&plan, &target),
+            "stop\tagent-c.service\n\
+             write\tu1\t0644\troot\troot\t/etc/sysusers.d/provision.conf\n\
+             early\t/etc/sysusers.d/provision.conf\tsystemd-sysusers\n\
+             write\ts1\t0644\troot\troot\t/etc/systemd/system/agent-a.service\n\
+             write\tf1\t0640\tbot\tbot\t/srv/my agent/a b.txt\n\
+             remove\t/etc/old.conf\n\
+             record\t7\n\
+             reload\n\
+             run\tsystemctl restart systemd-journald\n\
+             enable\tagent-a.service\n\
+             restart\tagent-b.service\n"
+        );
+    }
+
     #[test]
     fn outcomes() {
         assert!(matches!(
