@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::Mode;
 use crate::observed::{Observed, PathState};
 use crate::plan::{Action, HostPlan};
 use crate::record::{Record, Target};
@@ -90,10 +91,121 @@ pub struct Request {
     pub stdin: Vec<u8>,
 }
 
-/// The switch job's operations, one tab-separated line each (see
+/// One operation of the switch job: a line of its `ops` file, read by
+/// `script/switch.sh` with `while IFS="$tab" read -r op a b c d e`.
+/// [`Display`](std::fmt::Display) is the only writer of these lines.
+///
+/// The fields are tab-separated, and `read` collapses a run of tabs and drops
+/// leading and trailing ones, so no field may hold a tab or a newline, and no
+/// field but the last may be empty. None can: paths hold no control
+/// characters and every other string from the definition is one line
+/// (`model::values::check_path_text`, `syntax`'s `entry_text`); unit names,
+/// ids, modes and hook commands are provision's own. Spaces are kept (the
+/// reader splits on tabs alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOp<'a> {
+    /// Puts the content `id` from the store at `path`, with its attributes.
+    Write {
+        /// Content id in the host's store.
+        id: &'a str,
+        /// Permission bits.
+        mode: Mode,
+        /// Owner.
+        owner: &'a str,
+        /// Group.
+        group: &'a str,
+        /// Absolute path.
+        path: &'a str,
+    },
+    /// Runs `program` on the new content of `path` before any file is
+    /// switched (users and directories must exist first).
+    Early {
+        /// The hook's input.
+        path: &'a str,
+        /// The command, without the path it ends with.
+        program: &'a str,
+    },
+    /// `systemctl disable --now` a unit dropped from the definition.
+    Stop(&'a str),
+    /// Removes a file dropped from the definition.
+    Remove(&'a str),
+    /// Records generation N and points `current` at it.
+    Record(u64),
+    /// `systemctl daemon-reload`.
+    Reload,
+    /// Runs a hook's command with `sh -c`.
+    Run(&'a str),
+    /// `systemctl enable --now` a new unit.
+    Enable(&'a str),
+    /// `systemctl restart` a unit whose inputs changed.
+    Restart(&'a str),
+}
+
+impl SwitchOp<'_> {
+    /// The op's name, as `switch.sh` matches it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SwitchOp::Write { .. } => "write",
+            SwitchOp::Early { .. } => "early",
+            SwitchOp::Stop(_) => "stop",
+            SwitchOp::Remove(_) => "remove",
+            SwitchOp::Record(_) => "record",
+            SwitchOp::Reload => "reload",
+            SwitchOp::Run(_) => "run",
+            SwitchOp::Enable(_) => "enable",
+            SwitchOp::Restart(_) => "restart",
+        }
+    }
+
+    /// The fields after the name, as `switch.sh` reads them into `a`..`e`.
+    pub fn args(&self) -> Vec<String> {
+        match *self {
+            SwitchOp::Write {
+                id,
+                mode,
+                owner,
+                group,
+                path,
+            } => vec![
+                id.into(),
+                mode.to_string(),
+                owner.into(),
+                group.into(),
+                path.into(),
+            ],
+            SwitchOp::Early { path, program } => vec![path.into(), program.into()],
+            SwitchOp::Stop(x)
+            | SwitchOp::Remove(x)
+            | SwitchOp::Run(x)
+            | SwitchOp::Enable(x)
+            | SwitchOp::Restart(x) => vec![x.into()],
+            SwitchOp::Record(n) => vec![n.to_string()],
+            SwitchOp::Reload => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for SwitchOp<'_> {
+    /// The line without its newline: the name, then each field after a tab.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        let args = self.args();
+        for (i, arg) in args.iter().enumerate() {
+            debug_assert!(
+                !arg.contains(['\t', '\n']) && (i + 1 == args.len() || !arg.is_empty()),
+                "{} field {arg:?} would not read back as one field",
+                self.name()
+            );
+            write!(f, "\t{arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The switch job's operations, in the order it runs them (see
 /// `switch.sh`): stops, early writes and hooks, writes, removals, the
 /// record, then activation.
-pub fn ops(plan: &HostPlan, target: &Target) -> String {
+pub fn switch_ops<'a>(plan: &'a HostPlan, target: &'a Target) -> Vec<SwitchOp<'a>> {
     let changed: BTreeSet<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
     let early: Vec<_> = target
         .hooks
@@ -104,54 +216,68 @@ pub fn ops(plan: &HostPlan, target: &Target) -> String {
         .iter()
         .flat_map(|h| h.inputs.iter().map(String::as_str))
         .collect();
-    let mut out = String::new();
+    let mut out = Vec::new();
     for unit in &plan.activation.stop {
-        out.push_str(&format!("stop\t{unit}\n"));
+        out.push(SwitchOp::Stop(unit));
     }
-    let write = |out: &mut String, path: &str| {
-        let f = &target.files[path];
-        out.push_str(&format!(
-            "write\t{}\t{}\t{}\t{}\t{path}\n",
-            f.id, f.mode, f.owner, f.group
-        ));
+    let write = |path: &'a str| {
+        let (path, f) = target.files.get_key_value(path).expect("a planned file");
+        SwitchOp::Write {
+            id: &f.id,
+            mode: f.mode,
+            owner: &f.owner,
+            group: &f.group,
+            path,
+        }
     };
     for path in &early_inputs {
         if changed.contains(path) && target.files.contains_key(*path) {
-            write(&mut out, path);
+            out.push(write(path));
         }
     }
     for h in &early {
         for input in &h.inputs {
             let program = h.command.strip_suffix(input.as_str()).unwrap_or(&h.command);
-            out.push_str(&format!("early\t{input}\t{}\n", program.trim_end()));
+            out.push(SwitchOp::Early {
+                path: input,
+                program: program.trim_end(),
+            });
         }
     }
     for f in &plan.files {
         if f.action != Action::Delete && !early_inputs.contains(f.path.as_str()) {
-            write(&mut out, &f.path);
+            out.push(write(&f.path));
         }
     }
     for f in &plan.files {
         if f.action == Action::Delete {
-            out.push_str(&format!("remove\t{}\n", f.path));
+            out.push(SwitchOp::Remove(&f.path));
         }
     }
-    out.push_str(&format!("record\t{}\n", plan.number));
+    out.push(SwitchOp::Record(plan.number));
     if plan.activation.reload {
-        out.push_str("reload\n");
+        out.push(SwitchOp::Reload);
     }
     for h in &target.hooks {
         if !h.early && plan.activation.hooks.contains(&h.name) {
-            out.push_str(&format!("run\t{}\n", h.command));
+            out.push(SwitchOp::Run(&h.command));
         }
     }
     for unit in &plan.activation.enable {
-        out.push_str(&format!("enable\t{unit}\n"));
+        out.push(SwitchOp::Enable(unit));
     }
     for unit in &plan.activation.restart {
-        out.push_str(&format!("restart\t{unit}\n"));
+        out.push(SwitchOp::Restart(unit));
     }
     out
+}
+
+/// The switch job's `ops` file: [`switch_ops`], one line each.
+pub fn ops(plan: &HostPlan, target: &Target) -> String {
+    switch_ops(plan, target)
+        .iter()
+        .map(|op| format!("{op}\n"))
+        .collect()
 }
 
 /// The request that switches the host as `plan` says.
@@ -351,7 +477,6 @@ mod tests {
     /// A plan that uses every operation, with the text the switch job reads.
     fn every_op() -> (HostPlan, Target) {
         use crate::desired::Hook;
-        use crate::model::Mode;
         use crate::plan::{Activation, FileChange, Kind};
         use crate::record::RecordFile;
         let file = |id: &str, mode: u32, owner: &str| RecordFile {
@@ -453,6 +578,13 @@ mod tests {
              enable\tagent-a.service\n\
              restart\tagent-b.service\n"
         );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "would not read back as one field")]
+    fn a_tab_in_an_op_field_is_refused() {
+        let _ = SwitchOp::Run("a\tb").to_string();
     }
 
     #[test]

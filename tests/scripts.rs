@@ -72,3 +72,81 @@ fn shellcheck() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The loop `switch.sh` reads its operations with, twice (prepare, switch).
+const OPS_LOOP: &str = r#"while IFS="$tab" read -r op a b c d e; do"#;
+
+#[test]
+fn switch_ops_read_back_as_written() {
+    use provision::model::Mode;
+    use provision::script::SwitchOp;
+    let switch = include_str!("../src/script/switch.sh");
+    assert_eq!(
+        switch.matches(OPS_LOOP).count(),
+        2,
+        "switch.sh no longer reads its operations as this test does"
+    );
+    let ops = [
+        SwitchOp::Write {
+            id: "hmac-0a1b",
+            mode: Mode(0o2750),
+            owner: "my bot",
+            group: "bots",
+            path: "/srv/my agent/notes  two.md",
+        },
+        SwitchOp::Early {
+            path: "/etc/sysusers.d/provision.conf",
+            program: "systemd-sysusers --dry  run",
+        },
+        SwitchOp::Stop("agent-old one.service"),
+        SwitchOp::Remove("/etc/a b/c"),
+        SwitchOp::Record(12),
+        SwitchOp::Reload,
+        SwitchOp::Run("systemctl restart systemd-journald 'x  y'"),
+        SwitchOp::Enable("agent-a.service"),
+        SwitchOp::Restart("agent-b b.service"),
+    ];
+    let input: String = ops.iter().map(|op| format!("{op}\n")).collect();
+    let lib = include_str!("../src/script/lib.sh");
+    // Every field between brackets, so that spaces at either end show.
+    let program = format!(
+        "{lib}{OPS_LOOP}\n    printf '[%s]' \"$op\" \"$a\" \"$b\" \"$c\" \"$d\" \"$e\"\n    echo\ndone\n"
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .unwrap()
+                .split("][")
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    let want: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| {
+            let mut fields = vec![op.name().to_string()];
+            fields.extend(op.args());
+            fields.resize(6, String::new());
+            fields
+        })
+        .collect();
+    assert_eq!(got, want);
+}
