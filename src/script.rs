@@ -1,7 +1,9 @@
-//! The apply request for one host: the fixed session program
-//! (`script/apply.sh`), a header of shell-quoted parameters, and its input:
-//! the switch job's operations, the checks against a stale plan, the record
-//! of the new generation, and the contents the host's store lacks. Pure.
+//! The programs provision runs on hosts (every one of them, from
+//! `src/script/`), how values are quoted for them, and the apply request for
+//! one host: the fixed session program (`script/apply.sh`), a header of
+//! shell-quoted parameters, and its input: the switch job's operations, the
+//! checks against a stale plan, the record of the new generation, and the
+//! contents the host's store lacks. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +12,17 @@ use crate::observed::{Observed, PathState};
 use crate::plan::{Action, HostPlan};
 use crate::record::{Record, Target};
 
+// Every program provision runs on a host is a file under `src/script/`,
+// included here and nowhere else, so that `tests/scripts.rs` parses and
+// shellchecks each exactly as it is sent. All but the test alert and the
+// confirmation start with the shared library (`lib.sh`): a fixed PATH, a clean environment and
+// the primitives for touching files in directories others may write.
+
+/// The probe: a read-only look at the host (see `src/script/probe.sh`).
+pub const PROBE_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/probe.sh")
+);
 /// The session program (see `src/script/apply.sh`).
 pub const APPLY_SH: &str = concat!(
     include_str!("script/lib.sh"),
@@ -25,6 +38,42 @@ pub const GENERATIONS_SH: &str = concat!(
     include_str!("script/lib.sh"),
     include_str!("script/generations.sh")
 );
+/// The verification program (see `src/script/verify.sh`).
+pub const VERIFY_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/verify.sh")
+);
+/// The status program (see `src/script/status.sh`).
+pub const STATUS_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/status.sh")
+);
+/// Sends a test alert through each channel its header names (see
+/// `src/script/test-alert.sh`). It runs only the host's alert script, by its
+/// full path, so it goes without the library.
+pub const TEST_ALERT_SH: &str = include_str!("script/test-alert.sh");
+
+/// Confirms the current generation: stops its dead-man switch (see
+/// `src/script/confirm.sh`). Sent over a new connection once verification
+/// passed, and over the existing one to disarm the dead-man switch. The
+/// host's lock orders it against the dead-man switch's own switch back,
+/// which holds the lock while it switches: a confirmation that comes after
+/// that began says so and exits non-zero, printing why, instead of
+/// confirming a generation the host is leaving. It needs nothing of the
+/// library but the fixed PATH, its first line.
+pub const CONFIRM_SH: &str = include_str!("script/confirm.sh");
+
+/// Every host program by name, for the tests that look at them all.
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("probe", PROBE_SH),
+    ("apply", APPLY_SH),
+    ("switch", SWITCH_SH),
+    ("generations", GENERATIONS_SH),
+    ("verify", VERIFY_SH),
+    ("status", STATUS_SH),
+    ("test-alert", TEST_ALERT_SH),
+    ("confirm", CONFIRM_SH),
+];
 
 /// Exit status of the session when another run holds the host's lock.
 pub const EXIT_LOCKED: i32 = 75;
@@ -59,28 +108,6 @@ pub struct Params<'a> {
     /// has switched; a switch that cannot switch leaves it armed.
     pub takeover: bool,
 }
-
-/// Confirms the current generation: stops its dead-man switch. Sent over a
-/// new connection once verification passed. The host's lock orders it
-/// against the dead-man switch's own switch back, which holds the lock while
-/// it switches: a confirmation that comes after that began says so and
-/// exits non-zero, printing why, instead of confirming a generation the host
-/// is leaving.
-pub const CONFIRM_SH: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-R=${PROVISION_ROOT:-}
-S="$R/var/lib/provision"
-if ! { exec 9>>"$S/lock" && flock -w 30 9; }; then
-    echo "cannot take the host's lock to confirm the generation"
-    exit 1
-fi
-if [ ! -d "$S/deadman" ]; then
-    echo "the confirmation came too late: the dead-man switch had already switched back ($(head -n 1 "$S/last-switch" 2>/dev/null))"
-    exit 1
-fi
-systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
-rm -rf "$S/deadman"
-echo confirmed
-"#;
 
 /// A script and its input.
 #[derive(Debug, Clone, PartialEq, Eq)]

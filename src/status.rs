@@ -9,13 +9,7 @@ use crate::model::Host;
 use crate::observed::Observed;
 use crate::plan::{FileState, observed_state};
 use crate::render::views::state_dir;
-use crate::script::Request;
-
-/// The status program (see `src/script/status.sh`).
-pub const STATUS_SH: &str = concat!(
-    include_str!("script/lib.sh"),
-    include_str!("script/status.sh")
-);
+use crate::script::{Request, STATUS_SH};
 
 /// The request for every agent of `host`.
 pub fn request(host: &Host) -> Request {

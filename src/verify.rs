@@ -7,13 +7,7 @@ use serde::Serialize;
 
 use crate::model::{Agent, Host};
 use crate::render::views::state_dir;
-use crate::script::{Request, sh_quote};
-
-/// The verification program (see `src/script/verify.sh`).
-pub const VERIFY_SH: &str = concat!(
-    include_str!("script/lib.sh"),
-    include_str!("script/verify.sh")
-);
+use crate::script::{Request, TEST_ALERT_SH, VERIFY_SH, sh_quote};
 
 /// The journald drop-in provision writes.
 pub const JOURNALD_DROPIN: &str = "/etc/systemd/journald.conf.d/50-provision.conf";
@@ -116,25 +110,14 @@ pub fn timers(a: &Agent) -> Vec<String> {
 /// The request that sends a test alert through every channel of `host`,
 /// from the host itself, answering with one `alert` check per channel.
 pub fn test_alert_request(host: &Host) -> Request {
-    let names: Vec<String> = host.alerts.iter().map(|a| sh_quote(&a.name)).collect();
-    let script = format!(
-        r#"set -u
-for ch in {names}; do
-    if out=$({lib}/alert --test --channel "$ch" provision-test "test alert from provision verify --test-alert" 2>&1); then
-        printf 'check	alert	%s	ok	sent
-' "$ch"
-    else
-        printf 'check	alert	%s	fail	%s
-' "$ch" "$(printf '%s' "$out" | tr '
-	' '  ')"
-    fi
-done
-"#,
-        names = names.join(" "),
-        lib = crate::render::LIB_DIR,
-    );
+    // The channels are the program's arguments: `set --` in the header.
+    let names: String = host
+        .alerts
+        .iter()
+        .map(|a| format!(" {}", sh_quote(&a.name)))
+        .collect();
     Request {
-        script,
+        script: format!("set --{names}\n{TEST_ALERT_SH}"),
         stdin: Vec::new(),
     }
 }

@@ -150,3 +150,80 @@ fn switch_ops_read_back_as_written() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// The files checked above are the programs sent: each `src/script/*.sh`
+/// but the library is one of `script::PROGRAMS`, as it is or after the
+/// library, and each program is one of the files.
+#[test]
+fn every_program_is_a_checked_file() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
+    let lib = std::fs::read_to_string(dir.join("lib.sh")).unwrap();
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh") && !p.ends_with("lib.sh"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    let mut programs: Vec<&str> = provision::script::PROGRAMS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    programs.sort();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, programs, "src/script/ and script::PROGRAMS differ");
+    for (name, program) in provision::script::PROGRAMS {
+        let body = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(
+            program == body || *program == format!("{lib}{body}"),
+            "{name} is not src/script/{name}.sh (after lib.sh)"
+        );
+    }
+}
+
+/// The test alert runs the host's alert script once per channel and answers
+/// with a check each, which `verify::parse` reads; here against a stand-in
+/// for the alert script that fails for one channel.
+#[test]
+fn a_test_alert_checks_every_channel() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sources = provision::load::load(&root).unwrap();
+    let (fleet, _) = provision::compile(&sources);
+    let host = fleet
+        .hosts
+        .iter()
+        .find(|h| h.alerts.len() >= 2)
+        .expect("a bundled host with two alert channels");
+    let dir = std::env::temp_dir().join(format!("provision-scripts-{}-alert", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("alert");
+    let last = &host.alerts.last().unwrap().name;
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n[ \"$3\" != {last} ] || {{ printf 'no\\troute\\nhere'; exit 1; }}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let request = provision::verify::test_alert_request(host);
+    let script = request
+        .script
+        .replace("/usr/local/lib/provision/alert", fake.to_str().unwrap());
+    assert_ne!(script, request.script, "the alert script's path moved");
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success());
+    let (_, checks) =
+        provision::verify::parse(&String::from_utf8(out.stdout).unwrap(), &[]).unwrap();
+    let subjects: Vec<&str> = checks.iter().map(|c| c.subject.as_str()).collect();
+    let names: Vec<&str> = host.alerts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(subjects, names);
+    assert!(checks.iter().all(|c| c.kind == "alert"));
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.detail.as_str())
+        .collect();
+    assert_eq!(failed, ["no route here"]);
+}
