@@ -406,7 +406,10 @@ fn header(vars: &[(&str, &str)]) -> String {
         .collect()
 }
 
-/// Quotes a value for POSIX sh: single quotes, with `'` written as `'\''`.
+/// Quotes a value as one POSIX sh word: single quotes, so nothing in it
+/// expands (`$`, backquotes, globs; newlines are kept as they are), with `'`
+/// written as `'\''`. The one quoting of values for sh: the programs'
+/// headers and arguments, and the templates' `| sh` filter.
 pub fn sh_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
@@ -498,7 +501,10 @@ mod tests {
     fn quoting_survives_any_text() {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote("''"), r"''\'''\'''");
         assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a\nb"), "'a\nb'");
+        assert_eq!(sh_quote("$HOME `id` *"), "'$HOME `id` *'");
     }
 
     /// A plan that uses every operation, with the text the switch job reads.

@@ -227,3 +227,27 @@ fn a_test_alert_checks_every_channel() {
         .collect();
     assert_eq!(failed, ["no route here"]);
 }
+
+/// A quoted value is one sh word that comes back as it was.
+#[test]
+fn quoted_values_read_back_under_sh() {
+    let values = [
+        "",
+        "a b",
+        "it's",
+        "''",
+        "a\nb\n",
+        "$HOME `id` * \\ \"x\"",
+        "\t",
+    ];
+    let words: Vec<String> = values
+        .iter()
+        .map(|v| provision::script::sh_quote(v))
+        .collect();
+    let program = format!("printf '%s\\0' {}", words.join(" "));
+    let out = Command::new("sh").arg("-c").arg(&program).output().unwrap();
+    assert!(out.status.success());
+    let got = String::from_utf8(out.stdout).unwrap();
+    let want: String = values.iter().map(|v| format!("{v}\0")).collect();
+    assert_eq!(got, want);
+}

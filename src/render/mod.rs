@@ -19,11 +19,11 @@ use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, error_chain};
 use crate::model::values::check_url;
 use crate::model::{Agent, AlertKind, FileContent, Files, Host, WebhookUrl};
+use crate::script::sh_quote;
 use crate::secret::Secret;
 use crate::source::{SourceSet, Span};
 use crate::syntax::list;
 
-pub use views::sh_quote;
 use views::{AgentView, HostView};
 
 /// Files of the operator's repository that `file source=`/`template=` name,

@@ -7,11 +7,7 @@ use serde::Serialize;
 use crate::model::{Agent, Host, Journald};
 
 use super::LIB_DIR;
-
-/// A string quoted for POSIX sh: always single quotes, so nothing expands.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use crate::script::sh_quote;
 
 /// A value quoted for a systemd `Environment=` line: `"KEY=value"`. `%` is a
 /// specifier in unit files, so it is doubled.
@@ -424,7 +420,6 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
         assert_eq!(unit_env("A", "x \"y\" 50%"), r#""A=x \"y\" 50%%""#);
         assert_eq!(env_file_quote("a$b\"c\\"), r#""a\$b\"c\\""#);
         assert_eq!(unit_command("/bin/x --rate 5%"), "/bin/x --rate 5%%");
