@@ -6,11 +6,8 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::model::{Agent, Host};
-use crate::render::views::state_dir;
+use crate::onhost;
 use crate::script::{Request, TEST_ALERT_SH, VERIFY_SH, sh_quote};
-
-/// The journald drop-in provision writes.
-pub const JOURNALD_DROPIN: &str = "/etc/systemd/journald.conf.d/50-provision.conf";
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +47,7 @@ pub fn request(
         }
     }
     if journald && host.journald.is_some() {
-        input.push_str(&format!("journald\t{JOURNALD_DROPIN}\n"));
+        input.push_str(&format!("journald\t{}\n", onhost::JOURNALD_DROPIN));
     }
     let since = since.map(|s| s.to_string()).unwrap_or_else(|| "now".into());
     Request {
@@ -63,10 +60,10 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
     let env = if a.secrets.is_empty() {
         "-".to_string()
     } else {
-        format!("/etc/provision/agents/{}.env", a.name)
+        onhost::agent_env_file(&a.name)
     };
     let auth = if a.auths.iter().any(|x| x.check.is_some()) {
-        format!("{}/agents/{}/auth-check", crate::render::LIB_DIR, a.name)
+        onhost::auth_check(&a.name)
     } else {
         "-".into()
     };
@@ -83,12 +80,12 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .and_then(|h| h.verify_timeout)
         .map_or(timeout, |d| d.secs);
     format!(
-        "agent\t{}\tagent-{}.service\t{}\t{}\t{env}\t{auth}\t{}/heartbeat\t{timeout}\t{}\n",
+        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{}\n",
         a.name,
-        a.name,
+        onhost::agent_unit(&a.name),
         a.user,
         clean(&a.workdir),
-        state_dir(a),
+        onhost::heartbeat_file(&a.name),
         clean(&probe)
     )
 }
@@ -97,11 +94,11 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
 pub fn timers(a: &Agent) -> Vec<String> {
     let mut out = Vec::new();
     if a.heartbeat.is_some() {
-        out.push(format!("agent-{}-heartbeat.timer", a.name));
+        out.push(onhost::timer(&onhost::heartbeat_stem(&a.name)));
     }
     for auth in &a.auths {
         if auth.rotate.is_some() {
-            out.push(format!("agent-{}-rotate-{}.timer", a.name, auth.name));
+            out.push(onhost::timer(&onhost::rotate_stem(&a.name, &auth.name)));
         }
     }
     out
