@@ -30,6 +30,7 @@ pub mod lint;
 pub mod load;
 pub mod model;
 pub mod observed;
+pub mod onhost;
 pub mod plan;
 pub mod record;
 pub mod render;

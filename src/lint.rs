@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Agent, Fleet, Host};
-use crate::render::views::state_dir;
-use crate::render::{LIB_DIR, UNIT_DIR};
+use crate::onhost;
 use crate::source::Span;
 
 /// The checklist items, as `waive` names them.
@@ -179,12 +178,12 @@ fn missing(host: &Host, a: &Agent) -> Vec<Finding> {
 /// inside them.
 const TREES: &[(&str, &str)] = &[
     (
-        "/etc/provision",
+        onhost::CONFIG_DIR,
         "provision's configuration (alert channels, secrets files)",
     ),
-    (LIB_DIR, "provision's scripts"),
+    (onhost::LIB_DIR, "provision's scripts"),
     (
-        "/var/lib/provision-agents",
+        onhost::AGENT_STATE_ROOT,
         "the agents' heartbeats and rotation stamps",
     ),
 ];
@@ -198,41 +197,41 @@ pub fn generated_files(host: &Host) -> BTreeMap<String, String> {
         out.entry(path).or_insert(what);
     };
     add(
-        format!("{UNIT_DIR}/provision-alert@.service"),
+        onhost::unit_path(onhost::ALERT_UNIT),
         "the alert unit".into(),
     );
     add(
-        "/etc/sysusers.d/provision.conf".into(),
+        onhost::SYSUSERS_CONF.into(),
         "the sysusers.d configuration of the host's users".into(),
     );
     add(
-        "/etc/tmpfiles.d/provision.conf".into(),
+        onhost::TMPFILES_CONF.into(),
         "the tmpfiles.d configuration of the host's directories".into(),
     );
     add(
-        "/etc/systemd/journald.conf.d/50-provision.conf".into(),
+        onhost::JOURNALD_DROPIN.into(),
         "the journald drop-in with the journal caps".into(),
     );
     for a in &host.agents {
         let n = &a.name;
         add(
-            format!("{UNIT_DIR}/agent-{n}.service"),
+            onhost::unit_path(&onhost::agent_unit(n)),
             format!("the unit of agent `{n}`"),
         );
-        for suffix in ["service", "timer"] {
+        for unit in [onhost::service, onhost::timer] {
             add(
-                format!("{UNIT_DIR}/agent-{n}-heartbeat.{suffix}"),
+                onhost::unit_path(&unit(&onhost::heartbeat_stem(n))),
                 format!("the heartbeat check of agent `{n}`"),
             );
             for x in &a.auths {
                 add(
-                    format!("{UNIT_DIR}/agent-{n}-rotate-{}.{suffix}", x.name),
+                    onhost::unit_path(&unit(&onhost::rotate_stem(n, &x.name))),
                     format!("the `{}` rotation of agent `{n}`", x.name),
                 );
             }
         }
         add(
-            format!("{}/AGENTS.md", a.workdir),
+            onhost::agents_md(&a.workdir),
             format!("the AGENTS.md of agent `{n}`"),
         );
     }
@@ -245,7 +244,7 @@ fn generated_dirs(host: &Host) -> BTreeMap<String, String> {
     for a in &host.agents {
         out.entry(a.workdir.clone())
             .or_insert_with(|| format!("the working directory of agent `{}`", a.name));
-        out.entry(state_dir(a))
+        out.entry(onhost::agent_state_dir(&a.name))
             .or_insert_with(|| format!("the state directory of agent `{}`", a.name));
     }
     out

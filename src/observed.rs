@@ -11,12 +11,7 @@ use base64::Engine as _;
 
 use crate::desired::DesiredState;
 use crate::record::{Record, Target};
-
-/// The probe program (see `src/script/probe.sh`).
-pub const PROBE_SH: &str = concat!(
-    include_str!("script/lib.sh"),
-    include_str!("script/probe.sh")
-);
+use crate::script::PROBE_SH;
 
 /// A path as the host has it.
 #[derive(Debug, Clone, PartialEq, Eq)]

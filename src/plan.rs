@@ -12,13 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::desired::sha256_hex;
 use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
+use crate::onhost::{self, QUARANTINE};
 use crate::record::{RecordFile, Target};
-
-/// Where the switch moves what was planted where a managed file belongs.
-pub const QUARANTINE: &str = "/var/lib/provision/quarantine";
-
-/// Where unit files live: a change there needs `systemctl daemon-reload`.
-pub const UNIT_DIR: &str = "/etc/systemd/system/";
 
 /// What happens to one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,7 +225,10 @@ pub fn plan(
 
     let mut files = Vec::new();
     if !target.files.is_empty() && obs.key.is_none() && target.files.values().any(|f| f.secret) {
-        errors.push("the host has no fingerprint key (/var/lib/provision/key), so its secrets cannot be compared".into());
+        errors.push(format!(
+            "the host has no fingerprint key ({}), so its secrets cannot be compared",
+            onhost::KEY
+        ));
     }
     for (path, f) in &target.files {
         // Something planted where a managed file belongs (by a user who
@@ -318,7 +316,7 @@ pub fn plan(
         })
         .unwrap_or_default();
     let mut activation = Activation {
-        reload: changed.iter().any(|p| p.starts_with(UNIT_DIR)),
+        reload: changed.iter().any(|p| onhost::in_unit_dir(p)),
         ..Activation::default()
     };
     for u in target.units.values() {

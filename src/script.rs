@@ -1,14 +1,28 @@
-//! The apply request for one host: the fixed session program
-//! (`script/apply.sh`), a header of shell-quoted parameters, and its input:
-//! the switch job's operations, the checks against a stale plan, the record
-//! of the new generation, and the contents the host's store lacks. Pure.
+//! The programs provision runs on hosts (every one of them, from
+//! `src/script/`), how values are quoted for them, and the apply request for
+//! one host: the fixed session program (`script/apply.sh`), a header of
+//! shell-quoted parameters, and its input: the switch job's operations, the
+//! checks against a stale plan, the record of the new generation, and the
+//! contents the host's store lacks. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::Mode;
 use crate::observed::{Observed, PathState};
 use crate::plan::{Action, HostPlan};
 use crate::record::{Record, Target};
 
+// Every program provision runs on a host is a file under `src/script/`,
+// included here and nowhere else, so that `tests/scripts.rs` parses and
+// shellchecks each exactly as it is sent. All but the test alert and the
+// confirmation start with the shared library (`lib.sh`): a fixed PATH, a clean environment and
+// the primitives for touching files in directories others may write.
+
+/// The probe: a read-only look at the host (see `src/script/probe.sh`).
+pub const PROBE_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/probe.sh")
+);
 /// The session program (see `src/script/apply.sh`).
 pub const APPLY_SH: &str = concat!(
     include_str!("script/lib.sh"),
@@ -24,6 +38,42 @@ pub const GENERATIONS_SH: &str = concat!(
     include_str!("script/lib.sh"),
     include_str!("script/generations.sh")
 );
+/// The verification program (see `src/script/verify.sh`).
+pub const VERIFY_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/verify.sh")
+);
+/// The status program (see `src/script/status.sh`).
+pub const STATUS_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/status.sh")
+);
+/// Sends a test alert through each channel its header names (see
+/// `src/script/test-alert.sh`). It runs only the host's alert script, by its
+/// full path, so it goes without the library.
+pub const TEST_ALERT_SH: &str = include_str!("script/test-alert.sh");
+
+/// Confirms the current generation: stops its dead-man switch (see
+/// `src/script/confirm.sh`). Sent over a new connection once verification
+/// passed, and over the existing one to disarm the dead-man switch. The
+/// host's lock orders it against the dead-man switch's own switch back,
+/// which holds the lock while it switches: a confirmation that comes after
+/// that began says so and exits non-zero, printing why, instead of
+/// confirming a generation the host is leaving. It needs nothing of the
+/// library but the fixed PATH, its first line.
+pub const CONFIRM_SH: &str = include_str!("script/confirm.sh");
+
+/// Every host program by name, for the tests that look at them all.
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("probe", PROBE_SH),
+    ("apply", APPLY_SH),
+    ("switch", SWITCH_SH),
+    ("generations", GENERATIONS_SH),
+    ("verify", VERIFY_SH),
+    ("status", STATUS_SH),
+    ("test-alert", TEST_ALERT_SH),
+    ("confirm", CONFIRM_SH),
+];
 
 /// Exit status of the session when another run holds the host's lock.
 pub const EXIT_LOCKED: i32 = 75;
@@ -59,28 +109,6 @@ pub struct Params<'a> {
     pub takeover: bool,
 }
 
-/// Confirms the current generation: stops its dead-man switch. Sent over a
-/// new connection once verification passed. The host's lock orders it
-/// against the dead-man switch's own switch back, which holds the lock while
-/// it switches: a confirmation that comes after that began says so and
-/// exits non-zero, printing why, instead of confirming a generation the host
-/// is leaving.
-pub const CONFIRM_SH: &str = r#"PATH=/usr/sbin:/usr/bin:/sbin:/bin
-R=${PROVISION_ROOT:-}
-S="$R/var/lib/provision"
-if ! { exec 9>>"$S/lock" && flock -w 30 9; }; then
-    echo "cannot take the host's lock to confirm the generation"
-    exit 1
-fi
-if [ ! -d "$S/deadman" ]; then
-    echo "the confirmation came too late: the dead-man switch had already switched back ($(head -n 1 "$S/last-switch" 2>/dev/null))"
-    exit 1
-fi
-systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
-rm -rf "$S/deadman"
-echo confirmed
-"#;
-
 /// A script and its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -90,10 +118,121 @@ pub struct Request {
     pub stdin: Vec<u8>,
 }
 
-/// The switch job's operations, one tab-separated line each (see
+/// One operation of the switch job: a line of its `ops` file, read by
+/// `script/switch.sh` with `while IFS="$tab" read -r op a b c d e`.
+/// [`Display`](std::fmt::Display) is the only writer of these lines.
+///
+/// The fields are tab-separated, and `read` collapses a run of tabs and drops
+/// leading and trailing ones, so no field may hold a tab or a newline, and no
+/// field but the last may be empty. None can: paths hold no control
+/// characters and every other string from the definition is one line
+/// (`model::values::check_path_text`, `syntax`'s `entry_text`); unit names,
+/// ids, modes and hook commands are provision's own. Spaces are kept (the
+/// reader splits on tabs alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOp<'a> {
+    /// Puts the content `id` from the store at `path`, with its attributes.
+    Write {
+        /// Content id in the host's store.
+        id: &'a str,
+        /// Permission bits.
+        mode: Mode,
+        /// Owner.
+        owner: &'a str,
+        /// Group.
+        group: &'a str,
+        /// Absolute path.
+        path: &'a str,
+    },
+    /// Runs `program` on the new content of `path` before any file is
+    /// switched (users and directories must exist first).
+    Early {
+        /// The hook's input.
+        path: &'a str,
+        /// The command, without the path it ends with.
+        program: &'a str,
+    },
+    /// `systemctl disable --now` a unit dropped from the definition.
+    Stop(&'a str),
+    /// Removes a file dropped from the definition.
+    Remove(&'a str),
+    /// Records generation N and points `current` at it.
+    Record(u64),
+    /// `systemctl daemon-reload`.
+    Reload,
+    /// Runs a hook's command with `sh -c`.
+    Run(&'a str),
+    /// `systemctl enable --now` a new unit.
+    Enable(&'a str),
+    /// `systemctl restart` a unit whose inputs changed.
+    Restart(&'a str),
+}
+
+impl SwitchOp<'_> {
+    /// The op's name, as `switch.sh` matches it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SwitchOp::Write { .. } => "write",
+            SwitchOp::Early { .. } => "early",
+            SwitchOp::Stop(_) => "stop",
+            SwitchOp::Remove(_) => "remove",
+            SwitchOp::Record(_) => "record",
+            SwitchOp::Reload => "reload",
+            SwitchOp::Run(_) => "run",
+            SwitchOp::Enable(_) => "enable",
+            SwitchOp::Restart(_) => "restart",
+        }
+    }
+
+    /// The fields after the name, as `switch.sh` reads them into `a`..`e`.
+    pub fn args(&self) -> Vec<String> {
+        match *self {
+            SwitchOp::Write {
+                id,
+                mode,
+                owner,
+                group,
+                path,
+            } => vec![
+                id.into(),
+                mode.to_string(),
+                owner.into(),
+                group.into(),
+                path.into(),
+            ],
+            SwitchOp::Early { path, program } => vec![path.into(), program.into()],
+            SwitchOp::Stop(x)
+            | SwitchOp::Remove(x)
+            | SwitchOp::Run(x)
+            | SwitchOp::Enable(x)
+            | SwitchOp::Restart(x) => vec![x.into()],
+            SwitchOp::Record(n) => vec![n.to_string()],
+            SwitchOp::Reload => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for SwitchOp<'_> {
+    /// The line without its newline: the name, then each field after a tab.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        let args = self.args();
+        for (i, arg) in args.iter().enumerate() {
+            debug_assert!(
+                !arg.contains(['\t', '\n']) && (i + 1 == args.len() || !arg.is_empty()),
+                "{} field {arg:?} would not read back as one field",
+                self.name()
+            );
+            write!(f, "\t{arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The switch job's operations, in the order it runs them (see
 /// `switch.sh`): stops, early writes and hooks, writes, removals, the
 /// record, then activation.
-pub fn ops(plan: &HostPlan, target: &Target) -> String {
+pub fn switch_ops<'a>(plan: &'a HostPlan, target: &'a Target) -> Vec<SwitchOp<'a>> {
     let changed: BTreeSet<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
     let early: Vec<_> = target
         .hooks
@@ -104,54 +243,68 @@ pub fn ops(plan: &HostPlan, target: &Target) -> String {
         .iter()
         .flat_map(|h| h.inputs.iter().map(String::as_str))
         .collect();
-    let mut out = String::new();
+    let mut out = Vec::new();
     for unit in &plan.activation.stop {
-        out.push_str(&format!("stop\t{unit}\n"));
+        out.push(SwitchOp::Stop(unit));
     }
-    let write = |out: &mut String, path: &str| {
-        let f = &target.files[path];
-        out.push_str(&format!(
-            "write\t{}\t{}\t{}\t{}\t{path}\n",
-            f.id, f.mode, f.owner, f.group
-        ));
+    let write = |path: &'a str| {
+        let (path, f) = target.files.get_key_value(path).expect("a planned file");
+        SwitchOp::Write {
+            id: &f.id,
+            mode: f.mode,
+            owner: &f.owner,
+            group: &f.group,
+            path,
+        }
     };
     for path in &early_inputs {
         if changed.contains(path) && target.files.contains_key(*path) {
-            write(&mut out, path);
+            out.push(write(path));
         }
     }
     for h in &early {
         for input in &h.inputs {
             let program = h.command.strip_suffix(input.as_str()).unwrap_or(&h.command);
-            out.push_str(&format!("early\t{input}\t{}\n", program.trim_end()));
+            out.push(SwitchOp::Early {
+                path: input,
+                program: program.trim_end(),
+            });
         }
     }
     for f in &plan.files {
         if f.action != Action::Delete && !early_inputs.contains(f.path.as_str()) {
-            write(&mut out, &f.path);
+            out.push(write(&f.path));
         }
     }
     for f in &plan.files {
         if f.action == Action::Delete {
-            out.push_str(&format!("remove\t{}\n", f.path));
+            out.push(SwitchOp::Remove(&f.path));
         }
     }
-    out.push_str(&format!("record\t{}\n", plan.number));
+    out.push(SwitchOp::Record(plan.number));
     if plan.activation.reload {
-        out.push_str("reload\n");
+        out.push(SwitchOp::Reload);
     }
     for h in &target.hooks {
         if !h.early && plan.activation.hooks.contains(&h.name) {
-            out.push_str(&format!("run\t{}\n", h.command));
+            out.push(SwitchOp::Run(&h.command));
         }
     }
     for unit in &plan.activation.enable {
-        out.push_str(&format!("enable\t{unit}\n"));
+        out.push(SwitchOp::Enable(unit));
     }
     for unit in &plan.activation.restart {
-        out.push_str(&format!("restart\t{unit}\n"));
+        out.push(SwitchOp::Restart(unit));
     }
     out
+}
+
+/// The switch job's `ops` file: [`switch_ops`], one line each.
+pub fn ops(plan: &HostPlan, target: &Target) -> String {
+    switch_ops(plan, target)
+        .iter()
+        .map(|op| format!("{op}\n"))
+        .collect()
 }
 
 /// The request that switches the host as `plan` says.
@@ -253,7 +406,10 @@ fn header(vars: &[(&str, &str)]) -> String {
         .collect()
 }
 
-/// Quotes a value for POSIX sh: single quotes, with `'` written as `'\''`.
+/// Quotes a value as one POSIX sh word: single quotes, so nothing in it
+/// expands (`$`, backquotes, globs; newlines are kept as they are), with `'`
+/// written as `'\''`. The one quoting of values for sh: the programs'
+/// headers and arguments, and the templates' `| sh` filter.
 pub fn sh_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
@@ -345,7 +501,123 @@ mod tests {
     fn quoting_survives_any_text() {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote("''"), r"''\'''\'''");
         assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a\nb"), "'a\nb'");
+        assert_eq!(sh_quote("$HOME `id` *"), "'$HOME `id` *'");
+    }
+
+    /// A plan that uses every operation, with the text the switch job reads.
+    fn every_op() -> (HostPlan, Target) {
+        use crate::desired::Hook;
+        use crate::plan::{Activation, FileChange, Kind};
+        use crate::record::RecordFile;
+        let file = |id: &str, mode: u32, owner: &str| RecordFile {
+            id: id.into(),
+            mode: Mode(mode),
+            owner: owner.into(),
+            group: owner.into(),
+            secret: false,
+        };
+        let change = |path: &str, action: Action| FileChange {
+            path: path.into(),
+            action,
+            drift: false,
+            secret: false,
+            before: None,
+            after: None,
+            diff: None,
+        };
+        let hook = |name: &str, command: &str, input: &str, early: bool| Hook {
+            name: name.into(),
+            command: command.into(),
+            inputs: [input.to_string()].into(),
+            early,
+        };
+        let target = Target {
+            generation: "g".into(),
+            files: [
+                (
+                    "/etc/sysusers.d/provision.conf".into(),
+                    file("u1", 0o644, "root"),
+                ),
+                ("/srv/my agent/a b.txt".into(), file("f1", 0o640, "bot")),
+                (
+                    "/etc/systemd/system/agent-a.service".into(),
+                    file("s1", 0o644, "root"),
+                ),
+            ]
+            .into(),
+            units: BTreeMap::new(),
+            hooks: vec![
+                hook(
+                    "create users",
+                    "systemd-sysusers /etc/sysusers.d/provision.conf",
+                    "/etc/sysusers.d/provision.conf",
+                    true,
+                ),
+                hook(
+                    "restart journald",
+                    "systemctl restart systemd-journald",
+                    "/etc/systemd/journald.conf.d/50-provision.conf",
+                    false,
+                ),
+            ],
+        };
+        let plan = HostPlan {
+            host: "h".into(),
+            kind: Kind::Apply,
+            generation: "g".into(),
+            number: 7,
+            current: Some(6),
+            current_generation: None,
+            latest: Some(6),
+            base: String::new(),
+            files: vec![
+                change("/etc/old.conf", Action::Delete),
+                change("/etc/sysusers.d/provision.conf", Action::Update),
+                change("/etc/systemd/system/agent-a.service", Action::Create),
+                change("/srv/my agent/a b.txt", Action::Create),
+            ],
+            activation: Activation {
+                reload: true,
+                enable: vec!["agent-a.service".into()],
+                restart: vec!["agent-b.service".into()],
+                stop: vec!["agent-c.service".into()],
+                hooks: vec!["create users".into(), "restart journald".into()],
+            },
+            upload_bytes: 0,
+            pending: None,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        };
+        (plan, target)
+    }
+
+    #[test]
+    fn ops_are_the_lines_the_switch_job_reads() {
+        let (plan, target) = every_op();
+        assert_eq!(
+            ops(&plan, &target),
+            "stop\tagent-c.service\n\
+             write\tu1\t0644\troot\troot\t/etc/sysusers.d/provision.conf\n\
+             early\t/etc/sysusers.d/provision.conf\tsystemd-sysusers\n\
+             write\ts1\t0644\troot\troot\t/etc/systemd/system/agent-a.service\n\
+             write\tf1\t0640\tbot\tbot\t/srv/my agent/a b.txt\n\
+             remove\t/etc/old.conf\n\
+             record\t7\n\
+             reload\n\
+             run\tsystemctl restart systemd-journald\n\
+             enable\tagent-a.service\n\
+             restart\tagent-b.service\n"
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "would not read back as one field")]
+    fn a_tab_in_an_op_field_is_refused() {
+        let _ = SwitchOp::Run("a\tb").to_string();
     }
 
     #[test]

@@ -7,15 +7,9 @@ use serde::Serialize;
 
 use crate::model::Host;
 use crate::observed::Observed;
+use crate::onhost;
 use crate::plan::{FileState, observed_state};
-use crate::render::views::state_dir;
-use crate::script::Request;
-
-/// The status program (see `src/script/status.sh`).
-pub const STATUS_SH: &str = concat!(
-    include_str!("script/lib.sh"),
-    include_str!("script/status.sh")
-);
+use crate::script::{Request, STATUS_SH};
 
 /// The request for every agent of `host`.
 pub fn request(host: &Host) -> Request {
@@ -28,11 +22,11 @@ pub fn request(host: &Host) -> Request {
             .map(|x| x.name.as_str())
             .collect();
         input.push_str(&format!(
-            "agent\t{}\tagent-{}.service\t{}/heartbeat\t{}\t{}\n",
+            "agent\t{}\t{}\t{}\t{}\t{}\n",
             a.name,
-            a.name,
-            state_dir(a),
-            state_dir(a),
+            onhost::agent_unit(&a.name),
+            onhost::heartbeat_file(&a.name),
+            onhost::agent_state_dir(&a.name),
             if auths.is_empty() {
                 "-".to_string()
             } else {

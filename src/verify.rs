@@ -6,17 +6,8 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::model::{Agent, Host};
-use crate::render::views::state_dir;
-use crate::script::{Request, sh_quote};
-
-/// The verification program (see `src/script/verify.sh`).
-pub const VERIFY_SH: &str = concat!(
-    include_str!("script/lib.sh"),
-    include_str!("script/verify.sh")
-);
-
-/// The journald drop-in provision writes.
-pub const JOURNALD_DROPIN: &str = "/etc/systemd/journald.conf.d/50-provision.conf";
+use crate::onhost;
+use crate::script::{Request, TEST_ALERT_SH, VERIFY_SH, sh_quote};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,7 +47,7 @@ pub fn request(
         }
     }
     if journald && host.journald.is_some() {
-        input.push_str(&format!("journald\t{JOURNALD_DROPIN}\n"));
+        input.push_str(&format!("journald\t{}\n", onhost::JOURNALD_DROPIN));
     }
     let since = since.map(|s| s.to_string()).unwrap_or_else(|| "now".into());
     Request {
@@ -69,10 +60,10 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
     let env = if a.secrets.is_empty() {
         "-".to_string()
     } else {
-        format!("/etc/provision/agents/{}.env", a.name)
+        onhost::agent_env_file(&a.name)
     };
     let auth = if a.auths.iter().any(|x| x.check.is_some()) {
-        format!("{}/agents/{}/auth-check", crate::render::LIB_DIR, a.name)
+        onhost::auth_check(&a.name)
     } else {
         "-".into()
     };
@@ -89,12 +80,12 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .and_then(|h| h.verify_timeout)
         .map_or(timeout, |d| d.secs);
     format!(
-        "agent\t{}\tagent-{}.service\t{}\t{}\t{env}\t{auth}\t{}/heartbeat\t{timeout}\t{}\n",
+        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{}\n",
         a.name,
-        a.name,
+        onhost::agent_unit(&a.name),
         a.user,
         clean(&a.workdir),
-        state_dir(a),
+        onhost::heartbeat_file(&a.name),
         clean(&probe)
     )
 }
@@ -103,11 +94,11 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
 pub fn timers(a: &Agent) -> Vec<String> {
     let mut out = Vec::new();
     if a.heartbeat.is_some() {
-        out.push(format!("agent-{}-heartbeat.timer", a.name));
+        out.push(onhost::timer(&onhost::heartbeat_stem(&a.name)));
     }
     for auth in &a.auths {
         if auth.rotate.is_some() {
-            out.push(format!("agent-{}-rotate-{}.timer", a.name, auth.name));
+            out.push(onhost::timer(&onhost::rotate_stem(&a.name, &auth.name)));
         }
     }
     out
@@ -116,25 +107,14 @@ pub fn timers(a: &Agent) -> Vec<String> {
 /// The request that sends a test alert through every channel of `host`,
 /// from the host itself, answering with one `alert` check per channel.
 pub fn test_alert_request(host: &Host) -> Request {
-    let names: Vec<String> = host.alerts.iter().map(|a| sh_quote(&a.name)).collect();
-    let script = format!(
-        r#"set -u
-for ch in {names}; do
-    if out=$({lib}/alert --test --channel "$ch" provision-test "test alert from provision verify --test-alert" 2>&1); then
-        printf 'check	alert	%s	ok	sent
-' "$ch"
-    else
-        printf 'check	alert	%s	fail	%s
-' "$ch" "$(printf '%s' "$out" | tr '
-	' '  ')"
-    fi
-done
-"#,
-        names = names.join(" "),
-        lib = crate::render::LIB_DIR,
-    );
+    // The channels are the program's arguments: `set --` in the header.
+    let names: String = host
+        .alerts
+        .iter()
+        .map(|a| format!(" {}", sh_quote(&a.name)))
+        .collect();
     Request {
-        script,
+        script: format!("set --{names}\n{TEST_ALERT_SH}"),
         stdin: Vec::new(),
     }
 }

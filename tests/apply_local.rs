@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use fleet::{Fleet, Run};
 use provision::desired::sha256_hex;
+use provision::script::sh_quote;
 use serde_json::Value;
 
 /// The bundled repository this test copies from.
@@ -534,10 +535,6 @@ fn have_script() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn sh_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// Runs `provision ARGS` on a terminal (stdin, stdout and stderr on a pty,

@@ -27,6 +27,7 @@ const PURE: &[&str] = &[
     "src/render/views.rs",
     "src/record.rs",
     "src/observed.rs",
+    "src/onhost.rs",
     "src/plan.rs",
     "src/script.rs",
     "src/verify.rs",

@@ -119,12 +119,12 @@ fn root_run_scripts_set_the_path_first_and_run_agent_commands_through_run_as() {
 fn host_programs_start_with_the_prologue() {
     let lib = include_str!("../src/script/lib.sh");
     for (name, program) in [
-        ("probe", provision::observed::PROBE_SH),
+        ("probe", provision::script::PROBE_SH),
         ("apply", provision::script::APPLY_SH),
         ("switch", provision::script::SWITCH_SH),
         ("generations", provision::script::GENERATIONS_SH),
-        ("verify", provision::verify::VERIFY_SH),
-        ("status", provision::status::STATUS_SH),
+        ("verify", provision::script::VERIFY_SH),
+        ("status", provision::script::STATUS_SH),
     ] {
         assert!(
             program.starts_with(lib),

@@ -72,3 +72,182 @@ fn shellcheck() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The loop `switch.sh` reads its operations with, twice (prepare, switch).
+const OPS_LOOP: &str = r#"while IFS="$tab" read -r op a b c d e; do"#;
+
+#[test]
+fn switch_ops_read_back_as_written() {
+    use provision::model::Mode;
+    use provision::script::SwitchOp;
+    let switch = include_str!("../src/script/switch.sh");
+    assert_eq!(
+        switch.matches(OPS_LOOP).count(),
+        2,
+        "switch.sh no longer reads its operations as this test does"
+    );
+    let ops = [
+        SwitchOp::Write {
+            id: "hmac-0a1b",
+            mode: Mode(0o2750),
+            owner: "my bot",
+            group: "bots",
+            path: "/srv/my agent/notes  two.md",
+        },
+        SwitchOp::Early {
+            path: "/etc/sysusers.d/provision.conf",
+            program: "systemd-sysusers --dry  run",
+        },
+        SwitchOp::Stop("agent-old one.service"),
+        SwitchOp::Remove("/etc/a b/c"),
+        SwitchOp::Record(12),
+        SwitchOp::Reload,
+        SwitchOp::Run("systemctl restart systemd-journald 'x  y'"),
+        SwitchOp::Enable("agent-a.service"),
+        SwitchOp::Restart("agent-b b.service"),
+    ];
+    let input: String = ops.iter().map(|op| format!("{op}\n")).collect();
+    let lib = include_str!("../src/script/lib.sh");
+    // Every field between brackets, so that spaces at either end show.
+    let program = format!(
+        "{lib}{OPS_LOOP}\n    printf '[%s]' \"$op\" \"$a\" \"$b\" \"$c\" \"$d\" \"$e\"\n    echo\ndone\n"
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .unwrap()
+                .split("][")
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    let want: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| {
+            let mut fields = vec![op.name().to_string()];
+            fields.extend(op.args());
+            fields.resize(6, String::new());
+            fields
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// The files checked above are the programs sent: each `src/script/*.sh`
+/// but the library is one of `script::PROGRAMS`, as it is or after the
+/// library, and each program is one of the files.
+#[test]
+fn every_program_is_a_checked_file() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script");
+    let lib = std::fs::read_to_string(dir.join("lib.sh")).unwrap();
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh") && !p.ends_with("lib.sh"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    let mut programs: Vec<&str> = provision::script::PROGRAMS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    programs.sort();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, programs, "src/script/ and script::PROGRAMS differ");
+    for (name, program) in provision::script::PROGRAMS {
+        let body = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(
+            program == body || *program == format!("{lib}{body}"),
+            "{name} is not src/script/{name}.sh (after lib.sh)"
+        );
+    }
+}
+
+/// The test alert runs the host's alert script once per channel and answers
+/// with a check each, which `verify::parse` reads; here against a stand-in
+/// for the alert script that fails for one channel.
+#[test]
+fn a_test_alert_checks_every_channel() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sources = provision::load::load(&root).unwrap();
+    let (fleet, _) = provision::compile(&sources);
+    let host = fleet
+        .hosts
+        .iter()
+        .find(|h| h.alerts.len() >= 2)
+        .expect("a bundled host with two alert channels");
+    let dir = std::env::temp_dir().join(format!("provision-scripts-{}-alert", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("alert");
+    let last = &host.alerts.last().unwrap().name;
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\n[ \"$3\" != {last} ] || {{ printf 'no\\troute\\nhere'; exit 1; }}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let request = provision::verify::test_alert_request(host);
+    let script = request
+        .script
+        .replace("/usr/local/lib/provision/alert", fake.to_str().unwrap());
+    assert_ne!(script, request.script, "the alert script's path moved");
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success());
+    let (_, checks) =
+        provision::verify::parse(&String::from_utf8(out.stdout).unwrap(), &[]).unwrap();
+    let subjects: Vec<&str> = checks.iter().map(|c| c.subject.as_str()).collect();
+    let names: Vec<&str> = host.alerts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(subjects, names);
+    assert!(checks.iter().all(|c| c.kind == "alert"));
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.detail.as_str())
+        .collect();
+    assert_eq!(failed, ["no route here"]);
+}
+
+/// A quoted value is one sh word that comes back as it was.
+#[test]
+fn quoted_values_read_back_under_sh() {
+    let values = [
+        "",
+        "a b",
+        "it's",
+        "''",
+        "a\nb\n",
+        "$HOME `id` * \\ \"x\"",
+        "\t",
+    ];
+    let words: Vec<String> = values
+        .iter()
+        .map(|v| provision::script::sh_quote(v))
+        .collect();
+    let program = format!("printf '%s\\0' {}", words.join(" "));
+    let out = Command::new("sh").arg("-c").arg(&program).output().unwrap();
+    assert!(out.status.success());
+    let got = String::from_utf8(out.stdout).unwrap();
+    let want: String = values.iter().map(|v| format!("{v}\0")).collect();
+    assert_eq!(got, want);
+}

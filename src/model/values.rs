@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::onhost::STATE_DIR;
+
 /// A length of time, as written (`45d`, `30m`, `1week`, `1h30m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Duration {
@@ -380,8 +382,10 @@ pub fn check_remote_path(text: &str) -> Result<(), String> {
             "`{text}` is under `{v}`, a virtual filesystem: what is written there vanishes at boot or is not a file; pick a path on disk, such as under /srv, /opt or /var/lib"
         ));
     }
-    if under(text, "/var/lib/provision") {
-        return Err("`/var/lib/provision` belongs to provision itself (store, generations, lock); pick another path".into());
+    if under(text, STATE_DIR) {
+        return Err(format!(
+            "`{STATE_DIR}` belongs to provision itself (store, generations, lock); pick another path"
+        ));
     }
     Ok(())
 }

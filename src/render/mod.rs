@@ -19,11 +19,12 @@ use crate::desired::{DesiredState, FileSpec, Hook, UnitSpec};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean, error_chain};
 use crate::model::values::check_url;
 use crate::model::{Agent, AlertKind, FileContent, Files, Host, WebhookUrl};
+use crate::onhost;
+use crate::script::sh_quote;
 use crate::secret::Secret;
 use crate::source::{SourceSet, Span};
 use crate::syntax::list;
 
-pub use views::sh_quote;
 use views::{AgentView, HostView};
 
 /// Files of the operator's repository that `file source=`/`template=` name,
@@ -87,11 +88,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("templates/tmpfiles.conf.tera"),
     ),
 ];
-
-/// Where provision puts its own scripts on the host.
-pub const LIB_DIR: &str = "/usr/local/lib/provision";
-/// Unit files.
-pub const UNIT_DIR: &str = "/etc/systemd/system";
 
 /// The compiled templates: built-ins plus the modules' overrides.
 pub struct Templates {
@@ -253,18 +249,18 @@ impl Renderer<'_> {
         let mut ctx = Context::new();
         ctx.insert("host", &self.host_view);
 
-        let alert_unit = format!("{UNIT_DIR}/provision-alert@.service");
+        let alert_unit = onhost::unit_path(onhost::ALERT_UNIT);
         let bytes = self.template("alert@.service", None, &ctx, host.span);
         self.add(alert_unit, FileSpec::new(bytes, 0o644, "root", "root"));
         let bytes = self.template("alert.sh", None, &ctx, host.span);
         self.add(
-            format!("{LIB_DIR}/alert"),
+            onhost::ALERT_SCRIPT.into(),
             FileSpec::new(bytes, 0o755, "root", "root"),
         );
         if host.agents.iter().any(|a| a.heartbeat.is_some()) {
             let bytes = self.template("heartbeat-check.sh", None, &ctx, host.span);
             self.add(
-                format!("{LIB_DIR}/heartbeat-check"),
+                onhost::HEARTBEAT_CHECK.into(),
                 FileSpec::new(bytes, 0o755, "root", "root"),
             );
         }
@@ -358,7 +354,7 @@ impl Renderer<'_> {
             if secret {
                 spec = spec.secret();
             }
-            self.add(format!("/etc/provision/alerts/{}.conf", ch.name), spec);
+            self.add(onhost::alert_channel_file(&ch.name), spec);
         }
         let mut routes = Vec::new();
         for a in &host.agents {
@@ -382,7 +378,7 @@ impl Renderer<'_> {
         c.insert("routes", &routes);
         let bytes = self.template("alert-routes", None, &c, host.span);
         self.add(
-            "/etc/provision/alerts/routes".into(),
+            onhost::ALERT_ROUTES.into(),
             FileSpec::new(bytes, 0o644, "root", "root"),
         );
 
@@ -392,7 +388,7 @@ impl Renderer<'_> {
         if !lines.is_empty() {
             let mut c = ctx.clone();
             c.insert("lines", &lines);
-            let path = "/etc/sysusers.d/provision.conf";
+            let path = onhost::SYSUSERS_CONF;
             self.hooked(
                 "sysusers.conf",
                 &c,
@@ -406,7 +402,7 @@ impl Renderer<'_> {
         if !lines.is_empty() {
             let mut c = ctx.clone();
             c.insert("lines", &lines);
-            let path = "/etc/tmpfiles.d/provision.conf";
+            let path = onhost::TMPFILES_CONF;
             self.hooked(
                 "tmpfiles.conf",
                 &c,
@@ -419,7 +415,7 @@ impl Renderer<'_> {
         if let Some(j) = &host.journald {
             let mut c = ctx.clone();
             c.insert("journald", &views::JournaldView::new(j));
-            let path = "/etc/systemd/journald.conf.d/50-provision.conf";
+            let path = onhost::JOURNALD_DROPIN;
             self.hooked(
                 "journald.conf",
                 &c,
@@ -560,7 +556,7 @@ impl Renderer<'_> {
         // probe): as the agent, with its environment, in a unit of its own.
         let bytes = self.template("run-as.sh", Some(a), &ctx, a.span);
         self.add(
-            format!("{LIB_DIR}/agents/{}/run-as", a.name),
+            onhost::run_as(&a.name),
             FileSpec::new(bytes, 0o755, "root", "root"),
         );
         for auth in &view.auths {
@@ -574,30 +570,30 @@ impl Renderer<'_> {
             );
             let bytes = self.template("rotate.service", Some(a), &c, a.span);
             self.add(
-                format!("{UNIT_DIR}/{}.service", rot.unit),
+                onhost::unit_path(&onhost::service(&rot.unit)),
                 FileSpec::new(bytes, 0o644, "root", "root"),
             );
-            self.unit(format!("{}.service", rot.unit), false, []);
+            self.unit(onhost::service(&rot.unit), false, []);
             let bytes = self.template("rotate.timer", Some(a), &c, a.span);
-            let timer = format!("{UNIT_DIR}/{}.timer", rot.unit);
+            let timer = onhost::unit_path(&onhost::timer(&rot.unit));
             self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.unit(format!("{}.timer", rot.unit), true, [timer]);
+            self.unit(onhost::timer(&rot.unit), true, [timer]);
         }
         if a.heartbeat.is_some() {
-            let name = format!("agent-{}-heartbeat", a.name);
+            let name = onhost::heartbeat_stem(&a.name);
             let bytes = self.template("heartbeat.service", Some(a), &ctx, a.span);
             self.add(
-                format!("{UNIT_DIR}/{name}.service"),
+                onhost::unit_path(&onhost::service(&name)),
                 FileSpec::new(bytes, 0o644, "root", "root"),
             );
-            self.unit(format!("{name}.service"), false, []);
+            self.unit(onhost::service(&name), false, []);
             let bytes = self.template("heartbeat.timer", Some(a), &ctx, a.span);
-            let timer = format!("{UNIT_DIR}/{name}.timer");
+            let timer = onhost::unit_path(&onhost::timer(&name));
             self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.unit(format!("{name}.timer"), true, [timer]);
+            self.unit(onhost::timer(&name), true, [timer]);
         }
         let bytes = self.template("AGENTS.md", Some(a), &ctx, a.span);
-        let agents_md = format!("{}/AGENTS.md", a.workdir);
+        let agents_md = onhost::agents_md(&a.workdir);
         self.add(
             agents_md.clone(),
             FileSpec::new(bytes, 0o644, &a.user, &view.group),
@@ -606,7 +602,7 @@ impl Renderer<'_> {
         inputs.extend(self.declared(&a.files, Some(a), &ctx));
 
         let bytes = self.template("agent.service", Some(a), &ctx, a.span);
-        let unit_path = format!("{UNIT_DIR}/{unit}");
+        let unit_path = onhost::unit_path(&unit);
         self.add(
             unit_path.clone(),
             FileSpec::new(bytes, 0o644, "root", "root"),
@@ -618,13 +614,13 @@ impl Renderer<'_> {
 
 /// Units whose failure alerts for an agent.
 fn agent_units(a: &Agent) -> Vec<String> {
-    let mut out = vec![format!("agent-{}.service", a.name)];
+    let mut out = vec![onhost::agent_unit(&a.name)];
     if a.heartbeat.is_some() {
-        out.push(format!("agent-{}-heartbeat.service", a.name));
+        out.push(onhost::service(&onhost::heartbeat_stem(&a.name)));
     }
     for x in &a.auths {
         if x.rotate.is_some() {
-            out.push(format!("agent-{}-rotate-{}.service", a.name, x.name));
+            out.push(onhost::service(&onhost::rotate_stem(&a.name, &x.name)));
         }
     }
     out

@@ -5,13 +5,9 @@
 use serde::Serialize;
 
 use crate::model::{Agent, Host, Journald};
+use crate::onhost;
 
-use super::LIB_DIR;
-
-/// A string quoted for POSIX sh: always single quotes, so nothing expands.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use crate::script::sh_quote;
 
 /// A value quoted for a systemd `Environment=` line: `"KEY=value"`. `%` is a
 /// specifier in unit files, so it is doubled.
@@ -220,11 +216,6 @@ pub struct AgentView {
     secrets: Vec<SecretView>,
 }
 
-/// Where an agent's provision-owned state lives (heartbeat, rotation stamps).
-pub fn state_dir(a: &Agent) -> String {
-    format!("/var/lib/provision-agents/{}", a.name)
-}
-
 impl AgentView {
     /// Flattens an agent.
     pub fn new(host: &Host, a: &Agent) -> Self {
@@ -232,15 +223,12 @@ impl AgentView {
             .group
             .clone()
             .unwrap_or_else(|| primary_group(host, &a.user));
-        let state_dir = state_dir(a);
-        let heartbeat_file = format!("{state_dir}/heartbeat");
+        let state_dir = onhost::agent_state_dir(&a.name);
+        let heartbeat_file = onhost::heartbeat_file(&a.name);
         let mut environment = vec![
             unit_env("PROVISION_AGENT", &a.name),
             unit_env("PROVISION_HEARTBEAT", &heartbeat_file),
-            unit_env(
-                "PROVISION_WORKSTATE",
-                &format!("{}/WORKSTATE.md", a.workdir),
-            ),
+            unit_env("PROVISION_WORKSTATE", &onhost::workstate_md(&a.workdir)),
         ];
         environment.extend(a.env.iter().map(|(k, v)| unit_env(k, v)));
         let auths = a
@@ -254,8 +242,8 @@ impl AgentView {
                     every_secs: r.every.secs,
                     run_sh: sh_quote(&r.run),
                     notify: r.notify.as_ref().map(|n| n.value.clone()),
-                    unit: format!("agent-{}-rotate-{}", a.name, x.name),
-                    script: format!("{LIB_DIR}/agents/{}/rotate-{}", a.name, x.name),
+                    unit: onhost::rotate_stem(&a.name, &x.name),
+                    script: onhost::rotate_script(&a.name, &x.name),
                 }),
             })
             .collect();
@@ -282,7 +270,7 @@ impl AgentView {
             description_unit: unit_value(&description),
             description,
             description_given: a.description.is_some(),
-            unit: format!("agent-{}.service", a.name),
+            unit: onhost::agent_unit(&a.name),
             user: a.user.clone(),
             group,
             workdir: a.workdir.clone(),
@@ -291,13 +279,12 @@ impl AgentView {
             exec: unit_command(&a.exec),
             exec_plain: a.exec.clone(),
             environment,
-            env_file: (!a.secrets.is_empty())
-                .then(|| format!("/etc/provision/agents/{}.env", a.name)),
+            env_file: (!a.secrets.is_empty()).then(|| onhost::agent_env_file(&a.name)),
             auth_check: a
                 .auths
                 .iter()
                 .any(|x| x.check.is_some())
-                .then(|| format!("{LIB_DIR}/agents/{}/auth-check", a.name)),
+                .then(|| onhost::auth_check(&a.name)),
             auths,
             restart: a.restart.policy.clone(),
             restart_sec: a.restart.delay.secs,
@@ -395,7 +382,7 @@ pub fn tmpfiles_lines(host: &Host) -> Vec<String> {
         ));
         out.push(format!(
             "d {} 0750 {} {group} -",
-            config_field(&state_dir(a)),
+            config_field(&onhost::agent_state_dir(&a.name)),
             a.user
         ));
     }
@@ -424,7 +411,6 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
         assert_eq!(unit_env("A", "x \"y\" 50%"), r#""A=x \"y\" 50%%""#);
         assert_eq!(env_file_quote("a$b\"c\\"), r#""a\$b\"c\\""#);
         assert_eq!(unit_command("/bin/x --rate 5%"), "/bin/x --rate 5%%");
