@@ -80,7 +80,7 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 pub fn changed_agents(activation: &Activation) -> Vec<String> {
     let units = activation.enable.iter().chain(&activation.restart);
     units
-        .filter_map(|u| u.strip_prefix("agent-")?.strip_suffix(".service"))
+        .filter_map(|u| crate::onhost::agent_of_unit(u))
         .map(str::to_string)
         .collect()
 }
