@@ -144,9 +144,10 @@ pub enum Command {
     Render {
         /// The host to render.
         host: String,
-        /// Directory to write into (created if missing).
+        /// Directory to write into (created if missing); without it, only
+        /// `--json`'s manifest is printed.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Resolve secrets (env:, file:, cmd:) and write their values.
         #[arg(long)]
         with_secrets: bool,
@@ -335,8 +336,8 @@ pub enum Action {
     Render {
         /// The host.
         host: String,
-        /// Where to write.
-        out: PathBuf,
+        /// Where to write (none: the manifest only).
+        out: Option<PathBuf>,
         /// Resolve secrets.
         with_secrets: bool,
     },

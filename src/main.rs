@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             host,
             out,
             with_secrets,
-        } => command::render::run(&dir, &host, &out, with_secrets, style),
+        } => command::render::run(&dir, &host, out.as_deref(), with_secrets, style),
         Action::Plan {
             selectors,
             shard,

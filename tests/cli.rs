@@ -605,3 +605,29 @@ fn a_webhook_url_can_come_from_a_secret_source() {
     assert!(conf.contains("# URL <- env:OPS_HOOK"), "{conf}");
     assert!(!conf.contains("URL='"), "{conf}");
 }
+
+/// `render --json` prints the manifest without writing anything; `render`
+/// without `--out` or `--json` says what it needs.
+#[test]
+fn render_json_needs_no_out_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provision()
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "--json", "render", "demo"])
+        .current_dir(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["command"], "render");
+    assert!(!v["files"].as_array().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    provision()
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "render", "demo"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "render writes the files into --out DIR; pass --out, or --json for the manifest alone",
+        ));
+}

@@ -95,9 +95,16 @@ fn wait_child(child: &mut std::process::Child, timeout: Duration) -> i32 {
     }
 }
 
-fn output(child: std::process::Child) -> String {
+/// Everything a finished run printed: its stdout, then the rest of its
+/// stderr (read by `Fleet::spawn`'s thread until the pipe closes, bounded).
+fn output(child: std::process::Child, rx: &std::sync::mpsc::Receiver<String>) -> String {
     let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        text.push('\n');
+        text.push_str(&line);
+    }
+    text
 }
 
 #[test]
@@ -122,8 +129,7 @@ fn connection_cut_during_upload_leaves_the_old_generation() {
     std::thread::sleep(Duration::from_millis(150));
     cut(&t);
     let code = wait_child(&mut child, Duration::from_secs(60));
-    let stderr: Vec<String> = rx.try_iter().collect();
-    let report = format!("{}\n{}", output(child), stderr.join("\n"));
+    let report = output(child, &rx);
     assert_ne!(code, 0, "{report}");
     assert!(report.contains("connection"), "{report}");
 
@@ -202,7 +208,7 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     );
     let code = wait_child(&mut child, Duration::from_secs(60));
     assert_ne!(code, 0);
-    let out = output(child);
+    let out = output(child, &rx);
     assert!(out.contains("stopped before it finished"), "{out}");
     assert_eq!(
         t.sh("test -e /var/lib/provision/switching/ops && echo pending"),

@@ -22,10 +22,16 @@ use crate::ui::Style;
 pub fn run(
     root: &Path,
     host: &str,
-    out: &Path,
+    out: Option<&Path>,
     with_secrets: bool,
     style: Style,
 ) -> Result<Exit, Error> {
+    if out.is_none() && !style.json {
+        return Err(Error::Usage(
+            "render writes the files into --out DIR; pass --out, or --json for the manifest alone"
+                .into(),
+        ));
+    }
     let mut repo = Repo::open(root)?;
     if repo.diags.has_errors() {
         return Err(super::report(&mut repo, style));
@@ -48,12 +54,14 @@ pub fn run(
     if repo.diags.has_errors() {
         return Err(super::report(&mut repo, style));
     }
-    fs::create_dir_all(out).map_err(|e| Error::Write {
-        path: out.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    for (path, f) in &state.files {
-        write_under(out, path, &f.bytes, f.mode.0)?;
+    if let Some(out) = out {
+        fs::create_dir_all(out).map_err(|e| Error::Write {
+            path: out.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        for (path, f) in &state.files {
+            write_under(out, path, &f.bytes, f.mode.0)?;
+        }
     }
     let manifest = state.manifest();
     if style.json {
