@@ -51,9 +51,14 @@ pub struct Cli {
         help_heading = GLOBAL
     )]
     pub dir: PathBuf,
-    /// Print JSON for machines instead of text.
+    /// Print JSON for machines instead of text: one document at the end.
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
+    /// Stream JSON Lines for CI logs instead of text: a version line first,
+    /// then one line per host and step as it happens, the --json document
+    /// last as the summary line.
+    #[arg(long, global = true, conflicts_with = "json", help_heading = GLOBAL)]
+    pub json_lines: bool,
     /// When to colour output. With auto: only on a terminal whose TERM is
     /// not dumb, never with NO_COLOR set, also when piped with
     /// CLICOLOR_FORCE=1.
@@ -460,7 +465,8 @@ impl Cli {
         } else {
             Verbosity::Normal
         };
-        let style = Style::detect(self.color, self.json, verbosity);
+        let mut style = Style::detect(self.color, self.json || self.json_lines, verbosity);
+        style.events = self.json_lines;
         let fleet = |f: &Fleet| options(f.parallel, &f.connect, DEFAULT_LOCK_WAIT, DEFAULT_KEEP);
         let one = |c: &Connect| options(1, c, DEFAULT_LOCK_WAIT, DEFAULT_KEEP);
         let action = match self.command {

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     };
     let Invocation { dir, style, action } = cli.resolve();
     let name = command_name(&action);
+    if let Some(name) = name {
+        provision::ui::json::start(style, name);
+    }
     let result = match action {
         Action::Check => command::check::run(&dir, style),
         Action::Render {
@@ -95,7 +98,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(e) => {
             if let (true, Some(name)) = (style.json, name) {
-                provision::ui::json::print(&provision::report::error(name, &e));
+                provision::ui::json::print(style, &provision::report::error(name, &e));
             }
             let prefix = if style.color_err {
                 "\x1b[1;31merror\x1b[0m"

@@ -212,3 +212,76 @@ fn the_schema_refuses_documents_outside_the_contract() {
         assert!(valid(&v, &bad).is_err(), "the schema accepts {bad:#}");
     }
 }
+
+/// `--json-lines` streams a version line, a stage line per host and step,
+/// and the command's document as the summary line, which the schema
+/// accepts like `--json`'s.
+#[test]
+fn json_lines_stream_version_stages_and_summary() {
+    let v = schema();
+    let dir = repo();
+    with_gone(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--json-lines", "apply", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 4, "{lines:#?}");
+    let first = &lines[0];
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["format_version"].as_u64(),
+            first["command"].as_str()
+        ),
+        (Some("version"), Some(1), Some("apply"))
+    );
+    let stages = &lines[1..lines.len() - 1];
+    assert!(
+        stages
+            .iter()
+            .all(|l| l["type"] == "stage" && l["elapsed_secs"].is_number())
+    );
+    let last_stage = |host: &str| {
+        stages
+            .iter()
+            .rev()
+            .find(|l| l["host"] == host)
+            .unwrap_or_else(|| panic!("no stage of {host}: {stages:#?}"))
+    };
+    assert_eq!(last_stage("demo")["stage"], "done");
+    assert_eq!(last_stage("gone")["stage"], "failed");
+    assert_eq!(last_stage("gone")["reason"], "unreachable");
+    assert!(
+        stages
+            .iter()
+            .any(|l| l["host"] == "demo" && l["stage"] == "switching" && l["generation"] == 1)
+    );
+    let mut summary = lines.last().unwrap().clone();
+    assert_eq!(summary["type"], "summary");
+    summary.as_object_mut().unwrap().remove("type");
+    valid(&v, &summary).unwrap();
+    assert_eq!(summary["command"], "apply");
+    // A run that stops before its work still ends with its summary.
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--json-lines", "plan", "nohost"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["type"], "version");
+    assert_eq!(lines[1]["type"], "summary");
+    assert_eq!(lines[1]["error"]["kind"], "unknown-host");
+}

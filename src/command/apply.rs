@@ -130,7 +130,7 @@ pub fn run(
             )
             .collect();
         let body = serde_json::json!({"hosts": hosts});
-        crate::ui::json::print(&Document::new("apply", bad == 0, body));
+        crate::ui::json::print(style, &Document::new("apply", bad == 0, body));
     } else {
         let switched = results
             .iter()

@@ -36,7 +36,7 @@ pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
             "hosts": hosts,
             "diagnostics": diagnostics::json(&diags, &repo.sources),
         });
-        crate::ui::json::print(&Document::new("check", errors == 0, body));
+        crate::ui::json::print(style, &Document::new("check", errors == 0, body));
     } else {
         eprint!(
             "{}",

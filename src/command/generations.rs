@@ -39,7 +39,7 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
             })
             .collect();
         let body = serde_json::json!({"host": host, "generations": list});
-        crate::ui::json::print(&Document::new("generations", true, body));
+        crate::ui::json::print(style, &Document::new("generations", true, body));
         return Ok(Exit::Ok);
     }
     if gens.is_empty() {
@@ -144,7 +144,7 @@ pub fn rollback(
     let (plan, result) = results.pop().expect("one host");
     if style.json {
         let body = serde_json::json!({"hosts": [AppliedHost::switched(&plan, &result)]});
-        crate::ui::json::print(&Document::new("rollback", result.ok(), body));
+        crate::ui::json::print(style, &Document::new("rollback", result.ok(), body));
     } else {
         match &result {
             HostResult::Switched { generation, .. } => println!(

@@ -78,11 +78,10 @@ pub fn run(
             })
             .collect();
         let body = serde_json::json!({"changes": changes > 0, "blocked": blocked, "hosts": hosts});
-        crate::ui::json::print(&Document::new(
-            "plan",
-            failed.is_empty() && blocked == 0,
-            body,
-        ));
+        crate::ui::json::print(
+            style,
+            &Document::new("plan", failed.is_empty() && blocked == 0, body),
+        );
     } else {
         for p in &plans {
             println!("{}", show::host(p, style));

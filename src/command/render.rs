@@ -71,7 +71,7 @@ pub fn run(
             "files": manifest.files,
             "units": manifest.units,
         });
-        crate::ui::json::print(&Document::new("render", true, body));
+        crate::ui::json::print(style, &Document::new("render", true, body));
     } else {
         for e in &manifest.files {
             let note = if e.secret {

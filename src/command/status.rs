@@ -65,7 +65,10 @@ pub fn run(
             })
             .collect();
         let body = serde_json::json!({"hosts": hosts});
-        crate::ui::json::print(&Document::new("status", unhealthy + unreachable == 0, body));
+        crate::ui::json::print(
+            style,
+            &Document::new("status", unhealthy + unreachable == 0, body),
+        );
     } else {
         print!("{}", table(&results, style));
     }

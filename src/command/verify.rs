@@ -111,7 +111,10 @@ pub fn run(
     let failing = results.iter().filter(|r| !r.ok).count() - unreachable;
     if style.json {
         let body = serde_json::json!({"hosts": results});
-        crate::ui::json::print(&Document::new("verify", failing + unreachable == 0, body));
+        crate::ui::json::print(
+            style,
+            &Document::new("verify", failing + unreachable == 0, body),
+        );
     } else {
         for r in &results {
             println!("{}", style.paint("1", &r.host));

@@ -47,6 +47,9 @@ pub struct Style {
     pub color_err: bool,
     /// Print JSON instead of text.
     pub json: bool,
+    /// Stream the JSON as JSON Lines events (`--json-lines`; `json` is set
+    /// too).
+    pub events: bool,
     /// How much to tell.
     pub verbosity: Verbosity,
 }
@@ -109,6 +112,7 @@ impl Style {
             color: term.color(choice, std::io::stdout().is_terminal()),
             color_err: term.color(choice, std::io::stderr().is_terminal()),
             json,
+            events: false,
             verbosity,
         }
     }

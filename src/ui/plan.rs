@@ -210,6 +210,7 @@ mod tests {
                 color,
                 color_err: color,
                 json: false,
+                events: false,
                 verbosity: Default::default(),
             };
             let text = host(&plan, style);

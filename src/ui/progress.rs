@@ -31,6 +31,11 @@ pub enum Display {
         /// Also the steps that do not end anything (`-v`).
         every_step: bool,
     },
+    /// JSON Lines events on stdout (`--json-lines`).
+    Events {
+        /// When each host started, for elapsed times.
+        started: Mutex<BTreeMap<String, Instant>>,
+    },
     /// Nothing.
     Quiet,
 }
@@ -44,6 +49,11 @@ impl Display {
     /// The display `style` asks for: [`Display::new`], nothing with `-q`,
     /// and with `-v` a line for every step when there are no bars.
     pub fn for_style(style: Style) -> Self {
+        if style.events {
+            return Display::Events {
+                started: Mutex::new(BTreeMap::new()),
+            };
+        }
         Self::with(style.json, style.color_err, style.verbosity)
     }
 
@@ -114,10 +124,42 @@ fn describe(host: &str, stage: &Stage) -> String {
     super::clean_line(&text).into_owned()
 }
 
+/// A stage as the fields of a `stage` event.
+fn event(stage: &Stage) -> serde_json::Value {
+    use serde_json::json;
+    match stage {
+        Stage::Connecting => json!({"stage": "connecting"}),
+        Stage::Probing => json!({"stage": "probing"}),
+        Stage::Finishing(n) => json!({"stage": "finishing", "generation": n}),
+        Stage::Switching { number, bytes } => {
+            json!({"stage": "switching", "generation": number, "upload_bytes": bytes})
+        }
+        Stage::Verifying(n) => json!({"stage": "verifying", "generation": n}),
+        Stage::Checking { heartbeat_timeout } => {
+            json!({"stage": "checking", "heartbeat_timeout_secs": heartbeat_timeout})
+        }
+        Stage::Reading => json!({"stage": "reading"}),
+        Stage::Done(s) => json!({"stage": "done", "summary": s}),
+        Stage::Failed(s) => json!({"stage": "failed", "reason": s}),
+    }
+}
+
 impl Progress for Display {
     fn stage(&self, host: &str, stage: Stage) {
         match self {
             Display::Quiet => {}
+            Display::Events { started } => {
+                let t0 = *started
+                    .lock()
+                    .expect("progress lock")
+                    .entry(host.to_string())
+                    .or_insert_with(Instant::now);
+                let mut fields = event(&stage);
+                fields["host"] = host.into();
+                fields["elapsed_secs"] =
+                    ((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0).into();
+                super::json::line("stage", &fields);
+            }
             Display::Bars { multi, bars } => {
                 let mut bars = bars.lock().expect("progress lock");
                 let bar = bars.entry(host.to_string()).or_insert_with(|| {

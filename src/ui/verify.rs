@@ -51,6 +51,7 @@ mod tests {
             color: false,
             color_err: false,
             json: false,
+            events: false,
             verbosity: Default::default(),
         };
         let text = checks(&[c], style);
