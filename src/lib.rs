@@ -32,6 +32,7 @@ pub mod model;
 pub mod observed;
 pub mod onhost;
 pub mod plan;
+pub mod problem;
 pub mod record;
 pub mod render;
 pub mod report;

@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::problem::Problem;
+
 use crate::desired::sha256_hex;
 use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
-use crate::onhost::{self, QUARANTINE};
+use crate::onhost;
 use crate::record::{RecordFile, Target};
 
 /// What happens to one path.
@@ -169,13 +171,38 @@ pub struct HostPlan {
     pub upload_bytes: u64,
     /// A switch the host did not finish; apply finishes it first.
     pub pending: Option<u64>,
-    /// Worth knowing; does not stop an apply.
-    pub warnings: Vec<String>,
+    /// Worth knowing; does not stop an apply. (Not read back from a saved
+    /// plan: applying one plans again.)
+    #[serde(default, skip_deserializing)]
+    pub warnings: Vec<Problem>,
     /// Stops the apply of this host.
-    pub errors: Vec<String>,
+    #[serde(default, skip_deserializing)]
+    pub errors: Vec<Problem>,
 }
 
 impl HostPlan {
+    /// The errors, as one message.
+    pub fn error_text(&self) -> String {
+        let texts: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
+        texts.join("; ")
+    }
+
+    /// Refuses this plan when it no longer matches the saved plan `saved`
+    /// of the same host was made as: the repository, a secret or the host
+    /// changed since.
+    pub fn check_saved(&mut self, saved: &HostPlan) {
+        let why = if saved.generation != self.generation {
+            Some("the repository or a secret changed since the plan was made")
+        } else if saved.base != self.base {
+            Some("the host changed since the plan was made")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.errors.push(Problem::SavedPlanStale(why));
+        }
+    }
+
     /// Whether applying would change anything on the host.
     pub fn has_changes(&self) -> bool {
         !self.files.is_empty()
@@ -219,16 +246,13 @@ pub fn plan(
 ) -> HostPlan {
     let recorded = obs.record.as_ref();
     let mut errors = Vec::new();
-    let mut warnings = obs.warnings.clone();
+    let mut warnings: Vec<Problem> = obs.warnings.iter().cloned().map(Problem::Host).collect();
 
     let same = |a: &FileState, b: &FileState| a.matches(b, inputs.local);
 
     let mut files = Vec::new();
     if !target.files.is_empty() && obs.key.is_none() && target.files.values().any(|f| f.secret) {
-        errors.push(format!(
-            "the host has no fingerprint key ({}), so its secrets cannot be compared",
-            onhost::KEY
-        ));
+        errors.push(Problem::NoKey);
     }
     for (path, f) in &target.files {
         // Something planted where a managed file belongs (by a user who
@@ -236,12 +260,11 @@ pub fn plan(
         // quarantine and writes the file, or refuses this path alone when a
         // directory on the way is a link or not safe.
         if let Some(PathState::Other(what)) = obs.paths.get(path) {
+            let (path, what) = (path.clone(), what.clone());
             warnings.push(if what.starts_with("path through") {
-                format!("tampering: {path}: {what}; apply refuses to write it")
+                Problem::Unreachable { path, what }
             } else {
-                format!(
-                    "tampering: {path} is a {what} on the host; apply moves it into the quarantine ({QUARANTINE}) and writes the file"
-                )
+                Problem::Planted { path, what }
             });
         }
         let after = FileState::of(f);
@@ -343,6 +366,18 @@ pub fn plan(
         }
     }
 
+    // A switch back uploads nothing: every content must be in the store
+    // (secrets are kept under their keyed ids and checked on the host).
+    if kind == Kind::Rollback {
+        for f in &files {
+            if let Some(a) = &f.after
+                && !a.id.starts_with("hmac-")
+                && !obs.stored.contains(&a.id)
+            {
+                errors.push(Problem::NotInStore(f.path.clone()));
+            }
+        }
+    }
     let upload_bytes = files
         .iter()
         .filter_map(|f| f.after.as_ref())
@@ -352,11 +387,10 @@ pub fn plan(
     if let Some(free) = obs.disk_free
         && upload_bytes > free
     {
-        errors.push(format!(
-            "the host has {} free where provision keeps its store, and this apply uploads {}",
-            human_bytes(free),
-            human_bytes(upload_bytes)
-        ));
+        errors.push(Problem::NoRoom {
+            free,
+            upload: upload_bytes,
+        });
     }
     if let (Some(j), Some((size, free))) = (inputs.journald, obs.journal_fs) {
         warnings.extend(journald_fit(j, size, free));
@@ -365,19 +399,17 @@ pub fn plan(
         && status != "ok"
         && obs.switching.is_none()
     {
-        warnings.push(format!(
-            "the activation of the current generation {} {status}",
-            obs.current.map(|n| n.to_string()).unwrap_or_default()
-        ));
+        warnings.push(Problem::Activation {
+            generation: obs.current,
+            status: status.clone(),
+        });
     }
     let pending = obs
         .switching
         .as_ref()
         .map(|Switching { generation, .. }| *generation);
     if let Some(n) = pending {
-        warnings.push(format!(
-            "a switch to generation {n} did not finish (its connection dropped or the host went down); apply finishes it first"
-        ));
+        warnings.push(Problem::Pending(n));
     }
 
     HostPlan {
@@ -439,25 +471,20 @@ pub fn text_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
 }
 
 /// Warnings when journald's caps cannot hold on the journal's filesystem.
-fn journald_fit(j: &Journald, size: u64, free: u64) -> Vec<String> {
-    let mut out = Vec::new();
-    let max = j.max_use.map(|s| s.bytes).unwrap_or(0);
-    let keep = j.keep_free.map(|s| s.bytes).unwrap_or(0);
-    if max + keep > size {
-        out.push(format!(
-            "journald caps cannot fit: max-use {} plus keep-free {} exceed the journal's filesystem ({})",
-            human_bytes(max),
-            human_bytes(keep),
-            human_bytes(size)
-        ));
-    } else if keep > free {
-        out.push(format!(
-            "journald keep-free {} is more than the journal's filesystem has free ({}): journald will store almost nothing",
-            human_bytes(keep),
-            human_bytes(free)
-        ));
+fn journald_fit(j: &Journald, size: u64, free: u64) -> Vec<Problem> {
+    let max_use = j.max_use.map(|s| s.bytes).unwrap_or(0);
+    let keep_free = j.keep_free.map(|s| s.bytes).unwrap_or(0);
+    if max_use + keep_free > size {
+        vec![Problem::JournalTooSmall {
+            max_use,
+            keep_free,
+            size,
+        }]
+    } else if keep_free > free {
+        vec![Problem::JournalFull { keep_free, free }]
+    } else {
+        Vec::new()
     }
-    out
 }
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `512 B`.
@@ -707,10 +734,10 @@ mod tests {
         let p = plan_of(&s, &obs);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.starts_with("tampering: /etc/a.env is a directory")
-                    && w.contains(QUARANTINE)),
+            p.warnings.iter().any(|w| w
+                .to_string()
+                .starts_with("tampering: /etc/a.env is a directory")
+                && w.to_string().contains(onhost::QUARANTINE)),
             "{:?}",
             p.warnings
         );
@@ -733,7 +760,11 @@ mod tests {
         };
         assert_eq!(journald_fit(&j, 2 << 30, 1 << 30).len(), 1);
         assert!(journald_fit(&j, 8 << 30, 4 << 30).is_empty());
-        assert!(journald_fit(&j, 8 << 30, 512 << 20)[0].contains("keep-free"));
+        assert!(
+            journald_fit(&j, 8 << 30, 512 << 20)[0]
+                .to_string()
+                .contains("keep-free")
+        );
     }
 
     #[test]

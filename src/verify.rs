@@ -450,8 +450,8 @@ pub fn redact_plan(plan: &mut crate::plan::HostPlan, secrets: &[String]) {
             *diff = r.redact(diff);
         }
     }
-    for text in plan.warnings.iter_mut().chain(plan.errors.iter_mut()) {
-        *text = r.redact(text);
+    for problem in plan.warnings.iter_mut().chain(plan.errors.iter_mut()) {
+        problem.map_host_text(|text| r.redact(text));
     }
 }
 

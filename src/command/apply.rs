@@ -57,16 +57,7 @@ pub fn run(
                         .iter()
                         .find(|h| h.host == p.host.name)
                         .expect("selected from the plan");
-                    let why = if old.generation != p.plan.generation {
-                        Some("the repository or a secret changed since the plan was made")
-                    } else if old.base != p.plan.base {
-                        Some("the host changed since the plan was made")
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
-                        p.plan.errors.push(format!("{why}; make a new plan"));
-                    }
+                    p.plan.check_saved(old);
                 }
                 ready.push(p)
             }

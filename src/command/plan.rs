@@ -66,7 +66,7 @@ pub fn run(
                     host: &plan.host,
                     ok: plan.errors.is_empty(),
                     error: (!plan.errors.is_empty())
-                        .then(|| Failure::new("plan", plan.errors.join("; "))),
+                        .then(|| Failure::new("plan", plan.error_text())),
                     plan: Some(plan),
                 },
                 Err(f) => PlannedHost {

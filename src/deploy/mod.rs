@@ -204,8 +204,9 @@ pub enum Refusal {
     Stale(String),
     /// The switch job stopped before switching anything.
     Aborted(String),
-    /// The plan has errors (or the saved plan no longer matches).
-    Plan(Vec<String>),
+    /// The plan has errors (or the saved plan no longer matches), as one
+    /// message.
+    Plan(String),
     /// An interrupted switch had to be finished first, and could not be,
     /// or changes what a rollback would do.
     Interrupted(String),
@@ -223,7 +224,7 @@ impl std::fmt::Display for Refusal {
                 "the host changed since the plan was made ({reason}); nothing was switched. Plan again"
             ),
             Refusal::Aborted(reason) => write!(f, "nothing was switched: {reason}"),
-            Refusal::Plan(errors) => f.write_str(&errors.join("; ")),
+            Refusal::Plan(errors) => f.write_str(errors),
             Refusal::Interrupted(why) => f.write_str(why),
         }
     }

@@ -53,18 +53,7 @@ pub async fn plan(
         local: matches!(t, Transport::Local(_)),
         ..Inputs::default()
     };
-    let mut plan = plan::plan(host, Kind::Rollback, number, &target, &obs, &inputs);
-    for f in &plan.files {
-        if let Some(a) = &f.after
-            && !a.id.starts_with("hmac-")
-            && !obs.stored.contains(&a.id)
-        {
-            plan.errors.push(format!(
-                "the content of {} is no longer in the host's store; apply that generation's definition instead",
-                f.path
-            ));
-        }
-    }
+    let plan = plan::plan(host, Kind::Rollback, number, &target, &obs, &inputs);
     Ok((target, obs, plan))
 }
 
@@ -82,7 +71,7 @@ pub(super) async fn to(
         .await
         .map_err(|e| e.to_string())?;
     if !plan.errors.is_empty() {
-        return Err(plan.errors.join("; "));
+        return Err(plan.error_text());
     }
     let params = Params {
         who,

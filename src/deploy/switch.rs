@@ -70,7 +70,7 @@ pub async fn one(
         }
     }
     if !p.plan.errors.is_empty() {
-        let reason = Refusal::Plan(p.plan.errors.clone());
+        let reason = Refusal::Plan(p.plan.error_text());
         return (p.plan, HostResult::Refused { reason }, p.transport);
     }
     if !p.plan.has_changes() {

@@ -30,10 +30,20 @@ pub fn host(plan: &HostPlan, style: Style) -> String {
         style.paint("2", &verb)
     );
     for e in &plan.errors {
-        let _ = writeln!(out, "  {} {}", style.paint("1;31", "error:"), clean(e));
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style.paint("1;31", "error:"),
+            clean(&e.to_string())
+        );
     }
     for w in &plan.warnings {
-        let _ = writeln!(out, "  {} {}", style.paint("1;33", "warning:"), clean(w));
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style.paint("1;33", "warning:"),
+            clean(&w.to_string())
+        );
     }
     for f in &plan.files {
         file(&mut out, f, style);
@@ -202,7 +212,7 @@ mod tests {
             activation: Activation::default(),
             upload_bytes: 0,
             pending: None,
-            warnings: vec!["held by agent\x1b[8m".into()],
+            warnings: vec![crate::plan::Problem::Host("held by agent\x1b[8m".into())],
             errors: Vec::new(),
         };
         for color in [false, true] {
