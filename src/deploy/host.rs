@@ -50,13 +50,6 @@ pub trait Progress: Send + Sync {
     fn stage(&self, host: &str, stage: Stage);
 }
 
-/// A progress sink that shows nothing.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn stage(&self, _: &str, _: Stage) {}
-}
-
 /// Why a host's run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
