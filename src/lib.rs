@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod content_id;
 pub mod date;
 pub mod deploy;
 pub mod desired;

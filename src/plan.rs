@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content_id::ContentId;
 use crate::desired::sha256_hex;
 use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
@@ -30,8 +31,8 @@ pub enum Action {
 /// A file's identity and attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileState {
-    /// Content id (sha256, or `hmac-…` for secrets).
-    pub id: String,
+    /// Content id: plain, or keyed for secrets.
+    pub id: ContentId,
     /// Permission bits.
     pub mode: Mode,
     /// Owner.
@@ -65,13 +66,13 @@ impl FileState {
 pub fn observed_state(obs: &Observed, path: &str) -> Option<FileState> {
     match obs.paths.get(path)? {
         PathState::File {
-            sha256,
+            id,
             mode,
             owner,
             group,
         } => Some(FileState {
             // Keyed by the host already when the file holds a secret.
-            id: sha256.clone(),
+            id: id.clone(),
             mode: Mode(*mode),
             owner: owner.clone(),
             group: group.clone(),
@@ -201,7 +202,7 @@ pub struct Inputs<'a> {
     /// The new content of text files, for diffs (none for rollbacks).
     pub contents: BTreeMap<&'a str, &'a [u8]>,
     /// The size of each content id of the target, when known.
-    pub sizes: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<ContentId, u64>,
     /// The host is a local directory: owners are not applied, so not compared.
     pub local: bool,
     /// Journal caps, for the fit warning.
@@ -410,11 +411,11 @@ fn base(obs: &Observed) -> String {
             PathState::Missing => "missing".to_string(),
             PathState::Other(what) => format!("other {what}"),
             PathState::File {
-                sha256,
+                id,
                 mode,
                 owner,
                 group,
-            } => format!("{sha256} {mode:o} {owner}:{group}"),
+            } => format!("{id} {mode:o} {owner}:{group}"),
         };
         text.push_str(&format!("{path}\t{line}\n"));
     }
@@ -541,7 +542,7 @@ mod tests {
                 path.clone(),
                 PathState::File {
                     // The host keys the ids of files that hold secrets.
-                    sha256: target.files[path].id.clone(),
+                    id: target.files[path].id.clone(),
                     mode: f.mode.0,
                     owner: f.owner.clone(),
                     group: f.group.clone(),
@@ -648,7 +649,7 @@ mod tests {
         obs.paths.insert(
             path.into(),
             PathState::File {
-                sha256: sha256_hex(edited.as_bytes()),
+                id: ContentId::of(edited.as_bytes()),
                 mode: 0o644,
                 owner: "root".into(),
                 group: "root".into(),

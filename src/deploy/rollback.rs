@@ -56,7 +56,7 @@ pub async fn plan(
     let mut plan = plan::plan(host, Kind::Rollback, number, &target, &obs, &inputs);
     for f in &plan.files {
         if let Some(a) = &f.after
-            && !a.id.starts_with("hmac-")
+            && !a.id.is_keyed()
             && !obs.stored.contains(&a.id)
         {
             plan.errors.push(format!(
