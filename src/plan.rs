@@ -15,6 +15,7 @@ use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
 use crate::onhost::{self, QUARANTINE};
 use crate::record::{RecordFile, Target};
+use crate::render::HOOK_RESTART_JOURNALD;
 
 /// What happens to one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +120,12 @@ pub struct Activation {
 }
 
 impl Activation {
+    /// journald is restarted (its drop-in changed), so verification checks
+    /// the new drop-in is in effect.
+    pub fn restarts_journald(&self) -> bool {
+        self.hooks.iter().any(|h| h == HOOK_RESTART_JOURNALD)
+    }
+
     fn is_empty(&self) -> bool {
         !self.reload
             && self.enable.is_empty()
@@ -610,6 +617,31 @@ mod tests {
         assert_eq!(p.activation.hooks, ["create users"]);
         assert_eq!(p.number, 1);
         assert!(p.upload_bytes > 0);
+    }
+
+    #[test]
+    fn a_changed_journald_drop_in_restarts_journald() {
+        let path = "/etc/systemd/journald.conf.d/50-provision.conf";
+        let mut s = state(&base_files());
+        let hook = |name: &str| Hook {
+            name: name.into(),
+            command: "systemctl restart systemd-journald".into(),
+            inputs: [path.to_string()].into(),
+            early: false,
+        };
+        s.hooks.push(hook(HOOK_RESTART_JOURNALD));
+        let obs = applied(&s);
+        assert!(!plan_of(&s, &obs).activation.restarts_journald());
+        s.files.insert(
+            path.into(),
+            FileSpec::new(b"[Journal]\n".to_vec(), 0o644, "root", "root"),
+        );
+        let p = plan_of(&s, &obs);
+        assert_eq!(p.activation.hooks, [HOOK_RESTART_JOURNALD]);
+        assert!(p.activation.restarts_journald());
+        // Only that hook's name says so.
+        s.hooks = vec![hook("restart journald later")];
+        assert!(!plan_of(&s, &obs).activation.restarts_journald());
     }
 
     #[test]

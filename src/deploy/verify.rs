@@ -23,12 +23,7 @@ pub(super) async fn after_switch(
     who: &str,
 ) -> HostResult {
     let agents = decide::changed_agents(&p.plan.activation);
-    let journald = p
-        .plan
-        .activation
-        .hooks
-        .iter()
-        .any(|h| h == "restart journald");
+    let journald = p.plan.activation.restarts_journald();
     let mut checks = check_host(
         p.as_ref(),
         Some(&agents),
