@@ -35,6 +35,16 @@ pub enum PathState {
     },
     /// Something provision would not overwrite: a directory, a symlink.
     Other(String),
+    /// A path provision does not reach: a directory on the way is a link or
+    /// is writable by others. Holds the probe's reason.
+    Unsafe(String),
+}
+
+impl PathState {
+    /// What an unsafe path is, in words, with the probe's reason `why`.
+    pub fn unsafe_text(why: &str) -> String {
+        format!("path through a link or an unsafe directory ({why})")
+    }
 }
 
 /// An interrupted switch found on the host.
@@ -176,6 +186,10 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
                 obs.paths
                     .insert((*path).into(), PathState::Other((*what).into()));
             }
+            ["unsafe", why, path] => {
+                obs.paths
+                    .insert((*path).into(), PathState::Unsafe((*why).into()));
+            }
             ["file", text, mode, owner, group, path] => {
                 let id = id(text, line)?;
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| bad(line))?;
@@ -237,6 +251,7 @@ mod tests {
         let out = format!(
             "probe\t1\nkey\t0aff\ncurrent\t3\nlatest\t4\nstatus\tok\nswitching\t4\trunning\n\
              disk\t1000\nstored\t{sha}\njournalfs\t5000\t2000\nmissing\t/etc/x y\nother\tsymlink\t/etc/l\n\
+             unsafe\t/srv/d is writable by every user\t/srv/d/f\n\
              file\t{sha}\t640\troot\tadm\t/etc/f\ncontent\t/etc/f\naGVs\nbG8K\nend\n"
         );
         let obs = parse_probe(&out).unwrap();
@@ -254,6 +269,10 @@ mod tests {
         assert_eq!(obs.journal_fs, Some((5000, 2000)));
         assert_eq!(obs.paths["/etc/x y"], PathState::Missing);
         assert_eq!(obs.paths["/etc/l"], PathState::Other("symlink".into()));
+        assert_eq!(
+            obs.paths["/srv/d/f"],
+            PathState::Unsafe("/srv/d is writable by every user".into())
+        );
         assert_eq!(
             obs.paths["/etc/f"],
             PathState::File {

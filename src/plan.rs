@@ -243,14 +243,15 @@ pub fn plan(
         // can write the directory): the switch moves it into the root-only
         // quarantine and writes the file, or refuses this path alone when a
         // directory on the way is a link or not safe.
-        if let Some(PathState::Other(what)) = obs.paths.get(path) {
-            warnings.push(if what.starts_with("path through") {
-                format!("tampering: {path}: {what}; apply refuses to write it")
-            } else {
-                format!(
-                    "tampering: {path} is a {what} on the host; apply moves it into the quarantine ({QUARANTINE}) and writes the file"
-                )
-            });
+        match obs.paths.get(path) {
+            Some(PathState::Unsafe(why)) => warnings.push(format!(
+                "tampering: {path}: {}; apply refuses to write it",
+                PathState::unsafe_text(why)
+            )),
+            Some(PathState::Other(what)) => warnings.push(format!(
+                "tampering: {path} is a {what} on the host; apply moves it into the quarantine ({QUARANTINE}) and writes the file"
+            )),
+            _ => {}
         }
         let after = FileState::of(f);
         let mut before = observed_state(obs, path);
@@ -417,6 +418,9 @@ fn base(obs: &Observed) -> String {
         let line = match state {
             PathState::Missing => "missing".to_string(),
             PathState::Other(what) => format!("other {what}"),
+            // Saved plans hold this fingerprint: an unsafe path is written
+            // in the words the tampering warning uses, as those plans expect.
+            PathState::Unsafe(why) => format!("other {}", PathState::unsafe_text(why)),
             PathState::File {
                 id,
                 mode,
@@ -749,6 +753,29 @@ mod tests {
         );
         let f = p.files.iter().find(|f| f.path == "/etc/a.env").unwrap();
         assert_eq!(f.action, Action::Create);
+    }
+
+    #[test]
+    fn a_managed_path_behind_an_unsafe_directory_is_tampering_and_refused() {
+        let s = state(&base_files());
+        let mut obs = applied(&s);
+        let why = "/etc is writable by every user: provision does not write under it";
+        obs.paths
+            .insert("/etc/a.env".into(), PathState::Unsafe(why.into()));
+        let p = plan_of(&s, &obs);
+        assert_eq!(
+            p.warnings,
+            [format!(
+                "tampering: /etc/a.env: path through a link or an unsafe directory ({why}); apply refuses to write it"
+            )]
+        );
+        // A planted file whose description reads the same is not mistaken
+        // for one.
+        obs.paths.insert(
+            "/etc/a.env".into(),
+            PathState::Other(PathState::unsafe_text(why)),
+        );
+        assert!(plan_of(&s, &obs).warnings[0].contains("quarantine"));
     }
 
     #[test]

@@ -323,7 +323,8 @@ pub fn apply(
     for f in &plan.files {
         let expect = match obs.paths.get(&f.path) {
             Some(PathState::File { id, .. }) => id.as_str(),
-            Some(PathState::Other(_)) => "other",
+            // The switch observes an unsafe path as `other` too.
+            Some(PathState::Other(_) | PathState::Unsafe(_)) => "other",
             Some(PathState::Missing) | None => "-",
         };
         checks.push_str(&format!("{expect}\t{}\n", f.path));
