@@ -343,22 +343,23 @@ pub fn apply(
         Some((secs, ops)) => (ops.clone(), format!("{secs}\n")),
         None => (String::new(), String::new()),
     };
+    // An optional segment left empty is not sent: an absent record means
+    // "no new record"; an absent dead-man, none.
     let segments = [
-        ("ops", ops(plan, target)),
-        ("deadman.ops", deadman_ops),
-        ("deadman.secs", deadman_secs),
-        ("checks", checks),
-        ("blobs", table),
-        ("record.json", record_json),
-        ("record.files", record_files),
-        ("switch.sh", SWITCH_SH.to_string()),
-        ("keep", format!("{}\n", params.keep)),
+        ("ops", ops(plan, target), false),
+        ("deadman.ops", deadman_ops, true),
+        ("deadman.secs", deadman_secs, true),
+        ("checks", checks, false),
+        ("blobs", table, false),
+        ("record.json", record_json, true),
+        ("record.files", record_files, true),
+        ("switch.sh", SWITCH_SH.to_string(), false),
+        ("keep", format!("{}\n", params.keep), false),
     ];
     let mut stdin = Vec::new();
     let mut sizes = Vec::new();
-    for (name, text) in &segments {
-        // An absent record means "no new record"; an absent dead-man, none.
-        if text.is_empty() && (name.starts_with("record") || name.starts_with("deadman")) {
+    for (name, text, optional) in &segments {
+        if text.is_empty() && *optional {
             continue;
         }
         sizes.push(format!("{name}:{}", text.len()));
