@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::content_id::ContentId;
 use crate::model::Mode;
 
 /// Hex sha256 of some bytes.
@@ -21,8 +22,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct FileSpec {
     /// Exact content.
     pub bytes: Vec<u8>,
-    /// Hex sha256 of `bytes`.
-    pub sha256: String,
+    /// The plain id of `bytes` (their hex sha256). For a secret file it is
+    /// only the input of the keyed id the host is told: never shown.
+    pub sha256: ContentId,
     /// Permission bits.
     pub mode: Mode,
     /// Owner.
@@ -37,7 +39,7 @@ impl FileSpec {
     /// A file with its hash computed.
     pub fn new(bytes: Vec<u8>, mode: u32, owner: &str, group: &str) -> Self {
         Self {
-            sha256: sha256_hex(&bytes),
+            sha256: ContentId::of(&bytes),
             bytes,
             mode: Mode(mode),
             owner: owner.into(),
@@ -99,7 +101,7 @@ pub struct DesiredState {
 /// by path and units by name). Shared by rendered states and recorded
 /// generations, so both give the same id for the same content.
 pub fn canonical_listing<'a>(
-    files: impl Iterator<Item = (&'a str, &'a str, Mode, &'a str, &'a str)>,
+    files: impl Iterator<Item = (&'a str, &'a ContentId, Mode, &'a str, &'a str)>,
     units: impl Iterator<Item = &'a UnitSpec>,
     hooks: &[Hook],
 ) -> String {
@@ -159,7 +161,7 @@ impl DesiredState {
         let files = self.files.iter().map(|(path, f)| {
             (
                 path.as_str(),
-                f.sha256.as_str(),
+                &f.sha256,
                 f.mode,
                 f.owner.as_str(),
                 f.group.as_str(),
@@ -183,7 +185,7 @@ impl DesiredState {
                 .iter()
                 .map(|(path, f)| ManifestEntry {
                     path: path.clone(),
-                    sha256: f.sha256.clone(),
+                    sha256: f.sha256.to_string(),
                     mode: f.mode,
                     owner: f.owner.clone(),
                     group: f.group.clone(),

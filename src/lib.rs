@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod content_id;
 pub(crate) mod date;
 pub(crate) mod deploy;
 pub mod desired;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
+use crate::content_id::ContentId;
 use crate::desired::DesiredState;
 use crate::record::{Record, Target};
 use crate::script::PROBE_SH;
@@ -22,9 +23,9 @@ pub enum PathState {
     File {
         /// Its content id: the hex sha256, or for a file that holds a secret
         /// (in the current or the next generation) the keyed id the host
-        /// computed (`record::secret_id`): no plain hash of a secret leaves
+        /// computed ([`ContentId::keyed`]): no plain hash of a secret leaves
         /// the host.
-        sha256: String,
+        id: ContentId,
         /// Permission bits, octal as `stat` prints them (`644`).
         mode: u32,
         /// Owner name (`UNKNOWN` when the uid has none).
@@ -34,6 +35,16 @@ pub enum PathState {
     },
     /// Something provision would not overwrite: a directory, a symlink.
     Other(String),
+    /// A path provision does not reach: a directory on the way is a link or
+    /// is writable by others. Holds the probe's reason.
+    Unsafe(String),
+}
+
+impl PathState {
+    /// What an unsafe path is, in words, with the probe's reason `why`.
+    pub fn unsafe_text(why: &str) -> String {
+        format!("path through a link or an unsafe directory ({why})")
+    }
 }
 
 /// An interrupted switch found on the host.
@@ -68,7 +79,7 @@ pub struct Observed {
     /// Size and free bytes of the journal's filesystem.
     pub journal_fs: Option<(u64, u64)>,
     /// Content ids the host's store holds (of those asked about).
-    pub stored: BTreeSet<String>,
+    pub stored: BTreeSet<ContentId>,
     /// Every path looked at.
     pub paths: BTreeMap<String, PathState>,
     /// Old contents of text files that differ from the target, for diffs.
@@ -80,11 +91,13 @@ pub struct Observed {
 /// The probe's script and input: every path to look at, with its new sha256
 /// when it is a plain (non-secret) file. For those the probe reports whether
 /// the host's store has that content, and sends the old text when it differs.
-pub fn probe<'a>(paths: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> (String, Vec<u8>) {
+pub fn probe<'a>(
+    paths: impl Iterator<Item = (&'a str, Option<&'a ContentId>)>,
+) -> (String, Vec<u8>) {
     let mut input = String::new();
-    for (path, sha) in paths {
-        let (flag, sha) = match sha {
-            Some(sha) => ("t", sha),
+    for (path, id) in paths {
+        let (flag, sha) = match id {
+            Some(id) => ("t", id.as_str()),
             None => ("k", "-"),
         };
         input.push_str(&format!("{flag}\t{sha}\t{path}\n"));
@@ -93,20 +106,20 @@ pub fn probe<'a>(paths: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> (St
 }
 
 /// The probe's paths for a rendered state (secret files never send content).
-pub fn desired_paths(state: &DesiredState) -> Vec<(&str, Option<&str>)> {
+pub fn desired_paths(state: &DesiredState) -> Vec<(&str, Option<&ContentId>)> {
     state
         .files
         .iter()
-        .map(|(p, f)| (p.as_str(), (!f.secret).then_some(f.sha256.as_str())))
+        .map(|(p, f)| (p.as_str(), (!f.secret).then_some(&f.sha256)))
         .collect()
 }
 
 /// The probe's paths for a recorded target (a rollback).
-pub fn target_paths(target: &Target) -> Vec<(&str, Option<&str>)> {
+pub fn target_paths(target: &Target) -> Vec<(&str, Option<&ContentId>)> {
     target
         .files
         .iter()
-        .map(|(p, f)| (p.as_str(), (!f.secret).then_some(f.id.as_str())))
+        .map(|(p, f)| (p.as_str(), (!f.secret).then_some(&f.id)))
         .collect()
 }
 
@@ -130,6 +143,10 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
         }
     }
     let number = |text: &str, line: &str| text.parse::<u64>().map_err(|_| bad(line));
+    // Host text becomes a content id here, and only when it is one.
+    let id = |text: &str, line: &str| {
+        ContentId::parse(text).map_err(|e| ProbeError(format!("{e}, in line {:?}", truncate(line))))
+    };
     while let Some(line) = lines.next() {
         if line.is_empty() {
             continue;
@@ -159,8 +176,8 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
             ["journalfs", size, free] => {
                 obs.journal_fs = Some((number(size, line)?, number(free, line)?));
             }
-            ["stored", id] => {
-                obs.stored.insert((*id).into());
+            ["stored", text] => {
+                obs.stored.insert(id(text, line)?);
             }
             ["missing", path] => {
                 obs.paths.insert((*path).into(), PathState::Missing);
@@ -169,16 +186,17 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
                 obs.paths
                     .insert((*path).into(), PathState::Other((*what).into()));
             }
-            ["file", sha, mode, owner, group, path] => {
-                let hex = sha.strip_prefix("hmac-").unwrap_or(sha);
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad(line));
-                }
+            ["unsafe", why, path] => {
+                obs.paths
+                    .insert((*path).into(), PathState::Unsafe((*why).into()));
+            }
+            ["file", text, mode, owner, group, path] => {
+                let id = id(text, line)?;
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| bad(line))?;
                 obs.paths.insert(
                     (*path).into(),
                     PathState::File {
-                        sha256: (*sha).into(),
+                        id,
                         mode,
                         owner: (*owner).into(),
                         group: (*group).into(),
@@ -232,7 +250,8 @@ mod tests {
         let sha = "a".repeat(64);
         let out = format!(
             "probe\t1\nkey\t0aff\ncurrent\t3\nlatest\t4\nstatus\tok\nswitching\t4\trunning\n\
-             disk\t1000\nstored\tabc\njournalfs\t5000\t2000\nmissing\t/etc/x y\nother\tsymlink\t/etc/l\n\
+             disk\t1000\nstored\t{sha}\njournalfs\t5000\t2000\nmissing\t/etc/x y\nother\tsymlink\t/etc/l\n\
+             unsafe\t/srv/d is writable by every user\t/srv/d/f\n\
              file\t{sha}\t640\troot\tadm\t/etc/f\ncontent\t/etc/f\naGVs\nbG8K\nend\n"
         );
         let obs = parse_probe(&out).unwrap();
@@ -246,14 +265,18 @@ mod tests {
             })
         );
         assert_eq!(obs.disk_free, Some(1000));
-        assert!(obs.stored.contains("abc"));
+        assert!(obs.stored.contains(&ContentId::parse(&sha).unwrap()));
         assert_eq!(obs.journal_fs, Some((5000, 2000)));
         assert_eq!(obs.paths["/etc/x y"], PathState::Missing);
         assert_eq!(obs.paths["/etc/l"], PathState::Other("symlink".into()));
         assert_eq!(
+            obs.paths["/srv/d/f"],
+            PathState::Unsafe("/srv/d is writable by every user".into())
+        );
+        assert_eq!(
             obs.paths["/etc/f"],
             PathState::File {
-                sha256: sha,
+                id: ContentId::parse(&sha).unwrap(),
                 mode: 0o640,
                 owner: "root".into(),
                 group: "adm".into()
@@ -269,5 +292,35 @@ mod tests {
         assert!(parse_probe("probe\t1\nfile\tshort\t644\troot\troot\t/x\n").is_err());
         assert!(parse_probe("probe\t1\ncontent\t/x\naGVs\n").is_err());
         assert!(parse_probe("probe\t1\nsomething\n").is_err());
+    }
+
+    #[test]
+    fn content_ids_from_the_host_are_checked() {
+        let hex = "0".repeat(64);
+        let keyed = format!("probe\t1\nfile\thmac-{hex}\t600\troot\troot\t/x\nstored\t{hex}\n");
+        let obs = parse_probe(&keyed).unwrap();
+        assert!(matches!(&obs.paths["/x"], PathState::File { id, .. } if id.is_keyed()));
+        assert!(obs.stored.iter().all(|id| !id.is_keyed()));
+        for (line, id) in [
+            (
+                format!("file\thmac-{}\t644\troot\troot\t/x", &hex[1..]),
+                format!("hmac-{}", &hex[1..]),
+            ),
+            (
+                format!("file\tsha-{hex}\t644\troot\troot\t/x"),
+                format!("sha-{hex}"),
+            ),
+            (format!("stored\t{hex}0"), format!("{hex}0")),
+            ("stored\t../../etc/shadow".into(), "../../etc/shadow".into()),
+        ] {
+            let err = parse_probe(&format!("probe\t1\n{line}\n")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the probe's answer is not understood: {id:?} is not a content id \
+                     (64 hex digits, or `hmac-` and 64 hex digits), in line {line:?}"
+                )
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content_id::ContentId;
 pub use crate::problem::Problem;
 
 use crate::desired::sha256_hex;
@@ -16,6 +17,7 @@ use crate::model::{Journald, Mode};
 use crate::observed::{Observed, PathState, Switching};
 use crate::onhost;
 use crate::record::{RecordFile, Target};
+use crate::render::HOOK_RESTART_JOURNALD;
 
 /// What happens to one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +34,8 @@ pub enum Action {
 /// A file's identity and attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileState {
-    /// Content id (sha256, or `hmac-…` for secrets).
-    pub id: String,
+    /// Content id: plain, or keyed for secrets.
+    pub id: ContentId,
     /// Permission bits.
     pub mode: Mode,
     /// Owner.
@@ -67,13 +69,13 @@ impl FileState {
 pub fn observed_state(obs: &Observed, path: &str) -> Option<FileState> {
     match obs.paths.get(path)? {
         PathState::File {
-            sha256,
+            id,
             mode,
             owner,
             group,
         } => Some(FileState {
             // Keyed by the host already when the file holds a secret.
-            id: sha256.clone(),
+            id: id.clone(),
             mode: Mode(*mode),
             owner: owner.clone(),
             group: group.clone(),
@@ -120,6 +122,12 @@ pub struct Activation {
 }
 
 impl Activation {
+    /// journald is restarted (its drop-in changed), so verification checks
+    /// the new drop-in is in effect.
+    pub fn restarts_journald(&self) -> bool {
+        self.hooks.iter().any(|h| h == HOOK_RESTART_JOURNALD)
+    }
+
     fn is_empty(&self) -> bool {
         !self.reload
             && self.enable.is_empty()
@@ -228,7 +236,7 @@ pub struct Inputs<'a> {
     /// The new content of text files, for diffs (none for rollbacks).
     pub contents: BTreeMap<&'a str, &'a [u8]>,
     /// The size of each content id of the target, when known.
-    pub sizes: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<ContentId, u64>,
     /// The host is a local directory: owners are not applied, so not compared.
     pub local: bool,
     /// Journal caps, for the fit warning.
@@ -259,13 +267,16 @@ pub fn plan(
         // can write the directory): the switch moves it into the root-only
         // quarantine and writes the file, or refuses this path alone when a
         // directory on the way is a link or not safe.
-        if let Some(PathState::Other(what)) = obs.paths.get(path) {
-            let (path, what) = (path.clone(), what.clone());
-            warnings.push(if what.starts_with("path through") {
-                Problem::Unreachable { path, what }
-            } else {
-                Problem::Planted { path, what }
-            });
+        match obs.paths.get(path) {
+            Some(PathState::Unsafe(why)) => warnings.push(Problem::Unreachable {
+                path: path.clone(),
+                what: PathState::unsafe_text(why),
+            }),
+            Some(PathState::Other(what)) => warnings.push(Problem::Planted {
+                path: path.clone(),
+                what: what.clone(),
+            }),
+            _ => {}
         }
         let after = FileState::of(f);
         let mut before = observed_state(obs, path);
@@ -371,7 +382,7 @@ pub fn plan(
     if kind == Kind::Rollback {
         for f in &files {
             if let Some(a) = &f.after
-                && !a.id.starts_with("hmac-")
+                && !a.id.is_keyed()
                 && !obs.stored.contains(&a.id)
             {
                 errors.push(Problem::NotInStore(f.path.clone()));
@@ -441,12 +452,15 @@ fn base(obs: &Observed) -> String {
         let line = match state {
             PathState::Missing => "missing".to_string(),
             PathState::Other(what) => format!("other {what}"),
+            // Saved plans hold this fingerprint: an unsafe path is written
+            // in the words the tampering warning uses, as those plans expect.
+            PathState::Unsafe(why) => format!("other {}", PathState::unsafe_text(why)),
             PathState::File {
-                sha256,
+                id,
                 mode,
                 owner,
                 group,
-            } => format!("{sha256} {mode:o} {owner}:{group}"),
+            } => format!("{id} {mode:o} {owner}:{group}"),
         };
         text.push_str(&format!("{path}\t{line}\n"));
     }
@@ -568,7 +582,7 @@ mod tests {
                 path.clone(),
                 PathState::File {
                     // The host keys the ids of files that hold secrets.
-                    sha256: target.files[path].id.clone(),
+                    id: target.files[path].id.clone(),
                     mode: f.mode.0,
                     owner: f.owner.clone(),
                     group: f.group.clone(),
@@ -639,6 +653,31 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_journald_drop_in_restarts_journald() {
+        let path = "/etc/systemd/journald.conf.d/50-provision.conf";
+        let mut s = state(&base_files());
+        let hook = |name: &str| Hook {
+            name: name.into(),
+            command: "systemctl restart systemd-journald".into(),
+            inputs: [path.to_string()].into(),
+            early: false,
+        };
+        s.hooks.push(hook(HOOK_RESTART_JOURNALD));
+        let obs = applied(&s);
+        assert!(!plan_of(&s, &obs).activation.restarts_journald());
+        s.files.insert(
+            path.into(),
+            FileSpec::new(b"[Journal]\n".to_vec(), 0o644, "root", "root"),
+        );
+        let p = plan_of(&s, &obs);
+        assert_eq!(p.activation.hooks, [HOOK_RESTART_JOURNALD]);
+        assert!(p.activation.restarts_journald());
+        // Only that hook's name says so.
+        s.hooks = vec![hook("restart journald later")];
+        assert!(!plan_of(&s, &obs).activation.restarts_journald());
+    }
+
+    #[test]
     fn nothing_changed_is_no_change() {
         let s = state(&base_files());
         let p = plan_of(&s, &applied(&s));
@@ -675,7 +714,7 @@ mod tests {
         obs.paths.insert(
             path.into(),
             PathState::File {
-                sha256: sha256_hex(edited.as_bytes()),
+                id: ContentId::of(edited.as_bytes()),
                 mode: 0o644,
                 owner: "root".into(),
                 group: "root".into(),
@@ -743,6 +782,36 @@ mod tests {
         );
         let f = p.files.iter().find(|f| f.path == "/etc/a.env").unwrap();
         assert_eq!(f.action, Action::Create);
+    }
+
+    #[test]
+    fn a_managed_path_behind_an_unsafe_directory_is_tampering_and_refused() {
+        let s = state(&base_files());
+        let mut obs = applied(&s);
+        let why = "/etc is writable by every user: provision does not write under it";
+        obs.paths
+            .insert("/etc/a.env".into(), PathState::Unsafe(why.into()));
+        let p = plan_of(&s, &obs);
+        assert_eq!(
+            p.warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [format!(
+                "tampering: /etc/a.env: path through a link or an unsafe directory ({why}); apply refuses to write it"
+            )]
+        );
+        // A planted file whose description reads the same is not mistaken
+        // for one.
+        obs.paths.insert(
+            "/etc/a.env".into(),
+            PathState::Other(PathState::unsafe_text(why)),
+        );
+        assert!(
+            plan_of(&s, &obs).warnings[0]
+                .to_string()
+                .contains("quarantine")
+        );
     }
 
     #[test]

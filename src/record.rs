@@ -1,7 +1,7 @@
 //! Generations as the host keeps them: `/var/lib/provision/generations/N.json`
 //! (this [`Record`], read back by the probe) and `N.files` (a tab-separated
-//! table the host's scripts read), plus the content ids that name files in
-//! the host's store.
+//! table the host's scripts read). Files are named by the
+//! [`ContentId`]s that name them in the host's store.
 //!
 //! A file's content id is its sha256, except for files holding secrets: their
 //! id is an HMAC of the sha256 under a random key that only the host (and the
@@ -10,18 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+use crate::content_id::ContentId;
 use crate::desired::{DesiredState, Hook, UnitSpec, canonical_listing};
 use crate::model::Mode;
 
 /// One file of a generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordFile {
-    /// Content id: the sha256, or for secrets `hmac-…` (see [`secret_id`]).
-    pub id: String,
+    /// Content id: plain, or keyed for secrets (see [`ContentId`]).
+    pub id: ContentId,
     /// Permission bits.
     pub mode: Mode,
     /// Owner.
@@ -55,7 +54,7 @@ impl Target {
             .iter()
             .map(|(path, f)| {
                 let id = if f.secret {
-                    secret_id(key, &f.sha256)
+                    ContentId::keyed(key, &f.sha256)
                 } else {
                     f.sha256.clone()
                 };
@@ -95,7 +94,7 @@ impl Target {
             files.iter().map(|(p, f)| {
                 (
                     p.as_str(),
-                    f.id.as_str(),
+                    &f.id,
                     f.mode,
                     f.owner.as_str(),
                     f.group.as_str(),
@@ -173,27 +172,9 @@ impl Record {
     }
 }
 
-/// The content id of a secret file: `hmac-` and the hex HMAC-SHA256 of its
-/// sha256 (hex) under the host's key.
-pub fn secret_id(key: &[u8], sha256_hex: &str) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(sha256_hex.as_bytes());
-    format!("hmac-{}", hex::encode(mac.finalize().into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_ids_depend_on_the_key_and_hide_the_hash() {
-        let sha = crate::desired::sha256_hex(b"TOKEN=hunter2\n");
-        let a = secret_id(b"key-a", &sha);
-        assert!(a.starts_with("hmac-") && a.len() == 5 + 64);
-        assert_ne!(a, secret_id(b"key-b", &sha));
-        assert_eq!(a, secret_id(b"key-a", &sha));
-        assert!(!a.contains(&sha));
-    }
 
     #[test]
     fn record_round_trips_and_keeps_the_generation() {

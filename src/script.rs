@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::content_id::ContentId;
 use crate::model::Mode;
 use crate::observed::{Observed, PathState};
 use crate::plan::{Action, HostPlan};
@@ -83,8 +84,8 @@ pub const EXIT_STALE: i32 = 76;
 /// A content the host's store lacks.
 #[derive(Debug, Clone, Copy)]
 pub struct Blob<'a> {
-    /// Hex sha256 of `bytes` (the host checks it).
-    pub sha256: &'a str,
+    /// The plain id of `bytes`, their hex sha256 (the host checks it).
+    pub sha256: &'a ContentId,
     /// The content.
     pub bytes: &'a [u8],
 }
@@ -250,7 +251,7 @@ pub fn switch_ops<'a>(plan: &'a HostPlan, target: &'a Target) -> Vec<SwitchOp<'a
     let write = |path: &'a str| {
         let (path, f) = target.files.get_key_value(path).expect("a planned file");
         SwitchOp::Write {
-            id: &f.id,
+            id: f.id.as_str(),
             mode: f.mode,
             owner: &f.owner,
             group: &f.group,
@@ -315,14 +316,15 @@ pub fn apply(
     plan: &HostPlan,
     target: &Target,
     obs: &Observed,
-    blobs: &BTreeMap<String, Blob<'_>>,
+    blobs: &BTreeMap<ContentId, Blob<'_>>,
     params: &Params<'_>,
 ) -> Request {
     let mut checks = String::new();
     for f in &plan.files {
         let expect = match obs.paths.get(&f.path) {
-            Some(PathState::File { sha256, .. }) => sha256.as_str(),
-            Some(PathState::Other(_)) => "other",
+            Some(PathState::File { id, .. }) => id.as_str(),
+            // The switch observes an unsafe path as `other` too.
+            Some(PathState::Other(_) | PathState::Unsafe(_)) => "other",
             Some(PathState::Missing) | None => "-",
         };
         checks.push_str(&format!("{expect}\t{}\n", f.path));
@@ -341,22 +343,23 @@ pub fn apply(
         Some((secs, ops)) => (ops.clone(), format!("{secs}\n")),
         None => (String::new(), String::new()),
     };
+    // An optional segment left empty is not sent: an absent record means
+    // "no new record"; an absent dead-man, none.
     let segments = [
-        ("ops", ops(plan, target)),
-        ("deadman.ops", deadman_ops),
-        ("deadman.secs", deadman_secs),
-        ("checks", checks),
-        ("blobs", table),
-        ("record.json", record_json),
-        ("record.files", record_files),
-        ("switch.sh", SWITCH_SH.to_string()),
-        ("keep", format!("{}\n", params.keep)),
+        ("ops", ops(plan, target), false),
+        ("deadman.ops", deadman_ops, true),
+        ("deadman.secs", deadman_secs, true),
+        ("checks", checks, false),
+        ("blobs", table, false),
+        ("record.json", record_json, true),
+        ("record.files", record_files, true),
+        ("switch.sh", SWITCH_SH.to_string(), false),
+        ("keep", format!("{}\n", params.keep), false),
     ];
     let mut stdin = Vec::new();
     let mut sizes = Vec::new();
-    for (name, text) in &segments {
-        // An absent record means "no new record"; an absent dead-man, none.
-        if text.is_empty() && (name.starts_with("record") || name.starts_with("deadman")) {
+    for (name, text, optional) in &segments {
+        if text.is_empty() && *optional {
             continue;
         }
         sizes.push(format!("{name}:{}", text.len()));
@@ -513,7 +516,7 @@ mod tests {
         use crate::plan::{Activation, FileChange, Kind};
         use crate::record::RecordFile;
         let file = |id: &str, mode: u32, owner: &str| RecordFile {
-            id: id.into(),
+            id: ContentId::unchecked(id),
             mode: Mode(mode),
             owner: owner.into(),
             group: owner.into(),

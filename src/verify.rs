@@ -2,6 +2,9 @@
 //! program `script/verify.sh`) and what the host said (a list of checks).
 //! Pure; running the request is the transport's business.
 
+use std::fmt;
+use std::str::FromStr;
+
 use base64::Engine as _;
 use serde::Serialize;
 
@@ -9,11 +12,97 @@ use crate::model::{Agent, Host};
 use crate::onhost;
 use crate::script::{Request, TEST_ALERT_SH, VERIFY_SH, sh_quote};
 
+/// What a check is about. Its name (in JSON, on the terminal and in the
+/// host's `check` lines) is the lowercase variant name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// An agent's auth check ran as its user (on the host).
+    Auth,
+    /// An agent's heartbeat is fresh, or its probe passed (on the host).
+    Heartbeat,
+    /// A unit runs and did not restart during the check (on the host).
+    Unit,
+    /// A timer is active and scheduled (on the host).
+    Timer,
+    /// journald runs with the drop-in provision wrote (on the host).
+    Journald,
+    /// A new SSH connection works (and confirmed the generation).
+    Ssh,
+    /// The verification itself: it ran, or why it could not.
+    Verify,
+    /// A test alert went out through a channel (on the host).
+    Alert,
+    /// The new generation's activation.
+    Activate,
+}
+
+impl CheckKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [CheckKind; 9] = [
+        CheckKind::Auth,
+        CheckKind::Heartbeat,
+        CheckKind::Unit,
+        CheckKind::Timer,
+        CheckKind::Journald,
+        CheckKind::Ssh,
+        CheckKind::Verify,
+        CheckKind::Alert,
+        CheckKind::Activate,
+    ];
+
+    /// The kind's name, as JSON and the host write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Auth => "auth",
+            CheckKind::Heartbeat => "heartbeat",
+            CheckKind::Unit => "unit",
+            CheckKind::Timer => "timer",
+            CheckKind::Journald => "journald",
+            CheckKind::Ssh => "ssh",
+            CheckKind::Verify => "verify",
+            CheckKind::Alert => "alert",
+            CheckKind::Activate => "activate",
+        }
+    }
+}
+
+impl fmt::Display for CheckKind {
+    /// The name, padded as the format asks (the terminal aligns on it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is no check kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a kind of check")]
+pub struct UnknownCheckKind(pub String);
+
+impl FromStr for CheckKind {
+    type Err = UnknownCheckKind;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| UnknownCheckKind(text.to_string()))
+    }
+}
+
+/// Compares with a kind's name, as scripts and tests that read the host's
+/// lines spell it.
+impl PartialEq<&str> for CheckKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// `auth`, `heartbeat`, `unit`, `timer`, `journald`, `ssh`.
-    pub kind: String,
+    /// What it checked.
+    pub kind: CheckKind,
     /// What was checked: an agent, a unit, a file.
     pub subject: String,
     /// Passed.
@@ -138,7 +227,9 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
             [""] => {}
             ["now", n] => now = n.parse().map_err(|_| VerifyError(line.into()))?,
             ["check", kind, subject, state, detail] => checks.push(Check {
-                kind: (*kind).into(),
+                kind: kind
+                    .parse()
+                    .map_err(|e| VerifyError(format!("{e}, in line {line:?}")))?,
                 subject: (*subject).into(),
                 ok: *state == "ok",
                 detail: redact(detail),
@@ -160,7 +251,7 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
                 if let Some(c) = checks
                     .iter_mut()
                     .rev()
-                    .find(|c| c.subject == *subject && c.kind == "auth")
+                    .find(|c| c.subject == *subject && c.kind == CheckKind::Auth)
                 {
                     c.output = Some(text);
                 }
@@ -476,6 +567,52 @@ mod tests {
         );
         assert!(checks[1].ok);
         assert!(parse("garbage\n", &[]).is_err());
+    }
+
+    #[test]
+    fn check_kinds_keep_their_names() {
+        for kind in CheckKind::ALL {
+            let name = kind.as_str();
+            assert_eq!(name.parse::<CheckKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
+        }
+        // The terminal aligns the column on the padded name.
+        assert_eq!(format!("[{:<9}]", CheckKind::Ssh), "[ssh      ]");
+        let (_, checks) = parse("check\ttimer\tx.timer\tok\tnext soon\n", &[]).unwrap();
+        assert_eq!(checks[0].kind, CheckKind::Timer);
+    }
+
+    #[test]
+    fn the_host_programs_print_only_known_kinds() {
+        let kinds: Vec<&str> = VERIFY_SH
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("check "))
+            .filter_map(|rest| rest.split(' ').next())
+            .chain(
+                TEST_ALERT_SH
+                    .split("'check\t")
+                    .skip(1)
+                    .filter_map(|rest| rest.split('\t').next()),
+            )
+            .collect();
+        assert!(kinds.len() > 10, "{kinds:?}");
+        for kind in kinds {
+            assert!(kind.parse::<CheckKind>().is_ok(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_check_kind_from_the_host_is_refused_with_its_line() {
+        let line = "check\tmood\tmail\tok\tfine";
+        let err = parse(&format!("now\t1\n{line}\n"), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the verification's answer is not understood: \"mood\" is not a kind of check, in line {line:?}"
+            )
+        );
+        assert!(parse("check\tAuth\tmail\tok\tfine\n", &[]).is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ const PURE: &[&str] = &[
     "src/render/mod.rs",
     "src/render/views.rs",
     "src/record.rs",
+    "src/content_id.rs",
     "src/observed.rs",
     "src/onhost.rs",
     "src/plan.rs",

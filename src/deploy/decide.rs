@@ -113,7 +113,7 @@ pub fn deadman_ops(
             path.clone(),
             observed::PathState::File {
                 // The id as the probe would report it: keyed for secrets.
-                sha256: f.id.clone(),
+                id: f.id.clone(),
                 mode: f.mode.0,
                 owner: f.owner.clone(),
                 group: f.group.clone(),

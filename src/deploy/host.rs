@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::content_id::ContentId;
 use crate::model::{Connection, Host};
 use crate::observed::{Observed, parse_probe};
 use crate::record::Record;
@@ -147,7 +148,10 @@ fn expand_home(repo: &Path, path: &str) -> std::path::PathBuf {
 }
 
 /// Runs the probe.
-pub async fn probe(t: &Transport, paths: &[(&str, Option<&str>)]) -> Result<Observed, HostError> {
+pub async fn probe(
+    t: &Transport,
+    paths: &[(&str, Option<&ContentId>)],
+) -> Result<Observed, HostError> {
     let (script, stdin) = crate::observed::probe(paths.iter().copied());
     let out = t.run(&script, &stdin).await?;
     if !out.success() {

@@ -7,7 +7,7 @@ use super::host::{self, HostError};
 use super::{HostRef, HostResult, Options, Prepared, VerifyOptions, decide, rollback, switch};
 use crate::script;
 use crate::transport::Transport;
-use crate::verify::{self, Check};
+use crate::verify::{self, Check, CheckKind};
 
 /// Verifies the agents of `p` after its switch; on failure switches back to
 /// the generation it came from (unless told not to) and verifies that too.
@@ -23,12 +23,7 @@ pub(super) async fn after_switch(
     who: &str,
 ) -> HostResult {
     let agents = decide::changed_agents(&p.plan.activation);
-    let journald = p
-        .plan
-        .activation
-        .hooks
-        .iter()
-        .any(|h| h == "restart journald");
+    let journald = p.plan.activation.restarts_journald();
     let mut checks = check_host(
         p.as_ref(),
         Some(&agents),
@@ -40,7 +35,7 @@ pub(super) async fn after_switch(
     )
     .await;
     if let Some(error) = activation_error {
-        checks.insert(0, failed_check("activate", &p.host.name, error));
+        checks.insert(0, failed_check(CheckKind::Activate, &p.host.name, error));
     }
     let switch_back = p.plan.current.filter(|_| v.rollback);
     if !checks.iter().all(|c| c.ok) && armed && switch_back.is_none() {
@@ -114,7 +109,7 @@ pub async fn check_host(
     if let Transport::Local(_) = p.transport {
         // A directory, not a host: no unit runs there, nothing to verify.
         return vec![Check {
-            kind: "verify".into(),
+            kind: CheckKind::Verify,
             subject: p.host.name.clone(),
             ok: true,
             detail: "not checked: a local host is a directory where nothing runs".into(),
@@ -136,10 +131,10 @@ pub async fn check_host(
     let mut checks = match out {
         Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
             Ok((_, checks)) => checks,
-            Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+            Err(e) => vec![failed_check(CheckKind::Verify, &p.host.name, e.to_string())],
         },
         Ok(out) => vec![failed_check(
-            "verify",
+            CheckKind::Verify,
             &p.host.name,
             format!(
                 "the verification program failed (status {}): {}",
@@ -147,7 +142,7 @@ pub async fn check_host(
                 verify::redact(&out.stderr_lossy(), &secrets).trim()
             ),
         )],
-        Err(e) => vec![failed_check("verify", &p.host.name, e.to_string())],
+        Err(e) => vec![failed_check(CheckKind::Verify, &p.host.name, e.to_string())],
     };
     if let Some(fresh) = fresh {
         let confirm = confirm && checks.iter().all(|c| c.ok);
@@ -163,7 +158,7 @@ pub async fn check_host(
         };
         checks.push(match result {
             Ok((true, _)) => Check {
-                kind: "ssh".into(),
+                kind: CheckKind::Ssh,
                 subject: p.host.name.clone(),
                 ok: true,
                 detail: if confirm {
@@ -174,16 +169,20 @@ pub async fn check_host(
                 output: None,
             },
             Ok((false, said)) if confirm => failed_check(
-                "ssh",
+                CheckKind::Ssh,
                 &p.host.name,
                 format!("a new connection could not confirm the generation: {said}"),
             ),
             Ok((false, _)) => failed_check(
-                "ssh",
+                CheckKind::Ssh,
                 &p.host.name,
                 "a new connection cannot run `true`".into(),
             ),
-            Err(e) => failed_check("ssh", &p.host.name, format!("a new connection fails: {e}")),
+            Err(e) => failed_check(
+                CheckKind::Ssh,
+                &p.host.name,
+                format!("a new connection fails: {e}"),
+            ),
         });
     }
     checks
@@ -193,14 +192,14 @@ pub async fn check_host(
 pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
     if p.host.alerts.is_empty() {
         return vec![failed_check(
-            "alert",
+            CheckKind::Alert,
             &p.host.name,
             "the host has no alert channel".into(),
         )];
     }
     if let Transport::Local(_) = p.transport {
         return vec![Check {
-            kind: "alert".into(),
+            kind: CheckKind::Alert,
             subject: p.host.name.clone(),
             ok: true,
             detail: "not sent: a local host is a directory where nothing runs".into(),
@@ -213,22 +212,22 @@ pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
         Ok(out) => match verify::parse(&out.stdout_lossy(), &secrets) {
             Ok((_, checks)) if !checks.is_empty() => checks,
             Ok(_) => vec![failed_check(
-                "alert",
+                CheckKind::Alert,
                 &p.host.name,
                 format!(
                     "the alert script said nothing: {}",
                     verify::redact(&out.stderr_lossy(), &secrets).trim()
                 ),
             )],
-            Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+            Err(e) => vec![failed_check(CheckKind::Alert, &p.host.name, e.to_string())],
         },
-        Err(e) => vec![failed_check("alert", &p.host.name, e.to_string())],
+        Err(e) => vec![failed_check(CheckKind::Alert, &p.host.name, e.to_string())],
     }
 }
 
-fn failed_check(kind: &str, subject: &str, detail: String) -> Check {
+fn failed_check(kind: CheckKind, subject: &str, detail: String) -> Check {
     Check {
-        kind: kind.into(),
+        kind,
         subject: subject.into(),
         ok: false,
         detail,

@@ -34,6 +34,18 @@ pub type Assets = BTreeMap<String, Vec<u8>>;
 /// Resolved secret values, by source (`env:TOKEN`).
 pub type SecretValues = BTreeMap<String, Secret>;
 
+/// The name of the hook that creates users from `sysusers.conf`. Hook names
+/// are what plans show and host records keep, so they never change.
+pub const HOOK_CREATE_USERS: &str = "create users";
+
+/// The name of the hook that creates directories from `tmpfiles.conf`.
+pub const HOOK_CREATE_DIRECTORIES: &str = "create directories";
+
+/// The name of the hook that restarts journald when its drop-in changed;
+/// verification checks the drop-in is in effect when a plan runs it
+/// ([`crate::plan::Activation::restarts_journald`]).
+pub const HOOK_RESTART_JOURNALD: &str = "restart journald";
+
 /// The built-in templates: (name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
     (
@@ -394,7 +406,7 @@ impl Renderer<'_> {
                 &c,
                 host.span,
                 path,
-                "create users",
+                HOOK_CREATE_USERS,
                 format!("systemd-sysusers {path}"),
             );
         }
@@ -408,7 +420,7 @@ impl Renderer<'_> {
                 &c,
                 host.span,
                 path,
-                "create directories",
+                HOOK_CREATE_DIRECTORIES,
                 format!("systemd-tmpfiles --create {path}"),
             );
         }
@@ -421,7 +433,7 @@ impl Renderer<'_> {
                 &c,
                 j.span,
                 path,
-                "restart journald",
+                HOOK_RESTART_JOURNALD,
                 "systemctl restart systemd-journald".into(),
             );
         }

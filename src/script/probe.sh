@@ -119,7 +119,7 @@ while IFS="$tab" read -r flag sha path; do
         if [ "$why" = missing ]; then
             printf 'missing\t%s\n' "$path"
         else
-            printf 'other\t%s\t%s\n' "path through a link or an unsafe directory ($why)" "$path"
+            printf 'unsafe\t%s\t%s\n' "$why" "$path"
         fi
         cd /
         continue

@@ -112,7 +112,7 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
         if let (Action::Update, Some(b), Some(a)) = (f.action, &f.before, &f.after)
             && b.id != a.id
         {
-            notes.push(format!("(secret changed, {})", fingerprint(&a.id)));
+            notes.push(format!("(secret changed, {})", a.id.fingerprint()));
         } else {
             notes.push("(secret)".into());
         }
@@ -168,20 +168,16 @@ fn file(out: &mut String, f: &FileChange, style: Style) {
     }
 }
 
-/// The first characters of a keyed id, enough to tell two apart.
-fn fingerprint(id: &str) -> String {
-    id.chars().take(5 + 16).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content_id::ContentId;
     use crate::model::Mode;
     use crate::plan::{Activation, Kind};
 
     fn state(id: &str, owner: &str) -> FileState {
         FileState {
-            id: id.into(),
+            id: ContentId::unchecked(id),
             mode: Mode(0o644),
             owner: owner.into(),
             group: "root".into(),

@@ -21,7 +21,7 @@ pub fn checks(checks: &[Check], style: Style) -> String {
         let _ = writeln!(
             out,
             "  {tag} {:<9} {}: {}",
-            clean_line(&c.kind),
+            c.kind,
             clean_line(&c.subject),
             clean_line(&c.detail)
         );
@@ -39,9 +39,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kinds_fill_their_column() {
+        let c = Check {
+            kind: crate::verify::CheckKind::Ssh,
+            subject: "alpha".into(),
+            ok: true,
+            detail: "a new connection works".into(),
+            output: None,
+        };
+        let style = Style {
+            color: false,
+            color_err: false,
+            json: false,
+            events: false,
+            verbosity: Default::default(),
+        };
+        assert_eq!(
+            checks(&[c], style),
+            "  ok   ssh       alpha: a new connection works\n"
+        );
+    }
+
+    #[test]
     fn check_output_is_escaped_line_by_line() {
         let c = Check {
-            kind: "auth".into(),
+            kind: crate::verify::CheckKind::Auth,
             subject: "mail\u{202e}".into(),
             ok: false,
             detail: "failed\x1b[2K\rall good".into(),
