@@ -168,8 +168,14 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .as_ref()
         .and_then(|h| h.verify_timeout)
         .map_or(timeout, |d| d.secs);
+    // A beat younger than every + grace is fresh: an agent that was not
+    // restarted passes on its last beat, whatever its cadence.
+    let max_age = a
+        .heartbeat
+        .as_ref()
+        .map_or(0, |h| h.every.secs + h.grace.secs);
     format!(
-        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{}\n",
+        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{max_age}\t{}\n",
         a.name,
         onhost::agent_unit(&a.name),
         a.user,

@@ -385,3 +385,69 @@ fn a_stale_heartbeat_alerts_once_through_the_installed_checker() {
     assert!(second.contains("already alerted"), "{second}");
     assert!(got.recv_timeout(Duration::from_secs(3)).is_err());
 }
+
+/// An agent with a field cadence (every 30 minutes) that beats once when
+/// ready: the apply verifies it by its readiness beat in seconds, and a
+/// standalone verify passes at once on its last beat; a beat older than
+/// every + grace fails it.
+#[test]
+fn a_thirty_minute_agent_verifies_at_once() {
+    let Some((t, f)) = setup("v30m") else {
+        return;
+    };
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\nsleep 2\ntouch \"$PROVISION_HEARTBEAT\"\nwhile :; do sleep 1800; touch \"$PROVISION_HEARTBEAT\"; done\n",
+    );
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &agent("alpha", "").replace(
+            r#"heartbeat every="1m" grace="1m""#,
+            r#"heartbeat every="30m" grace="6m""#,
+        ),
+    );
+    let started = Instant::now();
+    let applied = f.run(&["apply", "--yes"]).expect(0);
+    assert!(
+        applied.stdout.contains("ok   heartbeat alpha: beat "),
+        "{}",
+        applied.stdout
+    );
+    eprintln!(
+        "a 30-minute agent applied and verified in {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let verified = f.run(&["verify"]).expect(0);
+    assert!(
+        verified.stdout.contains("ok   heartbeat alpha: beat ")
+            && verified
+                .stdout
+                .contains("s ago (fresh for 2160 s: every + grace)"),
+        "{}",
+        verified.stdout
+    );
+    // The default wait is 120 s: passing at once means it did not wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!("a standalone verify of it took {:?}", started.elapsed());
+    // A beat older than every + grace is not fresh.
+    t.sh("touch -d '-40 min' /var/lib/provision-agents/alpha/heartbeat");
+    let stale = f.run(&["verify", "--heartbeat-timeout", "3"]).expect(3);
+    assert!(
+        stale
+            .stdout
+            .contains("FAIL heartbeat alpha: no heartbeat within 3 s (the last is ")
+            && stale
+                .stdout
+                .contains("s old, more than every + grace, 2160 s)"),
+        "{}",
+        stale.stdout
+    );
+}

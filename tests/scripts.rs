@@ -251,3 +251,52 @@ fn quoted_values_read_back_under_sh() {
     let want: String = values.iter().map(|v| format!("{v}\0")).collect();
     assert_eq!(got, want);
 }
+
+/// The heartbeat verdicts of `verify.sh`, as a table, run by dash: after
+/// an apply only a beat after the new process's start counts (to the
+/// microsecond); a standalone verify passes a beat younger than every +
+/// grace at once, whatever the cadence.
+#[test]
+fn heartbeat_verdicts() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/script/verify.sh"),
+    )
+    .unwrap();
+    let start = text
+        .find("heartbeat_verdict() {")
+        .expect("the verdict function");
+    let end = start + text[start..].find("\n}\n").expect("its end") + 3;
+    let function = &text[start..end];
+    const S: u64 = 1_800_000_000_000_000; // the check's start, in microseconds
+    let half_hour = 1800 + 360; // every 30m + grace 6m, in seconds
+    let table: &[(&str, Option<u64>, u64, u64, &str)] = &[
+        // after an apply: FLOOR is the new process's start
+        ("yes", Some(S + 2_000_000), S + 1_000_000, 0, "ready"),
+        ("yes", Some(S + 1_000_001), S + 1_000_000, 0, "ready"),
+        // the old process's beat in the same second as the new start
+        ("yes", Some(S + 1_000_000), S + 1_000_000, 0, "wait"),
+        ("yes", Some(S + 400_000), S + 900_000, 0, "wait"),
+        // a recent beat does not stand for a restarted agent
+        ("yes", Some(S - 60_000_000), S, half_hour, "wait"),
+        ("yes", None, S, half_hour, "wait"),
+        // standalone: a 30-minute agent's beat of 20 minutes ago is fresh
+        ("no", Some(S - 1_200_000_000), S, half_hour, "fresh"),
+        ("no", Some(S - 2_160_000_000), S, half_hour, "fresh"),
+        ("no", Some(S - 2_161_000_000), S, half_hour, "wait"),
+        ("no", Some(S + 5_000_000), S, half_hour, "ready"),
+        ("no", None, S, half_hour, "wait"),
+        // no heartbeat cadence (a probe agent): never fresh by age
+        ("no", Some(S - 1_000_000), S, 0, "wait"),
+    ];
+    for (after, beat, floor, maxage, want) in table {
+        let beat = beat.map(|b| b.to_string()).unwrap_or_default();
+        let script = format!("{function}heartbeat_verdict {after} '{beat}' {floor} {S} {maxage}\n");
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            *want,
+            "after={after} beat={beat} floor={floor} maxage={maxage}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

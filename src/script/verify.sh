@@ -3,7 +3,7 @@
 #
 # Set by the header: SINCE (epoch seconds when the apply began, or `now`).
 # stdin, tab-separated (no empty field; `-` for none):
-#   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT PROBE
+#   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT MAXAGE PROBE
 #   timer UNIT
 #   journald DROPIN
 # stdout: "now<TAB>EPOCH", then "check<TAB>KIND<TAB>SUBJECT<TAB>ok|fail<TAB>DETAIL"
@@ -63,26 +63,69 @@ done <<INPUT
 $input
 INPUT
 
-# Heartbeats: each agent's file touched since SINCE, or its probe passing,
-# within its own timeout. Polled once a second; bounded by the largest
-# timeout, since every pass drops the agents that passed or timed out.
+# Heartbeats. After an apply, an agent it (re)started shows it is up with a
+# readiness beat: its file touched after the new process started (to the
+# microsecond: the old process may have beaten in the same second), or its
+# probe passing, within its own timeout. Otherwise (a standalone verify) the
+# last beat passes when it is younger than every + grace (MAXAGE), however
+# long the cadence, and a stale one is waited for like a readiness beat.
+# Polled once a second; bounded by the largest timeout, since every pass
+# drops the agents that passed or timed out.
+
+# us_of_file FILE: its mtime in microseconds since the epoch, or nothing.
+us_of_file() {
+    t=$(stat -c %.6Y "$1" 2>/dev/null) || return 0
+    case $t in
+    *.??????) printf '%s%s\n' "${t%.*}" "${t#*.}" ;;
+    *[!0-9]* | '') ;;
+    *) printf '%s000000\n' "$t" ;;
+    esac
+}
+# us_of_start UNIT: when its main process started, in microseconds since the
+# epoch (0 when it has not).
+us_of_start() {
+    t=$(systemctl show --timestamp=us+utc -p ExecMainStartTimestamp --value "$1" 2>/dev/null)
+    t=${t#* }
+    t=$(date -u -d "$t" +%s%6N 2>/dev/null) || t=0
+    case $t in '' | *[!0-9]*) t=0 ;; esac
+    printf '%s\n' "$t"
+}
+
+# heartbeat_verdict AFTER_APPLY BEAT FLOOR SINCE MAXAGE (microseconds, but
+# MAXAGE in seconds; BEAT empty when never written): `ready` for a beat
+# after FLOOR (the new process's start, or the check's), `fresh` for a
+# standalone check's beat younger than MAXAGE, else `wait`.
+heartbeat_verdict() {
+    if [ -n "$2" ] && [ "$2" -gt "$3" ]; then
+        echo ready
+    elif [ "$1" = no ] && [ -n "$2" ] && [ "$5" -gt 0 ] && [ $((($4 - $2) / 1000000)) -le "$5" ]; then
+        echo fresh
+    else
+        echo wait
+    fi
+}
+
 pending=$(printf '%s\n' "$input" | grep "^agent$tab" || true)
 start=$(date +%s)
+# A standalone check starts now, to the microsecond: a beat earlier in
+# this second is a beat from before the check.
+if [ "$AFTER_APPLY" = no ]; then
+    since_us=$(date +%s%6N)
+    case $since_us in '' | *[!0-9]*) since_us=$((SINCE * 1000000)) ;; esac
+else
+    since_us=$((SINCE * 1000000))
+fi
 while [ -n "$pending" ]; do
     still=
     elapsed=$(($(date +%s) - start))
-    while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout probe; do
+    while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout maxage probe; do
         [ -n "$name" ] || continue
         m=
-        # After an apply, only the process the apply started counts: a beat
-        # from the old one, in the same second, proves nothing.
-        floor=$SINCE
+        floor=$since_us
         fresh=yes
         if [ "$AFTER_APPLY" = yes ]; then
-            ms=$(systemctl show --timestamp=unix -p ExecMainStartTimestamp --value "$unit" 2>/dev/null)
-            ms=${ms#@}
-            case $ms in '' | *[!0-9]*) ms=0 ;; esac
-            if [ "$ms" -ge "$SINCE" ]; then floor=$ms; else fresh=no; fi
+            ms=$(us_of_start "$unit")
+            if [ "$ms" -ge "$since_us" ]; then floor=$ms; else fresh=no; fi
         fi
         if [ "$fresh" = no ]; then
             : # the new process has not started yet
@@ -92,11 +135,17 @@ while [ -n "$pending" ]; do
                 continue
             fi
         else
-            m=$(stat -c %Y "$hb" 2>/dev/null) || m=
-            if [ -n "$m" ] && [ "$m" -ge "$floor" ]; then
-                check heartbeat "$name" ok "beat $((m - SINCE)) s after the start"
+            m=$(us_of_file "$hb")
+            case $(heartbeat_verdict "$AFTER_APPLY" "$m" "$floor" "$since_us" "$maxage") in
+            ready)
+                check heartbeat "$name" ok "beat $(((m - since_us) / 1000000)) s after the start"
                 continue
-            fi
+                ;;
+            fresh)
+                check heartbeat "$name" ok "beat $(((since_us - m) / 1000000)) s ago (fresh for $maxage s: every + grace)"
+                continue
+                ;;
+            esac
         fi
         # A unit that failed for good (its start limit hit) will not beat:
         # no use waiting out the timeout.
@@ -107,14 +156,16 @@ while [ -n "$pending" ]; do
         if [ "$elapsed" -ge "$timeout" ]; then
             if [ "$probe" != - ]; then
                 check heartbeat "$name" fail "the probe did not pass within $timeout s"
+            elif [ -n "$m" ] && [ "$AFTER_APPLY" = yes ]; then
+                check heartbeat "$name" fail "no readiness beat within $timeout s of the start (the last is from $(((since_us - m) / 1000000)) s before the apply)"
             elif [ -n "$m" ]; then
-                check heartbeat "$name" fail "no heartbeat within $timeout s (the last is from $((SINCE - m)) s before the start)"
+                check heartbeat "$name" fail "no heartbeat within $timeout s (the last is $(((since_us - m) / 1000000)) s old, more than every + grace, $maxage s)"
             else
                 check heartbeat "$name" fail "no heartbeat within $timeout s ($hb was never written)"
             fi
             continue
         fi
-        still="$still$kind$tab$name$tab$unit$tab$user$tab$workdir$tab$envfile$tab$auth$tab$hb$tab$timeout$tab$probe
+        still="$still$kind$tab$name$tab$unit$tab$user$tab$workdir$tab$envfile$tab$auth$tab$hb$tab$timeout$tab$maxage$tab$probe
 "
     done <<PENDING
 $pending
