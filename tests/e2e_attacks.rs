@@ -366,3 +366,80 @@ fn a_racing_agent_cannot_redirect_the_switch() {
         );
     }
 }
+
+/// The agent renames the staging directories provision makes in its
+/// workdir, within the workdir and into a subdirectory of its own, as fast
+/// as it can while an apply rewrites AGENTS.md: the kernel refuses the
+/// move to another parent (the staging directory is root's, 0700), and a
+/// rename in place ends as a refusal of that one path, never as a write
+/// elsewhere.
+#[test]
+fn an_agent_cannot_move_the_staging_directory_away() {
+    let Some((t, f)) = setup("stagemv") else {
+        return;
+    };
+    as_agent(&t, &format!("mkdir -p {WORKDIR}/sub"));
+    // What the switch relies on, shown directly: a root 0700 directory in
+    // the workdir cannot be moved to another parent by the agent.
+    t.sh(&format!("mkdir -m 700 {WORKDIR}/.provision-stage.probe"));
+    assert_eq!(
+        as_agent(
+            &t,
+            &format!(
+                "mv -T {WORKDIR}/.provision-stage.probe {WORKDIR}/sub/moved 2>/dev/null && echo moved || echo refused"
+            )
+        ),
+        "refused"
+    );
+    t.sh(&format!("rmdir {WORKDIR}/.provision-stage.probe"));
+    for round in 0..3 {
+        let before = footprint(&t);
+        // Bounded: 20000 tries, or 60 s, whichever comes first.
+        let racer = t.sh(&format!(
+            "runuser -u agent -- sh -c 'i=0; end=$(($(date +%s) + 60)); \
+             while [ $i -lt 20000 ] && [ $(date +%s) -lt $end ]; do \
+               for d in {WORKDIR}/.provision-stage.*; do \
+                 [ -d \"$d\" ] || continue; \
+                 mv -T \"$d\" {WORKDIR}/sub/moved 2>/dev/null && echo moved >>{WORKDIR}/sub/log; \
+                 [ $((i % 2)) -eq 0 ] && mv -T \"$d\" \"$d.x\" 2>/dev/null; \
+               done; i=$((i + 1)); done' >/dev/null 2>&1 & echo $!"
+        ));
+        f.host(
+            "t",
+            &format!("root@{}", t.addr),
+            22,
+            &t.host_key,
+            &body(&format!("stage round {round}")),
+        );
+        let apply = f.run(&["apply", "--yes", "--no-verify"]);
+        t.sh(&format!("kill {racer} 2>/dev/null; sleep 0.2; true"));
+        let md = format!("{WORKDIR}/AGENTS.md");
+        assert!(
+            apply.code == 0 || apply.all().contains(&md),
+            "round {round}: a failed apply does not name the path:\n{}",
+            apply.all()
+        );
+        assert_eq!(
+            t.sh(&format!(
+                "cat {WORKDIR}/sub/log 2>/dev/null; ls -A {WORKDIR}/sub"
+            )),
+            "",
+            "round {round}: a staging directory left the workdir"
+        );
+        assert_unchanged(
+            &t,
+            &before,
+            &format!("round {round}: a write went elsewhere"),
+        );
+        no_root_ran_agent_files(&t);
+        // What a refused round left behind, for the next.
+        t.sh(&format!("rm -rf {WORKDIR}/.provision-stage.*.x"));
+    }
+    // The last apply, without a racer, writes the file.
+    f.run(&["apply", "--yes", "--no-verify"]).expect(0);
+    assert!(
+        t.sh(&format!("cat {WORKDIR}/AGENTS.md"))
+            .contains("stage round 2"),
+        "the last round's AGENTS.md is not in place"
+    );
+}

@@ -201,10 +201,19 @@ while IFS="$tab" read -r op a b c d e; do
             continue
         fi
         what=$(planted "../$NAME" "$c")
-        if [ -n "$what" ] && ! quarantine "$e" "$what"; then
+        # A user who can write the directory may rename the staging
+        # directory, but only within it: moving a directory to another
+        # parent needs write permission on the directory itself (its `..`),
+        # and the staging directory is root's, 0700. So `..` stays DIR; it
+        # is checked right before and after the rename all the same.
+        if [ "$(stat -c %d:%i ..)" != "$HERE" ]; then
+            fail "refused to write $e: its staging directory was moved (tampering)"
+        elif [ -n "$what" ] && ! quarantine "$e" "$what"; then
             fail "cannot move aside the $what at $e"
         elif ! mv -fT -- "./$NAME" "../$NAME"; then
             fail "cannot rename the new $e into place"
+        elif [ "$(stat -c %d:%i ..)" != "$HERE" ]; then
+            fail "the new $e went into a moved staging directory's parent, not $DIR (tampering)"
         fi
         cd /
         ;;
