@@ -147,6 +147,171 @@ fn connection_cut_during_upload_leaves_the_old_generation() {
     f.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
+/// An `unreachable` route for a test subnet, removed when dropped: while a
+/// test's link is down, nothing to that subnet follows the default route.
+struct Unreachable(String);
+
+impl Unreachable {
+    fn add(net: &str) -> Self {
+        let ok = Command::new("ip")
+            .args(["route", "add", "unreachable", net, "metric", "4000"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot add an unreachable route for {net}");
+        Unreachable(net.to_string())
+    }
+}
+
+impl Drop for Unreachable {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["route", "del", "unreachable", &self.0, "metric", "4000"])
+            .status();
+    }
+}
+
+/// A test's link taken down, brought back up when dropped.
+struct LinkDown(String);
+
+impl LinkDown {
+    fn take(link: &str) -> Self {
+        let ok = Command::new("ip")
+            .args(["link", "set", link, "down"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot take {link} down");
+        LinkDown(link.to_string())
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "set", &self.0, "up"])
+            .status();
+    }
+}
+
+/// A fleet whose apply uploads a 128 MiB file (random bytes: they do not
+/// compress), so that an upload lasts long enough to be interrupted.
+fn big_upload(test: &str) -> Option<(nspawn::Target, Fleet)> {
+    let body = agent("alpha", "") + "\n    file \"/opt/big.bin\" source=\"big.bin\" mode=0o644";
+    let (t, f) = setup(test, &body)?;
+    let mut big = vec![0u8; 128 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(f.path().join("big.bin"), &big).unwrap();
+    Some((t, f))
+}
+
+/// The host ended the stalled apply session: its lock is free, and nothing
+/// of the upload is left.
+fn session_ended(t: &nspawn::Target) {
+    assert_eq!(
+        t.sh("flock -n /var/lib/provision/lock true && echo free || echo held"),
+        "free"
+    );
+    assert_eq!(
+        t.sh("ls -A /var/lib/provision/store | grep -c '^\\.in\\.' || true; test -e /var/lib/provision/incoming && echo incoming || true"),
+        "0"
+    );
+    assert!(
+        t.sh("journalctl -t provision --no-pager -q")
+            .contains("no input for 20 s, the connection is gone"),
+        "the host did not say why it ended the session"
+    );
+}
+
+/// The operator's machine stops answering mid-upload (a suspended laptop:
+/// its TCP connection stays open and says nothing). The host ends the
+/// session by itself within 30 s, the lock is free, no partial upload is
+/// left, and the next apply proceeds.
+#[test]
+fn a_stalled_operator_does_not_hold_the_lock() {
+    let Some((t, f)) = big_upload("stall") else {
+        return;
+    };
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "uploading", Duration::from_secs(60));
+    // Stop (not kill) every ssh process talking to this target: the
+    // connections stay open and silent.
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!pids.is_empty(), "no ssh process to stop");
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-STOP", pid]).status();
+    }
+    let stopped = Instant::now();
+    // Bounded poll over a connection of the test's own.
+    wait_for(
+        &t,
+        "flock -n /var/lib/provision/lock true",
+        Duration::from_secs(40),
+    );
+    let held = stopped.elapsed();
+    eprintln!("the lock outlived the stalled operator by {held:?}");
+    assert!(held < Duration::from_secs(30), "{held:?}");
+    session_ended(&t);
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    f.run(&["apply", "--yes"]).expect(0);
+    assert_eq!(t.sh("wc -c < /opt/big.bin"), (128 << 20).to_string());
+}
+
+/// The link drops silently mid-upload (the target's interface goes down:
+/// no FIN, no RST), for longer than the host waits. First an `unreachable`
+/// route for the target's subnet, so nothing is routed off this machine
+/// while the link is down. The host ends the session by itself, the
+/// operator's run fails saying the connection was lost, and once the link
+/// is back the next apply succeeds with nothing of the first left.
+#[test]
+fn a_silent_link_drop_does_not_hold_the_lock() {
+    let Some((t, f)) = big_upload("linkdrop") else {
+        return;
+    };
+    let net = format!("10.213.{}.0/24", t.idx());
+    let link = format!("pvh-{}", t.idx());
+    let route = Unreachable::add(&net);
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "uploading", Duration::from_secs(60));
+    let down = LinkDown::take(&link);
+    let dropped = Instant::now();
+    let code = wait_child(&mut child, Duration::from_secs(90));
+    let failed_after = dropped.elapsed();
+    let report = output(child, &rx);
+    // Longer than the host's 20 s, so its watchdog is what ends the session.
+    std::thread::sleep(Duration::from_secs(25).saturating_sub(dropped.elapsed()));
+    drop(down);
+    drop(route);
+    eprintln!("the operator's run ended {failed_after:?} after the drop");
+    assert_ne!(code, 0, "{report}");
+    assert!(report.contains("connection"), "{report}");
+    wait_for(
+        &t,
+        "flock -n /var/lib/provision/lock true",
+        Duration::from_secs(20),
+    );
+    session_ended(&t);
+    f.run(&["apply", "--yes"]).expect(0);
+    assert_eq!(t.sh("wc -c < /opt/big.bin"), (128 << 20).to_string());
+}
+
 #[test]
 fn connection_cut_during_switch_completes_on_the_host() {
     let Some((t, f)) = setup("cutsw", &slow_agent(4)) else {

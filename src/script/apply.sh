@@ -39,7 +39,10 @@ cleanup() {
     rm -rf "$S/incoming"
 }
 cleanup
-trap 'cleanup; exit 1' HUP INT TERM PIPE
+# A reader of the input runs in the background (see take), so a signal
+# reaches this shell while it waits: the trap stops the reader too.
+READER=
+trap 'cleanup; [ -z "$READER" ] || kill "$READER" 2>/dev/null; exit 1' HUP INT TERM PIPE
 from=${SSH_CLIENT:-}
 from=${from%% *}
 printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
@@ -130,10 +133,64 @@ fi
 
 I="$S/incoming"
 rm -rf "$I" && mkdir -m 700 "$I" || die "cannot create $I"
+
+# The input's watchdog. A link that drops silently (no FIN, no RST) or an
+# operator's machine that stops answering leaves this session blocked on
+# its input, holding the lock, for as long as TCP keeps the connection
+# (hours), whatever sshd is set to. So the upload must keep moving: when
+# no byte arrives for STALL seconds, the watchdog ends this session, whose
+# trap stops the reader and removes the partial upload; the lock goes with
+# the process (neither the reader nor the watchdog holds it).
+STALL=${INPUT_STALL:-20}
+input_bytes() {
+    du -sbc "$I" "$S"/store/.in.* 2>/dev/null | tail -n 1 | cut -f 1
+}
+watchdog() {
+    wd_last=-1
+    wd_still=0
+    wd_n=0
+    # Bounded: a day of one-second ticks.
+    while [ $wd_n -lt 86400 ]; do
+        sleep 1
+        wd_n=$((wd_n + 1))
+        wd_now=$(input_bytes)
+        # Only a read that waits counts: checking paths reads no input.
+        if [ ! -e "$I.reading" ]; then
+            wd_still=0
+        elif [ "$wd_now" = "$wd_last" ]; then
+            wd_still=$((wd_still + 1))
+        else
+            wd_still=0
+            wd_last=$wd_now
+        fi
+        if [ $wd_still -ge "$STALL" ]; then
+            # Said to the journal: the operator's connection is gone.
+            logger -t provision "apply session of $WHO: no input for $STALL s, the connection is gone; ending it and releasing the lock" 2>/dev/null
+            kill -TERM "$SESSION_PID"
+            exit 0
+        fi
+    done
+}
+SESSION_PID=$$
+watchdog </dev/null >/dev/null 2>&1 9>&- &
+WATCHDOG=$!
+trap 'kill "$WATCHDOG" 2>/dev/null; rm -f "$I.reading"' EXIT
+# take SIZE FILE: the next SIZE bytes of the input into FILE.
+exec 3<&0
+take() {
+    : >"$I.reading"
+    head -c "$1" <&3 >"$2" 9>&- &
+    READER=$!
+    wait "$READER"
+    take_status=$?
+    READER=
+    rm -f "$I.reading"
+    return $take_status
+}
 for seg in $SEGMENTS; do
     name=${seg%%:*}
     size=${seg#*:}
-    head -c "$size" >"$I/$name" || { rm -rf "$I"; die "cannot write $I/$name"; }
+    take "$size" "$I/$name" || { rm -rf "$I"; die "cannot write $I/$name"; }
     [ "$(wc -c <"$I/$name")" -eq "$size" ] || { rm -rf "$I"; die "the input ended early (segment $name)"; }
 done
 
@@ -156,13 +213,12 @@ while IFS="$tab" read -r expect path; do
 done <"$I/checks"
 
 # Contents the store lacks: write, check, then move into place. They follow
-# the segments on stdin (fd 3 here, as the loop reads the table on fd 0).
-exec 3<&0
+# the segments on stdin (fd 3, as the loop reads the table on fd 0).
 set --
 while IFS="$tab" read -r id sha size; do
     [ -n "$id" ] || continue
     t="$S/store/.in.$id"
-    if ! head -c "$size" <&3 >"$t"; then
+    if ! take "$size" "$t"; then
         rm -f "$t"
         die "cannot write $t"
     fi
@@ -183,6 +239,8 @@ if [ $# -gt 0 ]; then
         mv -f "$t" "$S/store/${t##*/.in.}" || die "cannot move $t into the store"
     done
 fi
+
+kill "$WATCHDOG" 2>/dev/null
 
 # The journal appears at once, by rename: from here on the switch completes
 # even if this session dies.

@@ -42,8 +42,10 @@ use super::{ExecOutput, PublicKey, TransportError, exchange};
 const MAX_CONCURRENT: usize = 8;
 
 /// How often ssh checks that an idle server is still there. With ssh's default
-/// `ServerAliveCountMax` of 3, a silently dead host is noticed within 45 s.
-const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// `ServerAliveCountMax` of 3, a silently dead host or link is noticed within
+/// 15 s (the host ends a session whose input stalls after 20 s, see
+/// `script/apply.sh`).
+const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long an idle master survives if nobody closes it (for example, when `provision` is
 /// killed before it can clean up).
