@@ -111,7 +111,7 @@ impl HostResult {
             )),
             HostResult::Refused { reason } => {
                 let kind = match reason {
-                    Refusal::Locked(_) => "locked",
+                    Refusal::Locked { .. } => "locked",
                     Refusal::Stale(_) => "stale",
                     Refusal::Aborted(_) => "aborted",
                     Refusal::Plan(_) => "plan",

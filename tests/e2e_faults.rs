@@ -457,6 +457,37 @@ fn a_second_apply_at_once_is_refused_naming_the_first() {
     );
 }
 
+/// Two applies at once, the first slow to verify (its agent warms up for
+/// 8 s, its generation awaiting confirmation meanwhile): the second, with
+/// `--lock-wait`, waits for the first's confirmation and then succeeds.
+#[test]
+fn a_second_apply_with_lock_wait_waits_for_the_first_to_be_confirmed() {
+    let Some((t, f)) = setup("lockwait", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\n# v2\nsleep 8\nwhile :; do touch \"$PROVISION_HEARTBEAT\"; sleep 5; done\n",
+    );
+    let (mut first, rx) = f.spawn(&["apply", "--yes", "--confirm-timeout", "60"]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer"),
+        "active"
+    );
+    // A change of its own, planned while the first awaits confirmation.
+    f.agent_script("alpha", "v3");
+    let second = f.run(&["apply", "--yes", "--lock-wait", "90"]);
+    assert_eq!(wait_child(&mut first, Duration::from_secs(90)), 0);
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/3.json"
+    );
+    assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v3"));
+}
+
 #[test]
 fn an_unreachable_host_among_several_is_reported_and_the_others_applied() {
     let Some((t, f)) = setup("reach", &agent("alpha", "")) else {

@@ -138,8 +138,8 @@ pub fn deadman_ops(
 }
 
 /// How a switch job's outcome reads as the host's result, for a switch to
-/// generation `number`.
-pub fn outcome(outcome: Outcome, number: u64) -> HostResult {
+/// generation `number` that waited up to `lock_wait` seconds for the lock.
+pub fn outcome(outcome: Outcome, number: u64, lock_wait: u64) -> HostResult {
     match outcome {
         Outcome::Switched { log } => HostResult::Switched {
             generation: number,
@@ -155,7 +155,10 @@ pub fn outcome(outcome: Outcome, number: u64) -> HostResult {
             reason: Refusal::Aborted(reason),
         },
         Outcome::Locked { holder } => HostResult::Refused {
-            reason: Refusal::Locked(holder),
+            reason: Refusal::Locked {
+                holder,
+                waited: lock_wait,
+            },
         },
         Outcome::Stale { reason } => HostResult::Refused {
             reason: Refusal::Stale(reason),
@@ -213,6 +216,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_still_held_after_the_wait_says_so_and_suggests_no_given_flag() {
+        let r = outcome(
+            Outcome::Locked {
+                holder: "ops@laptop".into(),
+            },
+            7,
+            90,
+        );
+        let e = r.error().unwrap();
+        assert!(e.contains("still held after waiting 90 s"), "{e}");
+        assert!(!e.contains("pass --lock-wait"), "{e}");
+    }
+
+    #[test]
     fn outcomes_read_as_results() {
         let table = [
             (Outcome::Switched { log: "l".into() }, "switched", None),
@@ -251,7 +268,7 @@ mod tests {
             ),
         ];
         for (o, tag, error) in table {
-            let r = outcome(o, 7);
+            let r = outcome(o, 7, 0);
             let json = serde_json::to_value(&r).unwrap();
             assert_eq!(json["result"], tag, "{r:?}");
             assert_eq!(r.error().as_deref(), error, "{r:?}");

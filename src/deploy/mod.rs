@@ -198,8 +198,14 @@ fn host_error<S: serde::Serializer>(e: &Arc<HostError>, s: S) -> Result<S::Ok, S
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
 pub enum Refusal {
-    /// Another run holds the host's lock.
-    Locked(String),
+    /// Another run holds the host's lock (or its generation awaits its
+    /// confirmation), still after waiting `waited` seconds (`--lock-wait`).
+    Locked {
+        /// Who holds it, as the host says.
+        holder: String,
+        /// How long this run waited for it.
+        waited: u64,
+    },
     /// The host changed since the plan was made.
     Stale(String),
     /// The switch job stopped before switching anything.
@@ -215,9 +221,13 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Locked(holder) => write!(
+            Refusal::Locked { holder, waited: 0 } => write!(
                 f,
                 "another apply holds the host's lock: {holder}. Wait for it, or pass --lock-wait SECS"
+            ),
+            Refusal::Locked { holder, waited } => write!(
+                f,
+                "another apply holds the host's lock: {holder}; it was still held after waiting {waited} s (--lock-wait). Wait longer, or find out why it takes so long"
             ),
             Refusal::Stale(reason) => write!(
                 f,

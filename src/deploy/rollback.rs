@@ -84,7 +84,7 @@ pub(super) async fn to(
     let request = script::apply(&plan, &target, &obs, &BTreeMap::new(), &params);
     match host::run(t, &request).await.map_err(|e| e.to_string())? {
         Outcome::Switched { .. } => Ok((plan, obs.now)),
-        other => Err(decide::outcome(other, number)
+        other => Err(decide::outcome(other, number, options.lock_wait)
             .error()
             .unwrap_or_else(|| "the switch back did not complete".into())),
     }

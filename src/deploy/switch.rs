@@ -38,7 +38,13 @@ pub async fn one(
                 | Outcome::ActivationFailed { .. }
                 | Outcome::Aborted { .. }),
             ) => outcome,
-            Ok(other) => return (p.plan, decide::outcome(other, n), p.transport),
+            Ok(other) => {
+                return (
+                    p.plan,
+                    decide::outcome(other, n, options.lock_wait),
+                    p.transport,
+                );
+            }
             Err(e) => return (p.plan, failed(e), p.transport),
         };
         let Some(state) = p.state.as_ref() else {
@@ -118,7 +124,7 @@ pub async fn one(
         },
     );
     let result = match host::run(&p.transport, &request).await {
-        Ok(outcome) => decide::outcome(outcome, p.plan.number),
+        Ok(outcome) => decide::outcome(outcome, p.plan.number, options.lock_wait),
         Err(e) => failed(e),
     };
     let result = match (result, &options.verify) {

@@ -32,6 +32,26 @@ if ! flock -n 9; then
         exit 75
     fi
 fi
+# An apply whose generation awaits its confirmation (its dead-man switch
+# armed) is still in progress: with --lock-wait, wait for it too, without
+# holding the lock, which its confirmation takes.
+deadman_pending() {
+    [ -d "$S/deadman" ] && [ "${TAKEOVER:-}" != yes ] && [ -z "${PROVISION_LOCAL:-}" ] &&
+        { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }
+}
+waited=0
+while [ "$waited" -lt "$LOCK_WAIT" ] && deadman_pending; do
+    flock -u 9
+    sleep 1
+    waited=$((waited + 1))
+    left=$((LOCK_WAIT - waited))
+    [ "$left" -gt 0 ] || left=1
+    if ! flock -w "$left" 9; then
+        printf 'locked\t%s\n' "$(cat "$S/lock.holder" 2>/dev/null || echo 'another process')"
+        exit 75
+    fi
+done
+
 # What a run that died (a dropped connection, a kill) left half-written; we
 # hold the lock, so nobody else is writing these.
 cleanup() {
