@@ -213,9 +213,11 @@ pub enum Command {
         /// Seconds to wait for a fresh heartbeat of each changed agent.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEARTBEAT_TIMEOUT)]
         heartbeat_timeout: u64,
-        /// Seconds a host waits, after its switch, for the confirmation sent
-        /// over a new SSH connection once verification passed; without it the
-        /// host switches back by itself (0 disables this dead-man switch).
+        /// Seconds a host waits for the confirmation sent over a new SSH
+        /// connection once verification passed, beyond the verification's
+        /// own deadline (the longest heartbeat wait plus 30 s); without
+        /// it the host switches back by itself (0 disables this dead-man
+        /// switch).
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONFIRM_TIMEOUT)]
         confirm_timeout: u64,
         /// Whether to ask.

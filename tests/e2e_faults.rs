@@ -57,6 +57,19 @@ fn cut(t: &nspawn::Target) {
     }
 }
 
+/// Polls `cmd` on the target until it succeeds or `timeout` passes
+/// (bounded); whether it did.
+fn wait_for_ok(t: &nspawn::Target, cmd: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if t.ssh(cmd).status.success() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 /// Polls `cmd` on the target until it succeeds (bounded).
 fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -560,13 +573,14 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     // Generation 2 never beats; provision dies while it waits for the
     // heartbeat, so no confirmation is ever sent.
     f.write("agents/alpha.sh", "#!/bin/sh\nexec sleep infinity\n");
+    // Its deadline: the 5 s heartbeat wait, 30 s of margin, then 6 s.
     let (mut child, rx) = f.spawn(&[
         "apply",
         "--yes",
         "--confirm-timeout",
         "6",
         "--heartbeat-timeout",
-        "60",
+        "5",
     ]);
     wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
     assert_eq!(
@@ -584,7 +598,7 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     wait_for(
         &t,
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
-        Duration::from_secs(30),
+        Duration::from_secs(70),
     );
     wait_for(
         &t,
@@ -602,9 +616,7 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     f.agent_script("alpha", "v3");
 
-    // A confirmed apply disarms it: nothing switches back afterwards. (The
-    // timeout leaves room for verification on a loaded machine: one that
-    // fires first is reported as a confirmation too late, not hidden.)
+    // A confirmed apply disarms it: nothing is left to switch back.
     let ok = f
         .run(&["apply", "--yes", "--confirm-timeout", "15"])
         .expect(0);
@@ -613,7 +625,10 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
         "{}",
         ok.stdout
     );
-    std::thread::sleep(Duration::from_secs(17));
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer provision-deadman-retry.timer || true; test -e /var/lib/provision/deadman && echo armed || echo none"),
+        "inactive\ninactive\nnone"
+    );
     assert_eq!(
         t.sh("readlink /var/lib/provision/current"),
         "generations/3.json"
@@ -636,7 +651,7 @@ fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
         "--confirm-timeout",
         "8",
         "--heartbeat-timeout",
-        "60",
+        "5",
     ]);
     wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
     // The content generation 1's run.sh goes back to, held aside.
@@ -649,7 +664,7 @@ fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
     wait_for(
         &t,
         "test \"$(cat /var/lib/provision/deadman/tries 2>/dev/null)\" = 1",
-        Duration::from_secs(40),
+        Duration::from_secs(80),
     );
     assert_eq!(
         t.sh("readlink /var/lib/provision/current"),
@@ -688,36 +703,94 @@ fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
     assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
 }
 
-/// The dead-man switch fires while verification still runs (its timeout is
-/// shorter than the agent's warm-up): the host goes back by itself, and the
-/// late confirmation says so instead of reporting a confirmed generation.
+/// The operator's machine stops during verification (a suspended laptop)
+/// for longer than the dead-man switch waits: the host goes back by itself,
+/// and the confirmation that comes when the machine wakes says it came too
+/// late instead of reporting a confirmed generation.
 #[test]
 fn a_confirmation_after_the_dead_man_switch_fired_is_reported_too_late() {
     let Some((t, f)) = setup("late", &agent("alpha", "")) else {
         return;
     };
     f.run(&["apply", "--yes"]).expect(0);
-    // Generation 2 beats only after 4 s; the dead-man switch fires after 1.
+    // Generation 2 beats after 4 s; its deadline: 5 + 30 + 1 s.
     f.write(
         "agents/alpha.sh",
         "#!/bin/sh\nsleep 4\nwhile :; do touch \"$PROVISION_HEARTBEAT\"; sleep 5; done\n",
     );
-    let late = f.run(&["apply", "--yes", "--confirm-timeout", "1"]);
-    assert_ne!(late.code, 0, "{}", late.all());
-    assert!(
-        late.all().contains("could not confirm the generation") && late.all().contains("too late"),
-        "{}",
-        late.all()
-    );
-    wait_for(
+    let (mut child, rx) = f.spawn(&[
+        "apply",
+        "--yes",
+        "--confirm-timeout",
+        "1",
+        "--heartbeat-timeout",
+        "5",
+    ]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-STOP", &pid]).status();
+    let woke = wait_for_ok(
         &t,
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
-        Duration::from_secs(30),
+        Duration::from_secs(70),
+    );
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert!(woke, "the dead-man switch did not switch back");
+    let code = wait_child(&mut child, Duration::from_secs(90));
+    let late = output(child, &rx);
+    assert_ne!(code, 0, "{late}");
+    assert!(
+        late.contains("could not confirm the generation") && late.contains("too late"),
+        "{late}"
     );
     assert_eq!(
         t.sh("test -e /var/lib/provision/deadman && echo armed || echo none"),
         "none"
     );
+}
+
+/// An agent that warms up for over a minute before its first beat, with a
+/// `verify-timeout` to match: the apply waits for it, confirms it, and the
+/// dead-man switch (whose deadline covers the whole verification) never
+/// fires under it.
+#[test]
+fn a_long_warm_up_is_confirmed_not_reverted() {
+    let Some((t, f)) = setup(
+        "warmup",
+        &agent("alpha", "").replace(
+            r#"heartbeat every="1m""#,
+            r#"heartbeat verify-timeout="100s" every="1m""#,
+        ),
+    ) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\n# v2\nsleep 65\nwhile :; do touch \"$PROVISION_HEARTBEAT\"; sleep 5; done\n",
+    );
+    let started = Instant::now();
+    let applied = f.run(&["apply", "--yes"]).expect(0);
+    eprintln!(
+        "a 65 s warm-up applied and confirmed in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        applied.stdout.contains("confirmed the generation"),
+        "{}",
+        applied.all()
+    );
+    assert!(started.elapsed() > Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(20));
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer || true"),
+        "inactive"
+    );
+    assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
 }
 
 #[test]

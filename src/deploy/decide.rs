@@ -85,6 +85,38 @@ pub fn changed_agents(activation: &Activation) -> Vec<String> {
         .collect()
 }
 
+/// Room, beyond the longest heartbeat wait, for the rest of a verification:
+/// the auth checks, the units' stability, the confirming connection.
+pub const VERIFY_MARGIN_SECS: u64 = 30;
+
+/// How long the dead-man switch waits after a switch before it switches
+/// back: the whole verification (the longest heartbeat wait of the agents
+/// the activation (re)starts, their own `verify-timeout` or
+/// `heartbeat_timeout`, plus [`VERIFY_MARGIN_SECS`]), then `confirm_timeout`.
+/// It fires only when the operator is gone, never under a live
+/// verification.
+pub fn deadman_secs(
+    host: &Host,
+    activation: &Activation,
+    heartbeat_timeout: u64,
+    confirm_timeout: u64,
+) -> u64 {
+    let restarted = changed_agents(activation);
+    let longest = host
+        .agents
+        .iter()
+        .filter(|a| restarted.contains(&a.name))
+        .map(|a| {
+            a.heartbeat
+                .as_ref()
+                .and_then(|h| h.verify_timeout)
+                .map_or(heartbeat_timeout, |d| d.secs)
+        })
+        .max()
+        .unwrap_or(0);
+    longest + VERIFY_MARGIN_SECS + confirm_timeout
+}
+
 /// The dead-man switch's operations: what takes the host from generation
 /// `plan.number` (about to be switched to) back to the generation the probe
 /// saw as current, planned as if the switch had happened. None when the

@@ -168,7 +168,13 @@ fn deadman(p: &Prepared, options: &Options) -> Option<(u64, String)> {
     }
     p.state.as_ref()?;
     let ops = decide::deadman_ops(&p.host.name, &p.plan, &p.target, &p.observed)?;
-    Some((v.confirm_timeout, ops))
+    let secs = decide::deadman_secs(
+        &p.host,
+        &p.plan.activation,
+        v.heartbeat_timeout,
+        v.confirm_timeout,
+    );
+    Some((secs, ops))
 }
 
 /// Stops the host's dead-man switch over the existing connection (before

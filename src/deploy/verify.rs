@@ -127,7 +127,18 @@ pub async fn check_host(
             Transport::Local(_) => None,
         }
     };
+    let started = std::time::Instant::now();
     let (out, fresh) = tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    // An idle connection does not last (its master exits after a minute
+    // without a session, a NAT forgets it): after a long verification the
+    // confirmation gets a connection of its own, just made.
+    let fresh = match fresh {
+        Some(Ok(t)) if started.elapsed() > FRESH_FOR => {
+            t.close().await;
+            Some(host::connect(p.host, p.root, &connect).await)
+        }
+        other => other,
+    };
     let mut checks = match out {
         Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
             Ok((_, checks)) => checks,
@@ -187,6 +198,10 @@ pub async fn check_host(
     }
     checks
 }
+
+/// How long a connection opened at the start of verification is trusted to
+/// be alive when the checks end.
+const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sends a test alert through each of the host's channels, from the host.
 pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
