@@ -107,11 +107,34 @@ pub struct Check {
     pub subject: String,
     /// Passed.
     pub ok: bool,
+    /// Did not run (`detail` says why): neither passed nor failed, and
+    /// never shown as passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// What was seen.
     pub detail: String,
     /// The output of a failed auth check, secrets redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+}
+
+impl Check {
+    /// A check that ran and did not pass.
+    pub fn failed(&self) -> bool {
+        !self.ok && !self.skipped
+    }
+
+    /// A check that did not run, and why.
+    pub fn skipped(kind: CheckKind, subject: &str, why: &str) -> Self {
+        Check {
+            kind,
+            subject: subject.into(),
+            ok: false,
+            skipped: true,
+            detail: why.into(),
+            output: None,
+        }
+    }
 }
 
 /// The verification request for `agents` of `host` (all when `None`), with a
@@ -238,6 +261,7 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
                     .map_err(|e| VerifyError(format!("{e}, in line {line:?}")))?,
                 subject: (*subject).into(),
                 ok: *state == "ok",
+                skipped: false,
                 detail: redact(detail),
                 output: None,
             }),

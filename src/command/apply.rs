@@ -136,7 +136,13 @@ pub fn run(
                     style.host_error(&error, r.log());
                 }
                 HostResult::Switched { checks, .. } if !checks.is_empty() => {
-                    println!("{} verified:", style.paint("1", &plan.host));
+                    // Honest about a host where no check could run.
+                    let said = if checks.iter().any(|c| c.ok) {
+                        "verified:"
+                    } else {
+                        "not verified:"
+                    };
+                    println!("{} {said}", style.paint("1", &plan.host));
                     print!("{}", show_checks(checks, style));
                 }
                 HostResult::VerifyFailed {

@@ -19,7 +19,11 @@ use crate::verify::Check;
 #[derive(Debug, Serialize)]
 struct HostChecks {
     host: String,
+    /// No check failed.
     ok: bool,
+    /// Some check ran and passed: a host where nothing could be checked
+    /// (every check skipped) is not called healthy.
+    verified: bool,
     checks: Vec<Check>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<Failure>,
@@ -77,7 +81,8 @@ pub fn run(
                         t.close().await;
                         HostChecks {
                             host: host.name.clone(),
-                            ok: checks.iter().all(|c| c.ok),
+                            ok: !checks.iter().any(Check::failed),
+                            verified: checks.iter().any(|c| c.ok),
                             checks,
                             error: None,
                         }
@@ -85,16 +90,18 @@ pub fn run(
                     Err(e) => HostChecks {
                         host: host.name.clone(),
                         ok: false,
+                        verified: false,
                         checks: Vec::new(),
                         error: Some(Failure::from(&e)),
                     },
                 };
-                let failed = result.checks.iter().filter(|c| !c.ok).count();
+                let failed = result.checks.iter().filter(|c| c.failed()).count();
                 progress.stage(
                     &host.name,
                     match &result.error {
                         Some(e) => Stage::Failed(e.kind.replace('-', " ")),
-                        None if failed == 0 => Stage::Done("healthy".into()),
+                        None if failed == 0 && result.verified => Stage::Done("healthy".into()),
+                        None if failed == 0 => Stage::Done("not verified".into()),
                         None => Stage::Failed(format!(
                             "{failed} check{} failed",
                             if failed == 1 { "" } else { "s" }
@@ -123,14 +130,20 @@ pub fn run(
             }
             print!("{}", show_checks(&r.checks, style));
         }
-        let healthy = results.len() - failing - unreachable;
+        let unverified = results.iter().filter(|r| r.ok && !r.verified).count();
+        let healthy = results.len() - failing - unreachable - unverified;
         println!(
             "{}",
             style.paint(
                 if failing + unreachable == 0 { "1;32" } else { "1;31" },
                 &format!(
-                    "Verified: {healthy} host{} healthy, {failing} failing, {unreachable} unreachable.",
-                    if healthy == 1 { "" } else { "s" }
+                    "Verified: {healthy} host{} healthy, {failing} failing, {unreachable} unreachable{}.",
+                    if healthy == 1 { "" } else { "s" },
+                    if unverified == 0 {
+                        String::new()
+                    } else {
+                        format!(", {unverified} with nothing to verify")
+                    }
                 )
             )
         );

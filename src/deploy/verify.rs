@@ -38,12 +38,12 @@ pub(super) async fn after_switch(
         checks.insert(0, failed_check(CheckKind::Activate, &p.host.name, error));
     }
     let switch_back = p.plan.current.filter(|_| v.rollback);
-    if !checks.iter().all(|c| c.ok) && armed && switch_back.is_none() {
+    if checks.iter().any(Check::failed) && armed && switch_back.is_none() {
         // Told to keep the failed generation (or there is none to go back
         // to): the dead-man switch must not undo it.
         switch::disarm(&p.transport).await;
     }
-    if checks.iter().all(|c| c.ok) {
+    if !checks.iter().any(Check::failed) {
         return HostResult::Switched {
             generation,
             log,
@@ -108,13 +108,11 @@ pub async fn check_host(
 ) -> Vec<Check> {
     if let Transport::Local(_) = p.transport {
         // A directory, not a host: no unit runs there, nothing to verify.
-        return vec![Check {
-            kind: CheckKind::Verify,
-            subject: p.host.name.clone(),
-            ok: true,
-            detail: "not checked: a local host is a directory where nothing runs".into(),
-            output: None,
-        }];
+        return vec![Check::skipped(
+            CheckKind::Verify,
+            &p.host.name,
+            "not checked: a local host is a directory where nothing runs",
+        )];
     }
     let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
     let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
@@ -156,7 +154,7 @@ pub async fn check_host(
         Err(e) => vec![failed_check(CheckKind::Verify, &p.host.name, e.to_string())],
     };
     if let Some(fresh) = fresh {
-        let confirm = confirm && checks.iter().all(|c| c.ok);
+        let confirm = confirm && !checks.iter().any(Check::failed);
         let script = if confirm { script::CONFIRM_SH } else { "true" };
         let result = match fresh {
             Ok(t) => {
@@ -172,6 +170,7 @@ pub async fn check_host(
                 kind: CheckKind::Ssh,
                 subject: p.host.name.clone(),
                 ok: true,
+                skipped: false,
                 detail: if confirm {
                     "a new connection works, and confirmed the generation".into()
                 } else {
@@ -213,13 +212,11 @@ pub async fn test_alerts(p: HostRef<'_>) -> Vec<Check> {
         )];
     }
     if let Transport::Local(_) = p.transport {
-        return vec![Check {
-            kind: CheckKind::Alert,
-            subject: p.host.name.clone(),
-            ok: true,
-            detail: "not sent: a local host is a directory where nothing runs".into(),
-            output: None,
-        }];
+        return vec![Check::skipped(
+            CheckKind::Alert,
+            &p.host.name,
+            "not sent: a local host is a directory where nothing runs",
+        )];
     }
     let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
     let request = verify::test_alert_request(p.host);
@@ -245,6 +242,7 @@ fn failed_check(kind: CheckKind, subject: &str, detail: String) -> Check {
         kind,
         subject: subject.into(),
         ok: false,
+        skipped: false,
         detail,
         output: None,
     }

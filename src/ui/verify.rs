@@ -11,10 +11,12 @@ use crate::verify::Check;
 pub fn checks(checks: &[Check], style: Style) -> String {
     let mut out = String::new();
     let mut sorted: Vec<&Check> = checks.iter().collect();
-    sorted.sort_by_key(|c| c.ok);
+    sorted.sort_by_key(|c| (!c.failed(), c.ok));
     for c in sorted {
         let tag = if c.ok {
             style.paint("32", "ok  ")
+        } else if c.skipped {
+            style.paint("33", "skip")
         } else {
             style.paint("1;31", "FAIL")
         };
@@ -44,6 +46,7 @@ mod tests {
             kind: crate::verify::CheckKind::Ssh,
             subject: "alpha".into(),
             ok: true,
+            skipped: false,
             detail: "a new connection works".into(),
             output: None,
         };
@@ -66,6 +69,7 @@ mod tests {
             kind: crate::verify::CheckKind::Auth,
             subject: "mail\u{202e}".into(),
             ok: false,
+            skipped: false,
             detail: "failed\x1b[2K\rall good".into(),
             output: Some("line one\x1b]8;;http://x\x07\nline\ttwo\x08\n".into()),
         };
