@@ -287,6 +287,49 @@ fn a_stalled_operator_does_not_hold_the_lock() {
     assert_eq!(t.sh("wc -c < /opt/big.bin"), (128 << 20).to_string());
 }
 
+/// A hand edit on the host while the contents are uploaded (the upload
+/// held for a moment, so the edit lands in it) refuses the apply naming the
+/// path: the staleness check runs again after the upload, right before the
+/// switch. Nothing switches, nothing of the upload is left.
+#[test]
+fn a_hand_edit_during_the_upload_refuses_the_apply() {
+    let Some((t, f)) = big_upload("editup") else {
+        return;
+    };
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "uploading", Duration::from_secs(60));
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
+        .output()
+        .unwrap();
+    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-STOP", pid]).status();
+    }
+    t.sh("mkdir -p /opt && echo by-hand > /opt/big.bin");
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-CONT", pid]).status();
+    }
+    let code = wait_child(&mut child, Duration::from_secs(90));
+    let report = output(child, &rx);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("/opt/big.bin changed on the host since the plan was made (while its contents were uploaded)"),
+        "{report}"
+    );
+    assert_eq!(t.sh("cat /opt/big.bin"), "by-hand");
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/current || test -e /var/lib/provision/switching")
+            .status
+            .code(),
+        Some(1)
+    );
+    no_leftovers(&t);
+}
+
 /// The link drops silently mid-upload (the target's interface goes down:
 /// no FIN, no RST), for longer than the host waits. First an `unreachable`
 /// route for the target's subnet, so nothing is routed off this machine

@@ -215,22 +215,28 @@ for seg in $SEGMENTS; do
 done
 
 # Every path the switch touches must still be as the plan saw it (looked at
-# as the probe does: no link followed, secrets by keyed id).
-while IFS="$tab" read -r expect path; do
-    [ -n "$path" ] || continue
-    case $expect in
-    hmac-*)
-        [ -n "${HMAC_I:-}" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
-        observe "$path" k
-        ;;
-    *) observe "$path" - ;;
-    esac
-    if [ "$OBS" != "$expect" ]; then
-        rm -rf "$I"
-        printf 'stale\t%s changed on the host since the plan was made\n' "$path"
-        exit 76
-    fi
-done <"$I/checks"
+# as the probe does: no link followed, secrets by keyed id): checked before
+# the upload, and again after it, right before the switch, so a change made
+# while the contents arrived refuses the apply too.
+check_paths() {
+    while IFS="$tab" read -r expect path; do
+        [ -n "$path" ] || continue
+        case $expect in
+        hmac-*)
+            [ -n "${HMAC_I:-}" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
+            observe "$path" k
+            ;;
+        *) observe "$path" - ;;
+        esac
+        if [ "$OBS" != "$expect" ]; then
+            rm -rf "$I"
+            rm -f "$S"/store/.in.*
+            printf 'stale\t%s changed on the host since the plan was made%s\n' "$path" "$1"
+            exit 76
+        fi
+    done <"$I/checks"
+}
+check_paths ""
 
 # Contents the store lacks: write, check, then move into place. They follow
 # the segments on stdin (fd 3, as the loop reads the table on fd 0).
@@ -261,6 +267,7 @@ if [ $# -gt 0 ]; then
 fi
 
 kill "$WATCHDOG" 2>/dev/null
+check_paths " (while its contents were uploaded)"
 
 # The journal appears at once, by rename: from here on the switch completes
 # even if this session dies.
