@@ -74,6 +74,9 @@ pub struct Observed {
     pub latest: Option<u64>,
     /// A switch that did not finish.
     pub switching: Option<Switching>,
+    /// The current generation awaits its confirmation: the dead-man switch
+    /// goes back to this generation unless it comes.
+    pub unconfirmed: Option<u64>,
     /// Free bytes where the store lives.
     pub disk_free: Option<u64>,
     /// Size and free bytes of the journal's filesystem.
@@ -161,6 +164,7 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
             ["now", n] => obs.now = Some(number(n, line)?),
             ["latest", n] => obs.latest = Some(number(n, line)?),
             ["status", s] => obs.status = Some((*s).to_string()),
+            ["unconfirmed", n] => obs.unconfirmed = Some(n.parse().map_err(|_| bad(line))?),
             ["record", json] => {
                 let record: Record = serde_json::from_str(json)
                     .map_err(|e| ProbeError(format!("the current generation's record: {e}")))?;

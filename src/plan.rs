@@ -419,6 +419,12 @@ pub fn plan(
         .switching
         .as_ref()
         .map(|Switching { generation, .. }| *generation);
+    if let Some(back) = obs.unconfirmed {
+        warnings.push(Problem::Unconfirmed {
+            current: obs.current,
+            back,
+        });
+    }
     if let Some(n) = pending {
         warnings.push(Problem::Pending(n));
     }

@@ -65,6 +65,13 @@ pub enum Problem {
     },
     /// A switch did not finish; apply finishes it first.
     Pending(u64),
+    /// The current generation awaits its confirmation.
+    Unconfirmed {
+        /// The current generation.
+        current: Option<u64>,
+        /// Where the dead-man switch goes back to.
+        back: u64,
+    },
     /// A switch back needs content the host's store no longer has.
     NotInStore(String),
     /// A saved plan no longer matches: the repository, a secret or the
@@ -135,6 +142,11 @@ impl fmt::Display for Problem {
             Problem::Pending(n) => write!(
                 f,
                 "a switch to generation {n} did not finish (its connection dropped or the host went down); apply finishes it first"
+            ),
+            Problem::Unconfirmed { current, back } => write!(
+                f,
+                "generation {} awaits its confirmation: unless the apply in progress confirms it, the dead-man switch switches the host back to generation {back}",
+                current.map(|n| n.to_string()).unwrap_or_default()
             ),
             Problem::NotInStore(path) => write!(
                 f,

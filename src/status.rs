@@ -236,6 +236,12 @@ pub fn parse(
     {
         problems.push(format!("the activation of its generation {s}"));
     }
+    if let Some(back) = obs.unconfirmed {
+        problems.push(format!(
+            "generation {} is not confirmed yet: the dead-man switch goes back to generation {back} unless it is",
+            obs.current.map(|n| n.to_string()).unwrap_or_default()
+        ));
+    }
     if let Some(sw) = &obs.switching {
         problems.push(format!(
             "a switch to generation {} did not finish",

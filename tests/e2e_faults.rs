@@ -634,6 +634,27 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
         t.sh("systemctl is-active provision-deadman.timer"),
         "active"
     );
+    // Unconfirmed, and everything says so.
+    let status = f.run(&["status"]);
+    assert!(
+        status.stdout.contains(
+            "generation 2 is not confirmed yet: the dead-man switch goes back to generation 1"
+        ),
+        "{}",
+        status.all()
+    );
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(
+        gens.stdout.contains("(current, not confirmed yet)"),
+        "{}",
+        gens.stdout
+    );
+    let plan = f.run(&["plan"]);
+    assert!(
+        plan.stdout.contains("generation 2 awaits its confirmation"),
+        "{}",
+        plan.all()
+    );
     let _ = child.kill();
     let _ = child.wait();
     cut(&t);
@@ -655,6 +676,16 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     assert!(
         t.sh("cat /var/lib/provision/last-switch")
             .contains("no confirmation")
+    );
+    // The generation that was reverted says so, with when.
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(
+        gens.stdout.contains("reverted at 20")
+            && gens
+                .stdout
+                .contains("no confirmation arrived; the dead-man switch went back to generation 1"),
+        "{}",
+        gens.stdout
     );
     assert_eq!(t.sh("systemctl is-active agent-alpha.service"), "active");
     f.agent_script("alpha", "v3");

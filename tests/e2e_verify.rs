@@ -207,6 +207,12 @@ fn a_failing_auth_check_fails_verify_alerts_and_is_rolled_back() {
         "the secret leaked:\n{text}"
     );
     assert!(text.contains("switched back to generation 1"), "{text}");
+    assert!(
+        t.sh("cat /var/lib/provision/generations/2.status")
+            .starts_with("rolled back at 20"),
+        "{}",
+        t.sh("cat /var/lib/provision/generations/2.status")
+    );
     assert_eq!(
         t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"

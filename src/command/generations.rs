@@ -35,6 +35,7 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
                     "files": g.record.files,
                     "status": g.status,
                     "current": g.current,
+                    "unconfirmed": g.unconfirmed,
                 })
             })
             .collect();
@@ -69,7 +70,9 @@ pub fn list(root: &Path, host: &str, options: &Options, style: Style) -> Result<
             &g.record.generation[..12.min(g.record.generation.len())],
             g.record.files.len(),
             clean_line(&g.record.by),
-            if g.current {
+            if g.unconfirmed {
+                style.paint("1;33", "  (current, not confirmed yet)")
+            } else if g.current {
                 style.paint("1", "  (current)")
             } else {
                 String::new()

@@ -190,6 +190,9 @@ pub struct Generation {
     pub status: String,
     /// `current` points at it.
     pub current: bool,
+    /// It is current and awaits its confirmation (the dead-man switch is
+    /// armed).
+    pub unconfirmed: bool,
 }
 
 /// Every generation the host keeps, oldest first.
@@ -206,11 +209,13 @@ pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
         )));
     }
     let mut current = None;
+    let mut unconfirmed = false;
     let mut list = Vec::new();
     for line in out.stdout_lossy().lines().filter(|l| !l.is_empty()) {
         let fields: Vec<&str> = line.splitn(4, '\t').collect();
         match fields.as_slice() {
             ["current", n] => current = n.parse::<u64>().ok(),
+            ["unconfirmed"] => unconfirmed = true,
             ["gen", _, status, json] => {
                 let record: Record = serde_json::from_str(json)
                     .map_err(|e| bad(format!("a generation record is damaged: {e}")))?;
@@ -218,6 +223,7 @@ pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
                     record,
                     status: (*status).to_string(),
                     current: false,
+                    unconfirmed: false,
                 });
             }
             _ => return Err(bad(format!("unexpected line {line:?}"))),
@@ -226,6 +232,7 @@ pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
     list.sort_by_key(|g| g.record.number);
     for g in &mut list {
         g.current = Some(g.record.number) == current;
+        g.unconfirmed = g.current && unconfirmed;
     }
     Ok(list)
 }

@@ -1,6 +1,7 @@
 # provision generations: every generation the host keeps, with how its
 # activation ended. Read-only.
-# stdout: "current<TAB>N", then "gen<TAB>N<TAB>STATUS<TAB>RECORD-JSON" lines.
+# stdout: "current<TAB>N", "unconfirmed" when the current generation awaits
+# its confirmation, then "gen<TAB>N<TAB>STATUS<TAB>RECORD-JSON" lines.
 set -u
 R=${PROVISION_ROOT:-}
 S="$R/var/lib/provision"
@@ -9,6 +10,10 @@ if [ -L "$S/current" ]; then
     c=$(readlink "$S/current")
     c=${c##*/}
     echo "current${tab}${c%.json}"
+fi
+if [ -d "$S/deadman" ] && [ -z "${PROVISION_LOCAL:-}" ] &&
+    { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }; then
+    echo "unconfirmed"
 fi
 for f in "$S"/generations/*.json; do
     [ -f "$f" ] || continue

@@ -56,6 +56,14 @@ if [ -f "$S/switching/ops" ]; then
     echo "switching${tab}$gen${tab}$state"
 fi
 
+# A generation that awaits its confirmation: the dead-man switch goes back
+# to this one unless it comes.
+if [ -d "$S/deadman" ] && [ -z "${PROVISION_LOCAL:-}" ] &&
+    { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }; then
+    back=$(cat "$S/deadman/generation" 2>/dev/null)
+    case $back in '' | *[!0-9]*) ;; *) echo "unconfirmed${tab}$back" ;; esac
+fi
+
 # Free space where the store lives, and the size of the journal's filesystem.
 d="$S"
 [ -d "$d" ] || d="$R/"

@@ -314,6 +314,9 @@ done
 if [ -f "$J/takeover" ] && [ -z "$local" ]; then
     systemctl stop provision-deadman.timer provision-deadman-retry.timer >/dev/null 2>&1
     rm -rf "$S/deadman"
+    [ -n "$previous" ] && [ "$previous" != "$gen" ] &&
+        printf 'rolled back at %s: verification failed; switched back to generation %s\n' \
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$gen" >"$S/generations/$previous.status"
     printf 'dead-man switch disarmed: switched back to generation %s\n' "$gen"
 fi
 
@@ -360,6 +363,8 @@ printf 'no confirmation of generation %s arrived in time: switching back to %s\n
 sh "\$S/switching/switch.sh" ""
 case \$(head -n 1 "\$S/last-switch" 2>/dev/null) in
 ok* | failed*)
+    printf 'reverted at %s: no confirmation arrived; the dead-man switch went back to generation %s\n' \
+        "\$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$previous" >"\$S/generations/$gen.status"
     rm -rf "\$S/deadman"
     systemctl stop provision-deadman-retry.timer >/dev/null 2>&1
     ;;
