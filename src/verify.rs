@@ -197,8 +197,13 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .heartbeat
         .as_ref()
         .map_or(0, |h| h.every.secs + h.grace.secs);
+    let stable = a
+        .heartbeat
+        .as_ref()
+        .and_then(|h| h.verify_stable)
+        .map_or(crate::model::DEFAULT_VERIFY_STABLE_SECS, |d| d.secs);
     format!(
-        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{max_age}\t{}\n",
+        "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{max_age}\t{stable}\t{}\n",
         a.name,
         onhost::agent_unit(&a.name),
         a.user,

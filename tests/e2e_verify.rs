@@ -457,3 +457,32 @@ fn a_thirty_minute_agent_verifies_at_once() {
         stale.stdout
     );
 }
+
+/// A unit that beats at once, then crashes a few seconds after its start:
+/// the stability window catches it, the apply fails verification, and the
+/// host is switched back.
+#[test]
+fn a_unit_that_crashes_after_its_start_is_switched_back() {
+    let Some((t, f)) = setup("vcrash") else {
+        return;
+    };
+    let body = agent("alpha", r#"restart "on-failure" delay="1s""#);
+    f.host("t", &format!("root@{}", t.addr), 22, &t.host_key, &body);
+    f.run(&["apply", "--yes"]).expect(0);
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\n# v2\ntouch \"$PROVISION_HEARTBEAT\"\nsleep 4\nexit 1\n",
+    );
+    let out = f.run(&["apply", "--yes"]).expect(3);
+    let text = out.all();
+    assert!(text.contains("ok   heartbeat alpha"), "{text}");
+    assert!(
+        text.contains("FAIL unit      agent-alpha.service"),
+        "{text}"
+    );
+    assert!(text.contains("switched back to generation 1"), "{text}");
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+}

@@ -107,10 +107,14 @@ pub fn deadman_secs(
         .iter()
         .filter(|a| restarted.contains(&a.name))
         .map(|a| {
-            a.heartbeat
-                .as_ref()
+            let h = a.heartbeat.as_ref();
+            let wait = h
                 .and_then(|h| h.verify_timeout)
-                .map_or(heartbeat_timeout, |d| d.secs)
+                .map_or(heartbeat_timeout, |d| d.secs);
+            let stable = h
+                .and_then(|h| h.verify_stable)
+                .map_or(crate::model::DEFAULT_VERIFY_STABLE_SECS, |d| d.secs);
+            wait + stable
         })
         .max()
         .unwrap_or(0);

@@ -6,7 +6,7 @@
 use super::host::{self, HostError};
 use super::{HostRef, HostResult, Options, Prepared, VerifyOptions, decide, rollback, switch};
 use crate::script;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use crate::verify::{self, Check, CheckKind};
 
 /// Verifies the agents of `p` after its switch; on failure switches back to
@@ -126,7 +126,25 @@ pub async fn check_host(
         }
     };
     let started = std::time::Instant::now();
-    let (out, fresh) = tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    let (mut out, mut fresh) =
+        tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    // The link, not the host: a connection lost while the checks ran (a
+    // blip, a NAT that forgot it) is retried once over a new connection
+    // before anything is judged. The checks only read, so running them
+    // again changes nothing.
+    if matches!(out, Err(TransportError::Lost { .. })) && matches!(p.transport, Transport::Ssh(_)) {
+        let retry = match fresh.take() {
+            Some(Ok(t)) => Ok(t),
+            _ => host::connect(p.host, p.root, &connect).await,
+        };
+        match retry {
+            Ok(t) => {
+                out = t.run(&request.script, &request.stdin).await;
+                fresh = Some(Ok(t));
+            }
+            Err(e) => fresh = Some(Err(e)),
+        }
+    }
     // An idle connection does not last (its master exits after a minute
     // without a session, a NAT forgets it): after a long verification the
     // confirmation gets a connection of its own, just made.

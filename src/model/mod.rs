@@ -397,7 +397,15 @@ pub struct Heartbeat {
     /// How long verification waits for a fresh heartbeat of this agent
     /// (`verify-timeout="5m"`); `None`: `--heartbeat-timeout`.
     pub verify_timeout: Option<Duration>,
+    /// How long a unit the apply (re)started must stay up, its restart
+    /// count unchanged, before verification passes it
+    /// (`verify-stable="30s"`); `None`: [`DEFAULT_VERIFY_STABLE_SECS`].
+    pub verify_stable: Option<Duration>,
 }
+
+/// The stability window of a (re)started agent without `verify-stable=`:
+/// a unit that crashes a few seconds after its start is caught.
+pub const DEFAULT_VERIFY_STABLE_SECS: u64 = 10;
 
 /// Slack of a heartbeat without `grace=`: a fifth of its interval, and never
 /// under a minute, since the checker runs once a minute.

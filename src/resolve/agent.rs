@@ -67,6 +67,7 @@ pub(super) static BLOCK: Block<AgentDraft> = Block {
                 "alert",
                 "probe",
                 "verify-timeout",
+                "verify-stable",
             ],
             children: false,
             usage: heartbeat::USAGE,

@@ -12,6 +12,7 @@ pub(super) const USAGE: &str =
 
 pub(super) fn heartbeat(r: &mut Resolver<'_, '_>, c: Node<'_>, d: &mut AgentDraft) {
     let verify_timeout = r.dec.prop_parsed(c, "verify-timeout", Duration::parse);
+    let verify_stable = r.dec.prop_parsed(c, "verify-stable", Duration::parse);
     let every = r.dec.prop_parsed(c, "every", Duration::parse);
     if c.prop("every").is_none() {
         r.dec.error(
@@ -47,5 +48,6 @@ pub(super) fn heartbeat(r: &mut Resolver<'_, '_>, c: Node<'_>, d: &mut AgentDraf
         alert,
         probe,
         verify_timeout,
+        verify_stable,
     });
 }

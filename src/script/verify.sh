@@ -3,7 +3,7 @@
 #
 # Set by the header: SINCE (epoch seconds when the apply began, or `now`).
 # stdin, tab-separated (no empty field; `-` for none):
-#   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT MAXAGE PROBE
+#   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT MAXAGE STABLE PROBE
 #   timer UNIT
 #   journald DROPIN
 # stdout: "now<TAB>EPOCH", then "check<TAB>KIND<TAB>SUBJECT<TAB>ok|fail<TAB>DETAIL"
@@ -118,7 +118,7 @@ fi
 while [ -n "$pending" ]; do
     still=
     elapsed=$(($(date +%s) - start))
-    while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout maxage probe; do
+    while IFS="$tab" read -r kind name unit user workdir envfile auth hb timeout maxage stable probe; do
         [ -n "$name" ] || continue
         m=
         floor=$since_us
@@ -165,7 +165,7 @@ while [ -n "$pending" ]; do
             fi
             continue
         fi
-        still="$still$kind$tab$name$tab$unit$tab$user$tab$workdir$tab$envfile$tab$auth$tab$hb$tab$timeout$tab$maxage$tab$probe
+        still="$still$kind$tab$name$tab$unit$tab$user$tab$workdir$tab$envfile$tab$auth$tab$hb$tab$timeout$tab$maxage$tab$stable$tab$probe
 "
     done <<PENDING
 $pending
@@ -173,6 +173,26 @@ PENDING
     pending=$still
     if [ -n "$pending" ]; then sleep 1; fi
 done
+
+# Stability: after an apply, a unit it (re)started must have been up for
+# STABLE seconds (its restart count then checked unchanged): one that
+# crashes a few seconds after its start is caught. Bounded by the largest
+# window, waited once for all.
+if [ "$AFTER_APPLY" = yes ]; then
+    wait_until=0
+    while IFS="$tab" read -r kind name unit _ _ _ _ _ _ _ stable _; do
+        [ "$kind" = agent ] || continue
+        ms=$(us_of_start "$unit")
+        [ "$ms" -gt 0 ] || continue
+        case $stable in '' | *[!0-9]*) stable=0 ;; esac
+        end=$((ms / 1000000 + stable))
+        [ "$end" -gt "$wait_until" ] && wait_until=$end
+    done <<INPUT
+$input
+INPUT
+    left=$((wait_until - $(date +%s)))
+    [ "$left" -le 0 ] || sleep "$left"
+fi
 
 # Units: running, and not restarted during the check.
 while IFS="$tab" read -r kind name unit _; do
