@@ -201,6 +201,10 @@ pub fn generated_files(host: &Host) -> BTreeMap<String, String> {
         "the alert unit".into(),
     );
     add(
+        onhost::unit_path(onhost::BOOT_UNIT),
+        "the unit that settles an interrupted switch at boot".into(),
+    );
+    add(
         onhost::SYSUSERS_CONF.into(),
         "the sysusers.d configuration of the host's users".into(),
     );

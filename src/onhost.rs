@@ -87,6 +87,13 @@ pub fn alert_channel_file(channel: &str) -> String {
 pub const LIB_DIR: &str = "/usr/local/lib/provision";
 /// Sends an alert through a unit's channels (`provision-alert@.service`).
 pub const ALERT_SCRIPT: &str = "/usr/local/lib/provision/alert";
+
+/// The program that settles an interrupted switch and an unconfirmed
+/// generation at boot.
+pub const BOOT_SCRIPT: &str = "/usr/local/lib/provision/boot";
+
+/// Its unit, ordered before the agents.
+pub const BOOT_UNIT: &str = "provision-boot.service";
 /// Checks an agent's heartbeat (its heartbeat unit runs it).
 pub const HEARTBEAT_CHECK: &str = "/usr/local/lib/provision/heartbeat-check";
 

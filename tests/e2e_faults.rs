@@ -908,3 +908,121 @@ fn a_change_that_locks_out_ssh_is_switched_back() {
     );
     assert_eq!(t.sh("cat /root/.ssh/authorized_keys"), key.trim());
 }
+
+/// What the boot does (`provision-boot.service`, ordered before every agent
+/// unit): a switch interrupted by a crash is finished before the agents
+/// start. The boot is stood in for by running the unit's program as it runs
+/// at boot; the ordering is checked on the units.
+#[test]
+fn an_interrupted_switch_is_finished_at_boot_before_the_agents_start() {
+    let Some((t, f)) = setup("bootfin", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    assert!(
+        t.sh("systemctl show -p After --value agent-alpha.service")
+            .contains("provision-boot.service"),
+        "the agent is not ordered after provision-boot"
+    );
+    assert_eq!(
+        t.sh("systemctl is-enabled provision-boot.service"),
+        "enabled"
+    );
+    // Generation 2 starts slowly; its switch job is killed half-way.
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &slow_agent(4),
+    );
+    f.agent_script("alpha", "v2");
+    let (mut child, rx) = f.spawn(&["apply", "--yes", "--no-verify"]);
+    wait_line(&rx, "switching to generation 2", Duration::from_secs(60));
+    wait_for(
+        &t,
+        "grep -q prepared /var/lib/provision/switching/log",
+        Duration::from_secs(20),
+    );
+    let unit = t.sh("cat /var/lib/provision/switching/unit");
+    let _ = t.ssh(&format!(
+        "systemctl kill --kill-whom=main -s KILL {unit}.service"
+    ));
+    wait_for(
+        &t,
+        &format!("! systemctl is-active --quiet {unit}.service"),
+        Duration::from_secs(20),
+    );
+    let _ = wait_child(&mut child, Duration::from_secs(60));
+    // As after a crash: the agent is down, the journal is pending.
+    t.sh("systemctl stop agent-alpha.service");
+    assert_eq!(
+        t.sh("test -e /var/lib/provision/switching/ops && echo pending"),
+        "pending"
+    );
+    let said = t.sh("PROVISION_BOOT_FORCE=yes /usr/local/lib/provision/boot");
+    assert!(
+        said.contains("finishing the interrupted switch to generation 2"),
+        "{said}"
+    );
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/switching").status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v2"));
+    wait_for(
+        &t,
+        "systemctl is-active --quiet agent-alpha.service",
+        Duration::from_secs(30),
+    );
+    f.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+/// The host restarts while a generation awaits its confirmation (the
+/// dead-man switch's timer does not survive a restart): the boot switches
+/// back, as the dead-man switch would have, before the agents start, and
+/// `generations` says so.
+#[test]
+fn a_restart_before_the_confirmation_switches_back_at_boot() {
+    let Some((t, f)) = setup("bootback", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.write("agents/alpha.sh", "#!/bin/sh\nexec sleep infinity\n");
+    let (mut child, rx) = f.spawn(&["apply", "--yes", "--heartbeat-timeout", "60"]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    cut(&t);
+    // What a restart leaves: the dead-man switch's state, no timer.
+    t.sh("systemctl stop provision-deadman.timer; systemctl stop agent-alpha.service");
+    let said = t.sh("PROVISION_BOOT_FORCE=yes /usr/local/lib/provision/boot");
+    assert!(
+        said.contains(
+            "the host restarted before its generation was confirmed: switching back to generation 1"
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert!(
+        t.sh("cat /opt/agents/alpha/run.sh")
+            .contains("PROVISION_HEARTBEAT")
+    );
+    assert_eq!(
+        t.sh("test -e /var/lib/provision/deadman && echo armed || echo none"),
+        "none"
+    );
+    assert!(
+        t.sh("cat /var/lib/provision/generations/2.status")
+            .starts_with("reverted at 20"),
+        "{}",
+        t.sh("cat /var/lib/provision/generations/2.status")
+    );
+}

@@ -48,6 +48,8 @@ pub const HOOK_RESTART_JOURNALD: &str = "restart journald";
 
 /// The built-in templates: (name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
+    ("boot.service", include_str!("templates/boot.service.tera")),
+    ("boot.sh", include_str!("templates/boot.sh.tera")),
     (
         "agent.service",
         include_str!("templates/agent.service.tera"),
@@ -260,6 +262,23 @@ impl Renderer<'_> {
         let host = self.host;
         let mut ctx = Context::new();
         ctx.insert("host", &self.host_view);
+
+        let boot_unit = onhost::unit_path(onhost::BOOT_UNIT);
+        let bytes = self.template("boot.service", None, &ctx, host.span);
+        self.add(
+            boot_unit.clone(),
+            FileSpec::new(bytes, 0o644, "root", "root"),
+        );
+        let bytes = self.template("boot.sh", None, &ctx, host.span);
+        self.add(
+            onhost::BOOT_SCRIPT.into(),
+            FileSpec::new(bytes, 0o755, "root", "root"),
+        );
+        self.unit(
+            onhost::BOOT_UNIT.into(),
+            true,
+            [boot_unit, onhost::BOOT_SCRIPT.to_string()],
+        );
 
         let alert_unit = onhost::unit_path(onhost::ALERT_UNIT);
         let bytes = self.template("alert@.service", None, &ctx, host.span);

@@ -173,11 +173,16 @@ fail() {
     printf 'error: %s\n' "$*"
     failed="${failed}${failed:+; }$*"
 }
+# At boot (provision-boot.service) units are started, not waited for: the
+# agents are ordered after the unit that runs this.
+block=
+[ -n "${PROVISION_BOOT:-}" ] && block=--no-block
 systemd() {
     if [ -n "$local" ]; then
         printf 'skipped on a local host: systemctl %s\n' "$*"
     else
-        systemctl "$@" || fail "systemctl $* failed"
+        # shellcheck disable=SC2086 # empty or one flag
+        systemctl $block "$@" || fail "systemctl $* failed"
     fi
 }
 while IFS="$tab" read -r op a b c d e; do
