@@ -207,12 +207,52 @@ impl Drop for LinkDown {
     }
 }
 
-/// A fleet whose apply uploads a 128 MiB file (random bytes: they do not
+/// The ssh processes of provision's runs to `t`.
+fn ssh_pids(t: &nspawn::Target) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn signal(pids: &[String], sig: &str) {
+    for pid in pids {
+        let _ = Command::new("kill").args([sig, pid]).status();
+    }
+}
+
+/// Holds provision's upload to `t` half-way: stops its ssh processes (the
+/// connections stay open and silent) at a moment the host is receiving the
+/// contents, seen as a partial file in its store. Bounded tries; returns the
+/// stopped processes.
+fn hold_mid_upload(t: &nspawn::Target) -> Vec<String> {
+    for _ in 0..200 {
+        let pids = ssh_pids(t);
+        signal(&pids, "-STOP");
+        if !pids.is_empty()
+            && t.sh("ls -A /var/lib/provision/store | grep -c '^\\.in\\.' || true") != "0"
+        {
+            return pids;
+        }
+        signal(&pids, "-CONT");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the upload was never caught half-way");
+}
+
+/// The size of `big_upload`'s file.
+const BIG: usize = 256 << 20;
+
+/// A fleet whose apply uploads a 256 MiB file (random bytes: they do not
 /// compress), so that an upload lasts long enough to be interrupted.
 fn big_upload(test: &str) -> Option<(nspawn::Target, Fleet)> {
     let body = agent("alpha", "") + "\n    file \"/opt/big.bin\" source=\"big.bin\" mode=0o644";
     let (t, f) = setup(test, &body)?;
-    let mut big = vec![0u8; 128 << 20];
+    let mut big = vec![0u8; BIG];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for b in big.iter_mut() {
         x ^= x << 13;
@@ -255,18 +295,7 @@ fn a_stalled_operator_does_not_hold_the_lock() {
     wait_line(&rx, "uploading", Duration::from_secs(60));
     // Stop (not kill) every ssh process talking to this target: the
     // connections stay open and silent.
-    let out = Command::new("pgrep")
-        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
-        .output()
-        .unwrap();
-    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    assert!(!pids.is_empty(), "no ssh process to stop");
-    for pid in &pids {
-        let _ = Command::new("kill").args(["-STOP", pid]).status();
-    }
+    let pids = hold_mid_upload(&t);
     let stopped = Instant::now();
     // Bounded poll over a connection of the test's own.
     wait_for(
@@ -278,13 +307,11 @@ fn a_stalled_operator_does_not_hold_the_lock() {
     eprintln!("the lock outlived the stalled operator by {held:?}");
     assert!(held < Duration::from_secs(30), "{held:?}");
     session_ended(&t);
-    for pid in &pids {
-        let _ = Command::new("kill").args(["-KILL", pid]).status();
-    }
+    signal(&pids, "-KILL");
     let _ = child.kill();
     let _ = child.wait();
     f.run(&["apply", "--yes"]).expect(0);
-    assert_eq!(t.sh("wc -c < /opt/big.bin"), (128 << 20).to_string());
+    assert_eq!(t.sh("wc -c < /opt/big.bin"), BIG.to_string());
 }
 
 /// A hand edit on the host while the contents are uploaded (the upload
@@ -298,21 +325,9 @@ fn a_hand_edit_during_the_upload_refuses_the_apply() {
     };
     let (mut child, rx) = f.spawn(&["apply", "--yes"]);
     wait_line(&rx, "uploading", Duration::from_secs(60));
-    let out = Command::new("pgrep")
-        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
-        .output()
-        .unwrap();
-    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    for pid in &pids {
-        let _ = Command::new("kill").args(["-STOP", pid]).status();
-    }
+    let pids = hold_mid_upload(&t);
     t.sh("mkdir -p /opt && echo by-hand > /opt/big.bin");
-    for pid in &pids {
-        let _ = Command::new("kill").args(["-CONT", pid]).status();
-    }
+    signal(&pids, "-CONT");
     let code = wait_child(&mut child, Duration::from_secs(90));
     let report = output(child, &rx);
     assert_eq!(code, 1, "{report}");
@@ -346,7 +361,11 @@ fn a_silent_link_drop_does_not_hold_the_lock() {
     let route = Unreachable::add(&net);
     let (mut child, rx) = f.spawn(&["apply", "--yes"]);
     wait_line(&rx, "uploading", Duration::from_secs(60));
+    // Half-way through the upload, the link goes; the operator's side goes
+    // on sending into it.
+    let held = hold_mid_upload(&t);
     let down = LinkDown::take(&link);
+    signal(&held, "-CONT");
     let dropped = Instant::now();
     let code = wait_child(&mut child, Duration::from_secs(90));
     let failed_after = dropped.elapsed();
@@ -365,7 +384,7 @@ fn a_silent_link_drop_does_not_hold_the_lock() {
     );
     session_ended(&t);
     f.run(&["apply", "--yes"]).expect(0);
-    assert_eq!(t.sh("wc -c < /opt/big.bin"), (128 << 20).to_string());
+    assert_eq!(t.sh("wc -c < /opt/big.bin"), BIG.to_string());
 }
 
 #[test]
