@@ -36,8 +36,7 @@ fi
 # armed) is still in progress: with --lock-wait, wait for it too, without
 # holding the lock, which its confirmation takes.
 deadman_pending() {
-    [ -d "$S/deadman" ] && [ "${TAKEOVER:-}" != yes ] && [ -z "${PROVISION_LOCAL:-}" ] &&
-        { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }
+    [ "${TAKEOVER:-}" != yes ] && deadman_waiting
 }
 waited=0
 while [ "$waited" -lt "$LOCK_WAIT" ] && deadman_pending; do
@@ -66,12 +65,6 @@ trap 'cleanup; [ -z "$READER" ] || kill "$READER" 2>/dev/null; exit 1' HUP INT T
 from=${SSH_CLIENT:-}
 from=${from%% *}
 printf '%s from %s since %s\n' "$WHO" "${from:-this machine}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$S/lock.holder"
-
-# The dead-man switch waits (its timer, or its retry after a switch back that
-# could not switch).
-deadman_armed() {
-    systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer
-}
 
 # Runs the switch job and waits for it; prints its report. Each launch gets
 # its own unit name (kept in the journal, for the probe and for resuming):
@@ -139,7 +132,7 @@ if [ -e "$J/ops" ]; then
     exit 76
 fi
 if [ -d "$S/deadman" ] && [ "${TAKEOVER:-}" != yes ]; then
-    if [ -z "${PROVISION_LOCAL:-}" ] && deadman_armed; then
+    if deadman_waiting; then
         printf 'locked\tthe current generation awaits its confirmation (a dead-man switch goes back to generation %s unless confirmed)\n' "$(cat "$S/deadman/generation")"
         exit 75
     fi

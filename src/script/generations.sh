@@ -11,8 +11,7 @@ if [ -L "$S/current" ]; then
     c=${c##*/}
     echo "current${tab}${c%.json}"
 fi
-if [ -d "$S/deadman" ] && [ -z "${PROVISION_LOCAL:-}" ] &&
-    { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }; then
+if deadman_waiting; then
     echo "unconfirmed"
 fi
 for f in "$S"/generations/*.json; do

@@ -312,3 +312,12 @@ hmac_hex() {
     } | sha256sum)
     printf '%s' "${hh%% *}"
 }
+
+# deadman_waiting: a generation awaits its confirmation on this host: the
+# dead-man switch's state is in $S and one of its timers runs (its first
+# one, or the retry of a switch back that could not switch). A local host
+# has none.
+deadman_waiting() {
+    [ -d "$S/deadman" ] && [ -z "${PROVISION_LOCAL:-}" ] &&
+        { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }
+}

@@ -58,8 +58,7 @@ fi
 
 # A generation that awaits its confirmation: the dead-man switch goes back
 # to this one unless it comes.
-if [ -d "$S/deadman" ] && [ -z "${PROVISION_LOCAL:-}" ] &&
-    { systemctl is-active --quiet provision-deadman.timer || systemctl is-active --quiet provision-deadman-retry.timer; }; then
+if deadman_waiting; then
     back=$(cat "$S/deadman/generation" 2>/dev/null)
     case $back in '' | *[!0-9]*) ;; *) echo "unconfirmed${tab}$back" ;; esac
 fi
