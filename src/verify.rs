@@ -186,22 +186,14 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
         .unwrap_or_else(|| "-".into());
     // Tabs and newlines would break the table; the model has none in these.
     let clean = |s: &str| s.replace(['\t', '\n'], " ");
-    let timeout = a
-        .heartbeat
-        .as_ref()
-        .and_then(|h| h.verify_timeout)
-        .map_or(timeout, |d| d.secs);
+    let timeout = a.verify_wait(timeout);
     // A beat younger than every + grace is fresh: an agent that was not
     // restarted passes on its last beat, whatever its cadence.
     let max_age = a
         .heartbeat
         .as_ref()
         .map_or(0, |h| h.every.secs + h.grace.secs);
-    let stable = a
-        .heartbeat
-        .as_ref()
-        .and_then(|h| h.verify_stable)
-        .map_or(crate::model::DEFAULT_VERIFY_STABLE_SECS, |d| d.secs);
+    let stable = a.verify_stable();
     format!(
         "agent\t{}\t{}\t{}\t{}\t{env}\t{auth}\t{}\t{timeout}\t{max_age}\t{stable}\t{}\n",
         a.name,

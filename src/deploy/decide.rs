@@ -106,16 +106,7 @@ pub fn deadman_secs(
         .agents
         .iter()
         .filter(|a| restarted.contains(&a.name))
-        .map(|a| {
-            let h = a.heartbeat.as_ref();
-            let wait = h
-                .and_then(|h| h.verify_timeout)
-                .map_or(heartbeat_timeout, |d| d.secs);
-            let stable = h
-                .and_then(|h| h.verify_stable)
-                .map_or(crate::model::DEFAULT_VERIFY_STABLE_SECS, |d| d.secs);
-            wait + stable
-        })
+        .map(|a| a.verify_wait(heartbeat_timeout) + a.verify_stable())
         .max()
         .unwrap_or(0);
     longest + VERIFY_MARGIN_SECS + confirm_timeout

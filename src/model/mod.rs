@@ -403,6 +403,26 @@ pub struct Heartbeat {
     pub verify_stable: Option<Duration>,
 }
 
+impl Agent {
+    /// Seconds verification waits for this agent's heartbeat: its
+    /// `verify-timeout`, or `default` (`--heartbeat-timeout`).
+    pub fn verify_wait(&self, default: u64) -> u64 {
+        self.heartbeat
+            .as_ref()
+            .and_then(|h| h.verify_timeout)
+            .map_or(default, |d| d.secs)
+    }
+
+    /// Seconds a unit the apply (re)started must stay up: its
+    /// `verify-stable`, or [`DEFAULT_VERIFY_STABLE_SECS`].
+    pub fn verify_stable(&self) -> u64 {
+        self.heartbeat
+            .as_ref()
+            .and_then(|h| h.verify_stable)
+            .map_or(DEFAULT_VERIFY_STABLE_SECS, |d| d.secs)
+    }
+}
+
 /// The stability window of a (re)started agent without `verify-stable=`:
 /// a unit that crashes a few seconds after its start is caught.
 pub const DEFAULT_VERIFY_STABLE_SECS: u64 = 10;
