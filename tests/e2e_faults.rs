@@ -42,19 +42,9 @@ fn slow_agent(secs: u32) -> String {
 /// that talk to this test's own target address (started by this test's
 /// provision run), by PID.
 fn cut(t: &nspawn::Target) {
-    let out = Command::new("pgrep")
-        .args(["-f", &format!("@{}( |$)", t.addr.replace('.', "\\."))])
-        .output()
-        .unwrap();
-    let pids = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        !pids.trim().is_empty(),
-        "no ssh process to {} to cut",
-        t.addr
-    );
-    for pid in pids.split_whitespace() {
-        let _ = Command::new("kill").args(["-9", pid]).status();
-    }
+    let pids = ssh_pids(t);
+    assert!(!pids.is_empty(), "no ssh process to {} to cut", t.addr);
+    signal(&pids, "-9");
 }
 
 /// Polls `cmd` on the target until it succeeds or `timeout` passes
