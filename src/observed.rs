@@ -77,6 +77,9 @@ pub struct Observed {
     /// The current generation awaits its confirmation: the dead-man switch
     /// goes back to this generation unless it comes.
     pub unconfirmed: Option<u64>,
+    /// When the switch to that unconfirmed generation began (host epoch
+    /// seconds), before it restarted anything.
+    pub switched_at: Option<u64>,
     /// Free bytes where the store lives.
     pub disk_free: Option<u64>,
     /// Size and free bytes of the journal's filesystem.
@@ -165,6 +168,10 @@ pub fn parse_probe(stdout: &str) -> Result<Observed, ProbeError> {
             ["latest", n] => obs.latest = Some(number(n, line)?),
             ["status", s] => obs.status = Some((*s).to_string()),
             ["unconfirmed", n] => obs.unconfirmed = Some(n.parse().map_err(|_| bad(line))?),
+            ["unconfirmed", n, t] => {
+                obs.unconfirmed = Some(n.parse().map_err(|_| bad(line))?);
+                obs.switched_at = Some(t.parse().map_err(|_| bad(line))?).filter(|t| *t > 0);
+            }
             ["record", json] => {
                 let record: Record = serde_json::from_str(json)
                     .map_err(|e| ProbeError(format!("the current generation's record: {e}")))?;

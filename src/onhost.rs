@@ -49,6 +49,12 @@ pub const DEADMAN_DIR: &str = "/var/lib/provision/deadman";
 pub const QUARANTINE: &str = "/var/lib/provision/quarantine";
 /// The host's lock (`flock`), held by a session, a switch and a confirmation.
 pub const LOCK: &str = "/var/lib/provision/lock";
+/// Held shared by every verification while it runs, and alone by one that
+/// would confirm a generation another run switched.
+pub const VERIFYING: &str = "/var/lib/provision/verifying";
+/// The generation last confirmed, so a run that confirms it again learns
+/// it was confirmed, not reverted.
+pub const CONFIRMED: &str = "/var/lib/provision/confirmed";
 /// Symlink to the current generation's record.
 pub const CURRENT: &str = "/var/lib/provision/current";
 /// How the last switch ended (`ok N`, `failed N: why`, `aborted N: why`).
@@ -218,6 +224,8 @@ mod tests {
             DEADMAN_DIR,
             QUARANTINE,
             LOCK,
+            VERIFYING,
+            CONFIRMED,
             CURRENT,
             LAST_SWITCH,
             KEY,

@@ -145,7 +145,7 @@ impl fmt::Display for Problem {
             ),
             Problem::Unconfirmed { current, back } => write!(
                 f,
-                "generation {} awaits its confirmation: unless the apply in progress confirms it, the dead-man switch switches the host back to generation {back}",
+                "generation {} awaits its confirmation: unless the apply in progress confirms it, the dead-man switch switches the host back to generation {back}; `provision apply` verifies and confirms it",
                 current.map(|n| n.to_string()).unwrap_or_default()
             ),
             Problem::NotInStore(path) => write!(

@@ -103,7 +103,9 @@ impl HostResult {
         use crate::deploy::Refusal;
         let message = || self.error().unwrap_or_default();
         match self {
-            HostResult::Unchanged { .. } | HostResult::Switched { .. } => None,
+            HostResult::Unchanged { .. }
+            | HostResult::Switched { .. }
+            | HostResult::Confirmed { .. } => None,
             HostResult::ActivationFailed { .. } => Some(Failure::new("activation", message())),
             HostResult::VerifyFailed { generation, .. } => Some(Failure::new(
                 "verification",

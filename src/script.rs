@@ -64,6 +64,14 @@ pub const TEST_ALERT_SH: &str = include_str!("script/test-alert.sh");
 /// library but the fixed PATH, its first line.
 pub const CONFIRM_SH: &str = include_str!("script/confirm.sh");
 
+/// The confirmation of `generation` (none: whichever is current, to disarm
+/// the dead-man switch before switching back): [`CONFIRM_SH`] with its
+/// header. A generation another run already confirmed confirms again.
+pub fn confirm(generation: Option<u64>) -> String {
+    let generation = generation.map(|n| n.to_string()).unwrap_or_default();
+    format!("GEN={generation}\n{CONFIRM_SH}")
+}
+
 /// Every host program by name, for the tests that look at them all.
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("probe", PROBE_SH),

@@ -238,7 +238,7 @@ pub fn parse(
     }
     if let Some(back) = obs.unconfirmed {
         problems.push(format!(
-            "generation {} is not confirmed yet: the dead-man switch goes back to generation {back} unless it is",
+            "generation {} is not confirmed yet: the dead-man switch goes back to generation {back} unless it is (`provision apply` verifies and confirms it)",
             obs.current.map(|n| n.to_string()).unwrap_or_default()
         ));
     }

@@ -35,11 +35,14 @@ pub enum CheckKind {
     Alert,
     /// The new generation's activation.
     Activate,
+    /// The host's current generation is confirmed (no dead-man switch
+    /// waits to undo it).
+    Generation,
 }
 
 impl CheckKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CheckKind; 9] = [
+    pub const ALL: [CheckKind; 10] = [
         CheckKind::Auth,
         CheckKind::Heartbeat,
         CheckKind::Unit,
@@ -49,6 +52,7 @@ impl CheckKind {
         CheckKind::Verify,
         CheckKind::Alert,
         CheckKind::Activate,
+        CheckKind::Generation,
     ];
 
     /// The kind's name, as JSON and the host write it.
@@ -63,6 +67,7 @@ impl CheckKind {
             CheckKind::Verify => "verify",
             CheckKind::Alert => "alert",
             CheckKind::Activate => "activate",
+            CheckKind::Generation => "generation",
         }
     }
 }
@@ -137,14 +142,35 @@ impl Check {
     }
 }
 
-/// The verification request for `agents` of `host` (all when `None`), with a
-/// heartbeat since `since` (host epoch seconds; `None`: since the check
-/// starts) within `timeout` seconds unless the agent sets its own.
+/// Which heartbeats a verification accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// A standalone check: a beat younger than the agent's every + grace,
+    /// or one written while the check runs.
+    Now,
+    /// After an apply that began at this host time (epoch seconds): a
+    /// restarted agent's readiness beat, newer than its new process.
+    Apply(u64),
+    /// Confirming a generation an earlier run switched at host time `at`:
+    /// an agent restarted since then as after an apply, the others as a
+    /// standalone check. It waits up to `lock_wait` seconds for another
+    /// run's verification to end, and never runs under one.
+    Settle {
+        /// When that switch began (host epoch seconds).
+        at: u64,
+        /// Seconds to wait for another run's verification.
+        lock_wait: u64,
+    },
+}
+
+/// The verification request for `agents` of `host` (all when `None`),
+/// accepting the heartbeats `since` says, within `timeout` seconds unless
+/// the agent sets its own.
 pub fn request(
     host: &Host,
     agents: Option<&[String]>,
     journald: bool,
-    since: Option<u64>,
+    since: Since,
     timeout: u64,
 ) -> Request {
     let mut input = String::new();
@@ -161,9 +187,15 @@ pub fn request(
     if journald && host.journald.is_some() {
         input.push_str(&format!("journald\t{}\n", onhost::JOURNALD_DROPIN));
     }
-    let since = since.map(|s| s.to_string()).unwrap_or_else(|| "now".into());
+    let header = match since {
+        Since::Now => "SINCE=now\n".to_string(),
+        Since::Apply(t) => format!("SINCE={t}\n"),
+        Since::Settle { at, lock_wait } => {
+            format!("SINCE={at}\nSETTLE=yes\nLOCK_WAIT={lock_wait}\n")
+        }
+    };
     Request {
-        script: format!("SINCE={}\n{VERIFY_SH}", sh_quote(&since)),
+        script: format!("{header}{VERIFY_SH}"),
         stdin: input.into_bytes(),
     }
 }

@@ -718,6 +718,86 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     );
 }
 
+/// The operator's process is killed (kill -9) right after the switch, while
+/// it verifies: every command shows the generation as unconfirmed, and the
+/// next apply, with nothing to change, verifies and confirms it, so the
+/// dead-man switch never undoes a healthy generation.
+#[test]
+fn an_apply_confirms_a_generation_its_killed_operator_left_unconfirmed() {
+    let Some((t, f)) = setup("settle", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.agent_script("alpha", "v2");
+    // Its deadline: 5 s heartbeat wait, the 10 s window, 30 s, then 20 s.
+    let (mut child, rx) = f.spawn(&[
+        "apply",
+        "--yes",
+        "--confirm-timeout",
+        "20",
+        "--heartbeat-timeout",
+        "5",
+    ]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    cut(&t);
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer"),
+        "active"
+    );
+    let plan = f.run(&["plan"]);
+    assert!(
+        plan.stdout.contains("generation 2 awaits its confirmation")
+            && plan
+                .stdout
+                .contains("`provision apply` verifies and confirms it"),
+        "{}",
+        plan.all()
+    );
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(
+        gens.stdout.contains("(current, not confirmed yet)"),
+        "{}",
+        gens.stdout
+    );
+    let verify = f.run(&["verify"]).expect(3);
+    assert!(
+        verify.stdout.contains(
+            "generation 2 is not confirmed yet: the dead-man switch goes back to generation 1"
+        ),
+        "{}",
+        verify.all()
+    );
+
+    // The killed run's verification may still run on the host (until its
+    // own bound): the next apply waits for it rather than confirming under
+    // it, then verifies every agent and confirms.
+    let done = f.run(&["apply", "--yes", "--lock-wait", "40"]).expect(0);
+    assert!(
+        done.stdout.contains(
+            "t confirmed generation 2, which an earlier run switched to and left unconfirmed"
+        ) && done.stdout.contains("heartbeat alpha")
+            && done.stdout.contains("confirmed the generation")
+            && done.stdout.contains("1 confirmed"),
+        "{}",
+        done.all()
+    );
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer provision-deadman-retry.timer || true; test -e /var/lib/provision/deadman && echo armed || echo none"),
+        "inactive\ninactive\nnone"
+    );
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(!gens.stdout.contains("not confirmed"), "{}", gens.stdout);
+    // Confirmed now, the next apply has nothing to do.
+    let again = f.run(&["apply", "--yes"]).expect(0);
+    assert!(again.stdout.contains("No changes"), "{}", again.all());
+}
+
 /// A switch back that cannot switch (the previous generation's content is
 /// missing from the store) leaves the dead-man switch armed: it tries again
 /// every minute, and switches back once it can.

@@ -127,6 +127,10 @@ pub fn run(
             .iter()
             .filter(|(_, r)| matches!(r, HostResult::Switched { .. }))
             .count();
+        let confirmed = results
+            .iter()
+            .filter(|(_, r)| matches!(r, HostResult::Confirmed { .. }))
+            .count();
         for (plan, result) in &results {
             match result {
                 r @ (HostResult::Failed { .. }
@@ -143,6 +147,13 @@ pub fn run(
                         "not verified:"
                     };
                     println!("{} {said}", style.paint("1", &plan.host));
+                    print!("{}", show_checks(checks, style));
+                }
+                HostResult::Confirmed { generation, checks } => {
+                    println!(
+                        "{} confirmed generation {generation}, which an earlier run switched to and left unconfirmed; verified:",
+                        style.paint("1", &plan.host)
+                    );
                     print!("{}", show_checks(checks, style));
                 }
                 HostResult::VerifyFailed {
@@ -172,13 +183,18 @@ pub fn run(
                 _ => {}
             }
         }
-        let summary = if switched == 0 && bad == 0 {
+        let summary = if switched == 0 && confirmed == 0 && bad == 0 {
             "No changes: nothing was written.".to_string()
         } else {
+            let confirmed_text = if confirmed > 0 {
+                format!(" {confirmed} confirmed,")
+            } else {
+                String::new()
+            };
             format!(
-                "Applied: {switched} host{} switched, {} unchanged, {bad} failed.",
+                "Applied: {switched} host{} switched,{confirmed_text} {} unchanged, {bad} failed.",
                 if switched == 1 { "" } else { "s" },
-                ok - switched
+                ok - switched - confirmed
             )
         };
         println!(

@@ -13,7 +13,7 @@ use crate::error::{Error, Exit};
 use crate::report::{Document, Failure};
 use crate::ui::progress::Display;
 use crate::ui::{Style, verify::checks as show_checks};
-use crate::verify::Check;
+use crate::verify::{Check, Since};
 
 /// One host's verification.
 #[derive(Debug, Serialize)]
@@ -72,9 +72,16 @@ pub fn run(
                             root: &root,
                             secrets: &secrets,
                         };
-                        let mut checks =
-                            deploy::verify::check_host(p, None, true, None, &v, &options, false)
-                                .await;
+                        let mut checks = deploy::verify::check_host(
+                            p,
+                            None,
+                            true,
+                            Since::Now,
+                            &v,
+                            &options,
+                            None,
+                        )
+                        .await;
                         if test_alert {
                             checks.extend(deploy::verify::test_alerts(p).await);
                         }

@@ -31,6 +31,9 @@ pub enum Stage {
     },
     /// Verifying the agents after a switch to a generation.
     Verifying(u64),
+    /// Verifying and confirming a generation an earlier run switched to and
+    /// did not confirm.
+    Confirming(u64),
     /// Checking the host's agents (`verify`), waiting up to this many
     /// seconds for their heartbeats.
     Checking {

@@ -147,6 +147,15 @@ pub enum HostResult {
         /// The verification's checks.
         checks: Vec<Check>,
     },
+    /// Nothing to switch, but the current generation was one an earlier run
+    /// switched to and never confirmed (its operator went away): verified
+    /// now, and confirmed, so its dead-man switch does not undo it.
+    Confirmed {
+        /// The generation confirmed.
+        generation: u64,
+        /// The verification's checks.
+        checks: Vec<Check>,
+    },
     /// Switched, but a unit did not start or a hook failed; not verified
     /// (`--no-verify`), so it stays at that generation.
     ActivationFailed {
@@ -245,7 +254,9 @@ impl HostResult {
     pub fn ok(&self) -> bool {
         matches!(
             self,
-            HostResult::Unchanged { .. } | HostResult::Switched { .. }
+            HostResult::Unchanged { .. }
+                | HostResult::Switched { .. }
+                | HostResult::Confirmed { .. }
         )
     }
 
@@ -277,6 +288,9 @@ impl HostResult {
                 Stage::Done(format!("at generation {generation}"))
             }
             HostResult::Unchanged { .. } => Stage::Done("no changes".into()),
+            HostResult::Confirmed { generation, .. } => {
+                Stage::Done(format!("confirmed generation {generation}"))
+            }
             HostResult::VerifyFailed {
                 generation,
                 rolled_back_to: Some(back),

@@ -79,9 +79,34 @@ pub async fn one(
         let reason = Refusal::Plan(p.plan.error_text());
         return (p.plan, HostResult::Refused { reason }, p.transport);
     }
+    // The current generation is one an earlier run switched to and never
+    // confirmed (its operator went away; a finished interrupted switch is
+    // one too): verify and confirm it before anything else, or switch back
+    // as its dead-man switch would. Without verification it cannot be
+    // confirmed: the plan says it will be reverted, and a switch is
+    // refused until it is.
+    let mut confirmed = None;
+    if let (Some(v), Some(current), Some(_), Kind::Apply, Transport::Ssh(_)) = (
+        &options.verify,
+        p.plan.current,
+        p.observed.unconfirmed,
+        p.plan.kind,
+        &p.transport,
+    ) {
+        progress.stage(&name, Stage::Confirming(current));
+        match super::verify::settle(&p, v, options, who).await {
+            Ok(checks) => confirmed = Some((current, checks)),
+            Err(result) => return (p.plan, result, p.transport),
+        }
+    }
     if !p.plan.has_changes() {
-        let generation = p.plan.current;
-        return (p.plan, HostResult::Unchanged { generation }, p.transport);
+        let result = match confirmed {
+            Some((generation, checks)) => HostResult::Confirmed { generation, checks },
+            None => HostResult::Unchanged {
+                generation: p.plan.current,
+            },
+        };
+        return (p.plan, result, p.transport);
     }
     let mut blobs = BTreeMap::new();
     if let Some(state) = &p.state {
@@ -180,5 +205,5 @@ fn deadman(p: &Prepared, options: &Options) -> Option<(u64, String)> {
 /// Stops the host's dead-man switch over the existing connection (before
 /// switching back ourselves, or when told to keep a failed generation).
 pub(super) async fn disarm(t: &Transport) {
-    let _ = t.run(script::CONFIRM_SH, b"").await;
+    let _ = t.run(&script::confirm(None), b"").await;
 }

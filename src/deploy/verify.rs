@@ -7,7 +7,7 @@ use super::host::{self, HostError};
 use super::{HostRef, HostResult, Options, Prepared, VerifyOptions, decide, rollback, switch};
 use crate::script;
 use crate::transport::{Transport, TransportError};
-use crate::verify::{self, Check, CheckKind};
+use crate::verify::{self, Check, CheckKind, Since};
 
 /// Verifies the agents of `p` after its switch; on failure switches back to
 /// the generation it came from (unless told not to) and verifies that too.
@@ -24,20 +24,98 @@ pub(super) async fn after_switch(
 ) -> HostResult {
     let agents = decide::changed_agents(&p.plan.activation);
     let journald = p.plan.activation.restarts_journald();
+    let since = p.observed.now.map_or(Since::Now, Since::Apply);
+    let confirm = (armed && activation_error.is_none()).then_some(generation);
     let mut checks = check_host(
         p.as_ref(),
         Some(&agents),
         journald,
-        p.observed.now,
+        since,
         v,
         options,
-        armed && activation_error.is_none(),
+        confirm,
     )
     .await;
     if let Some(error) = activation_error {
         checks.insert(0, failed_check(CheckKind::Activate, &p.host.name, error));
     }
     let switch_back = p.plan.current.filter(|_| v.rollback);
+    judge(
+        p,
+        generation,
+        log,
+        checks,
+        armed,
+        switch_back,
+        v,
+        options,
+        who,
+    )
+    .await
+}
+
+/// Verifies the generation an earlier run switched the host to and did not
+/// confirm (its operator is gone), and confirms it: every agent is checked,
+/// those the switch restarted by their readiness beat. Returns the checks
+/// when it passed; otherwise how the host ended: switched back to the
+/// generation the dead-man switch would go back to, or refused while
+/// another run verifies it.
+pub(super) async fn settle(
+    p: &Prepared,
+    v: &VerifyOptions,
+    options: &Options,
+    who: &str,
+) -> Result<Vec<Check>, HostResult> {
+    let (Some(generation), Some(back)) = (p.plan.current, p.observed.unconfirmed) else {
+        return Ok(Vec::new());
+    };
+    let since = Since::Settle {
+        at: p.observed.switched_at.unwrap_or(0),
+        lock_wait: options.lock_wait,
+    };
+    match checks(p.as_ref(), None, false, since, v, options, Some(generation)).await {
+        Checked::Busy => Err(HostResult::Refused {
+            reason: super::Refusal::Locked {
+                holder: format!("another run is verifying generation {generation}"),
+                waited: options.lock_wait,
+            },
+        }),
+        Checked::Done(checks) if !checks.iter().any(Check::failed) => Ok(checks),
+        Checked::Done(checks) => {
+            let switch_back = Some(back).filter(|_| v.rollback);
+            let log = String::new();
+            Err(judge(
+                p,
+                generation,
+                log,
+                checks,
+                true,
+                switch_back,
+                v,
+                options,
+                who,
+            )
+            .await)
+        }
+    }
+}
+
+/// The result of verifying `generation`, armed with a dead-man switch or
+/// not: switched when every check passed; otherwise switched back to
+/// `switch_back` (none: kept, the dead-man switch disarmed) and that
+/// verified too.
+#[allow(clippy::too_many_arguments)]
+async fn judge(
+    p: &Prepared,
+    generation: u64,
+    log: String,
+    checks: Vec<Check>,
+    armed: bool,
+    switch_back: Option<u64>,
+    v: &VerifyOptions,
+    options: &Options,
+    who: &str,
+) -> HostResult {
     if checks.iter().any(Check::failed) && armed && switch_back.is_none() {
         // Told to keep the failed generation (or there is none to go back
         // to): the dead-man switch must not undo it.
@@ -86,8 +164,9 @@ pub(super) async fn after_switch(
                 let agents = decide::changed_agents(&plan.activation);
                 // Only agents the definition still knows can be described;
                 // a dropped one is checked by its unit alone next time.
+                let since = since.map_or(Since::Now, Since::Apply);
                 *rollback_checks =
-                    check_host(p.as_ref(), Some(&agents), false, since, v, options, false).await;
+                    check_host(p.as_ref(), Some(&agents), false, since, v, options, None).await;
             }
             Err(e) => *rollback_error = Some(e),
         }
@@ -96,23 +175,53 @@ pub(super) async fn after_switch(
 }
 
 /// Runs the verification program on the host (one round trip), and checks
-/// that a fresh SSH connection still works.
+/// that a fresh SSH connection still works; over it, confirms generation
+/// `confirm` to the dead-man switch when every check passed.
 pub async fn check_host(
     p: HostRef<'_>,
     agents: Option<&[String]>,
     journald: bool,
-    since: Option<u64>,
+    since: Since,
     v: &VerifyOptions,
     options: &Options,
-    confirm: bool,
+    confirm: Option<u64>,
 ) -> Vec<Check> {
+    match checks(p, agents, journald, since, v, options, confirm).await {
+        Checked::Done(checks) => checks,
+        // Only a settling verification waits for another run's.
+        Checked::Busy => vec![failed_check(
+            CheckKind::Verify,
+            &p.host.name,
+            "another run is verifying the host".into(),
+        )],
+    }
+}
+
+/// What a verification came to.
+enum Checked {
+    /// It ran: its checks.
+    Done(Vec<Check>),
+    /// Another run's verification held the host (see [`Since::Settle`]).
+    Busy,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn checks(
+    p: HostRef<'_>,
+    agents: Option<&[String]>,
+    journald: bool,
+    since: Since,
+    v: &VerifyOptions,
+    options: &Options,
+    confirm: Option<u64>,
+) -> Checked {
     if let Transport::Local(_) = p.transport {
         // A directory, not a host: no unit runs there, nothing to verify.
-        return vec![Check::skipped(
+        return Checked::Done(vec![Check::skipped(
             CheckKind::Verify,
             &p.host.name,
             "not checked: a local host is a directory where nothing runs",
-        )];
+        )]);
     }
     let secrets: Vec<String> = p.secrets.iter().map(|s| s.expose().to_string()).collect();
     let request = verify::request(p.host, agents, journald, since, v.heartbeat_timeout);
@@ -155,6 +264,15 @@ pub async fn check_host(
         }
         other => other,
     };
+    if let Ok(out) = &out
+        && out.success()
+        && out.stdout_lossy().trim() == "busy"
+    {
+        if let Some(Ok(t)) = fresh {
+            t.close().await;
+        }
+        return Checked::Busy;
+    }
     let mut checks = match out {
         Ok(out) if out.success() => match verify::parse(&out.stdout_lossy(), &secrets) {
             Ok((_, checks)) => checks,
@@ -172,11 +290,14 @@ pub async fn check_host(
         Err(e) => vec![failed_check(CheckKind::Verify, &p.host.name, e.to_string())],
     };
     if let Some(fresh) = fresh {
-        let confirm = confirm && !checks.iter().any(Check::failed);
-        let script = if confirm { script::CONFIRM_SH } else { "true" };
+        let confirm = confirm.filter(|_| !checks.iter().any(Check::failed));
+        let script = match confirm {
+            Some(n) => script::confirm(Some(n)),
+            None => "true".into(),
+        };
         let result = match fresh {
             Ok(t) => {
-                let out = t.run(script, b"").await;
+                let out = t.run(&script, b"").await;
                 t.close().await;
                 out.map(|o| (o.success(), o.stdout_lossy().trim().to_string()))
                     .map_err(HostError::from)
@@ -189,14 +310,14 @@ pub async fn check_host(
                 subject: p.host.name.clone(),
                 ok: true,
                 skipped: false,
-                detail: if confirm {
+                detail: if confirm.is_some() {
                     "a new connection works, and confirmed the generation".into()
                 } else {
                     "a new connection works".into()
                 },
                 output: None,
             },
-            Ok((false, said)) if confirm => failed_check(
+            Ok((false, said)) if confirm.is_some() => failed_check(
                 CheckKind::Ssh,
                 &p.host.name,
                 format!("a new connection could not confirm the generation: {said}"),
@@ -213,7 +334,7 @@ pub async fn check_host(
             ),
         });
     }
-    checks
+    Checked::Done(checks)
 }
 
 /// How long a connection opened at the start of verification is trusted to

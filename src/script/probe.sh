@@ -57,10 +57,13 @@ if [ -f "$S/switching/ops" ]; then
 fi
 
 # A generation that awaits its confirmation: the dead-man switch goes back
-# to this one unless it comes.
+# to this one unless it comes. `since`: when the switch began, before it
+# restarted anything.
 if deadman_waiting; then
     back=$(cat "$S/deadman/generation" 2>/dev/null)
-    case $back in '' | *[!0-9]*) ;; *) echo "unconfirmed${tab}$back" ;; esac
+    armed=$(cat "$S/deadman/since" 2>/dev/null) || armed=
+    case $armed in '' | *[!0-9]*) armed=0 ;; esac
+    case $back in '' | *[!0-9]*) ;; *) echo "unconfirmed${tab}$back${tab}$armed" ;; esac
 fi
 
 # Free space where the store lives, and the size of the journal's filesystem.

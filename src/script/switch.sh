@@ -335,6 +335,7 @@ if [ -f "$J/deadman.ops" ] && [ -n "$previous" ] && [ -z "$local" ]; then
     rm -rf "$D" && mkdir -m 700 "$D" &&
         cp "$J/deadman.ops" "$D/ops" && cp "$J/switch.sh" "$D/switch.sh" &&
         printf '%s\n' "$previous" >"$D/generation" && cp "$J/keep" "$D/keep" &&
+        stat -c %Y "$J/generation" >"$D/since" &&
         cat >"$D/fire.sh" <<FIRE || fail "cannot prepare the dead-man switch"
 # No confirmation arrived: switch back to generation $previous.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin

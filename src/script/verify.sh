@@ -1,7 +1,10 @@
 # provision verify: are the agents healthy? One round trip, bounded by the
 # longest heartbeat timeout. Read-only (a temporary file under /tmp aside).
 #
-# Set by the header: SINCE (epoch seconds when the apply began, or `now`).
+# Set by the header: SINCE (epoch seconds when the apply began, or `now`)
+# and SETTLE (`yes`: confirming a generation an earlier run switched, where
+# an agent whose process is older than SINCE was not restarted by it and is
+# judged as by a standalone check).
 # stdin, tab-separated (no empty field; `-` for none):
 #   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT MAXAGE STABLE PROBE
 #   timer UNIT
@@ -16,14 +19,38 @@ if [ "$SINCE" = now ]; then
     SINCE=$now
     AFTER_APPLY=no
 fi
-printf 'now\t%s\n' "$now"
+SETTLE=${SETTLE:-no}
 input=$(cat)
+# A verification holds the host's verifying lock, shared, while it runs: a
+# run that would confirm a generation another run switched (SETTLE) takes it
+# alone, so it never confirms under a live verification of that run, and
+# waits for one up to LOCK_WAIT seconds (then says `busy`, and nothing else).
+R=${PROVISION_ROOT:-}
+S="$R/var/lib/provision"
+V="$S/verifying"
+if [ "$SETTLE" = yes ]; then
+    if ! { exec 8>>"$V" && flock -x -w "${LOCK_WAIT:-0}" 8; } 2>/dev/null; then
+        printf 'busy\n'
+        exit 0
+    fi
+else
+    { exec 8>>"$V" && flock -s -n 8; } 2>/dev/null || :
+fi
+printf 'now\t%s\n' "$now"
 tmp=$(mktemp) || exit 1
 trap 'rm -f "$tmp"' EXIT
 
 check() {
     printf 'check\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4"
 }
+
+# A standalone check of a host whose generation awaits its confirmation:
+# healthy or not, it will be undone unless an apply confirms it.
+if [ "$AFTER_APPLY" = no ] && deadman_waiting; then
+    cur=$(readlink "$S/current" 2>/dev/null) || cur=
+    cur=${cur##*/}
+    check generation current fail "generation ${cur%.json} is not confirmed yet: the dead-man switch goes back to generation $(cat "$S/deadman/generation" 2>/dev/null) unless it is (\`provision apply\` verifies and confirms it)"
+fi
 
 # The value of property $2 in `systemctl show` output $1.
 prop() {
@@ -115,6 +142,10 @@ if [ "$AFTER_APPLY" = no ]; then
 else
     since_us=$((SINCE * 1000000))
 fi
+# When this check began, to the microsecond: the reference of an agent
+# judged as by a standalone check.
+check_us=$(date +%s%6N)
+case $check_us in '' | *[!0-9]*) check_us=$(($(date +%s) * 1000000)) ;; esac
 while [ -n "$pending" ]; do
     still=
     elapsed=$(($(date +%s) - start))
@@ -122,10 +153,21 @@ while [ -n "$pending" ]; do
         [ -n "$name" ] || continue
         m=
         floor=$since_us
+        ref=$since_us
+        mode=$AFTER_APPLY
         fresh=yes
         if [ "$AFTER_APPLY" = yes ]; then
             ms=$(us_of_start "$unit")
-            if [ "$ms" -ge "$since_us" ]; then floor=$ms; else fresh=no; fi
+            if [ "$ms" -ge "$since_us" ]; then
+                floor=$ms
+            elif [ "$SETTLE" = yes ]; then
+                # Not restarted by the generation being confirmed.
+                mode=no
+                ref=$check_us
+                floor=$check_us
+            else
+                fresh=no
+            fi
         fi
         if [ "$fresh" = no ]; then
             : # the new process has not started yet
@@ -136,13 +178,13 @@ while [ -n "$pending" ]; do
             fi
         else
             m=$(us_of_file "$hb")
-            case $(heartbeat_verdict "$AFTER_APPLY" "$m" "$floor" "$since_us" "$maxage") in
+            case $(heartbeat_verdict "$mode" "$m" "$floor" "$ref" "$maxage") in
             ready)
-                check heartbeat "$name" ok "beat $(((m - since_us) / 1000000)) s after the start"
+                check heartbeat "$name" ok "beat $(((m - ref) / 1000000)) s after the start"
                 continue
                 ;;
             fresh)
-                check heartbeat "$name" ok "beat $(((since_us - m) / 1000000)) s ago (fresh for $maxage s: every + grace)"
+                check heartbeat "$name" ok "beat $(((ref - m) / 1000000)) s ago (fresh for $maxage s: every + grace)"
                 continue
                 ;;
             esac
@@ -156,10 +198,10 @@ while [ -n "$pending" ]; do
         if [ "$elapsed" -ge "$timeout" ]; then
             if [ "$probe" != - ]; then
                 check heartbeat "$name" fail "the probe did not pass within $timeout s"
-            elif [ -n "$m" ] && [ "$AFTER_APPLY" = yes ]; then
-                check heartbeat "$name" fail "no readiness beat within $timeout s of the start (the last is from $(((since_us - m) / 1000000)) s before the apply)"
+            elif [ -n "$m" ] && [ "$mode" = yes ]; then
+                check heartbeat "$name" fail "no readiness beat within $timeout s of the start (the last is from $(((ref - m) / 1000000)) s before the apply)"
             elif [ -n "$m" ]; then
-                check heartbeat "$name" fail "no heartbeat within $timeout s (the last is $(((since_us - m) / 1000000)) s old, more than every + grace, $maxage s)"
+                check heartbeat "$name" fail "no heartbeat within $timeout s (the last is $(((ref - m) / 1000000)) s old, more than every + grace, $maxage s)"
             else
                 check heartbeat "$name" fail "no heartbeat within $timeout s ($hb was never written)"
             fi

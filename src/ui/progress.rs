@@ -115,6 +115,11 @@ fn describe(host: &str, stage: &Stage) -> String {
         }
         Stage::Switching { number, .. } => format!("switching to generation {number}"),
         Stage::Verifying(n) => format!("verifying generation {n}"),
+        Stage::Confirming(n) => {
+            format!(
+                "verifying and confirming generation {n}, which an earlier run left unconfirmed"
+            )
+        }
         Stage::Checking { heartbeat_timeout } => format!(
             "checking units, auth and timers; waiting up to {heartbeat_timeout} s for heartbeats"
         ),
@@ -135,6 +140,7 @@ fn event(stage: &Stage) -> serde_json::Value {
             json!({"stage": "switching", "generation": number, "upload_bytes": bytes})
         }
         Stage::Verifying(n) => json!({"stage": "verifying", "generation": n}),
+        Stage::Confirming(n) => json!({"stage": "confirming", "generation": n}),
         Stage::Checking { heartbeat_timeout } => {
             json!({"stage": "checking", "heartbeat_timeout_secs": heartbeat_timeout})
         }
@@ -201,6 +207,7 @@ impl Progress for Display {
                     Stage::Finishing(_)
                     | Stage::Switching { .. }
                     | Stage::Verifying(_)
+                    | Stage::Confirming(_)
                     | Stage::Checking { .. } => ("..", "2"),
                     Stage::Connecting | Stage::Probing | Stage::Reading if *every_step => {
                         ("..", "2")
