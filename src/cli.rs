@@ -83,6 +83,17 @@ pub struct Cli {
     /// (connecting, probing), also where no spinner is shown.
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
+    /// The age identity that decrypts `age:` secrets (native age keys, or
+    /// an SSH ed25519 or RSA private key); default: ~/.config/age/keys.txt,
+    /// ~/.ssh/id_ed25519, ~/.ssh/id_rsa, each that exists.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "PROVISION_AGE_IDENTITY",
+        help_heading = GLOBAL
+    )]
+    pub identity: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -297,6 +308,10 @@ pub enum Command {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Keep secrets in the repository: age files encrypted to the
+    /// recipients in secrets/recipients.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a completion script for SHELL on stdout.
     ///
     /// For example `provision completions bash >
@@ -319,6 +334,32 @@ pub enum Command {
     },
 }
 
+/// `provision secrets …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecretsCommand {
+    /// List every secret of every host: where it is used, its source,
+    /// whether it resolves, and who can decrypt it; never a value.
+    ///
+    /// Exit 0 when every secret resolves, 1 otherwise.
+    Check,
+    /// Decrypt an age file (or start a new one), edit it in $VISUAL or
+    /// $EDITOR, and encrypt it again to secrets/recipients.
+    ///
+    /// The plaintext is written to a 0600 file in a private temporary
+    /// directory and removed afterwards, also when the editor fails (then
+    /// nothing is written).
+    Edit {
+        /// The age file, relative to the repository (e.g. secrets/x.age).
+        file: PathBuf,
+    },
+    /// Re-encrypt every age file whose recipients changed, all or nothing.
+    ///
+    /// Every such file is decrypted first; if any cannot be, none is
+    /// written. Files already encrypted to secrets/recipients stay
+    /// byte-identical.
+    Rekey,
+}
+
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     crate::deploy::decide::parse_shard(text)
 }
@@ -328,6 +369,8 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 pub struct Invocation {
     /// The repository (`-C`).
     pub dir: PathBuf,
+    /// The age identity (`--identity`, `PROVISION_AGE_IDENTITY`).
+    pub identity: Option<PathBuf>,
     /// How to print.
     pub style: Style,
     /// The command and its settings.
@@ -410,6 +453,8 @@ pub enum Action {
         /// How to reach and switch it.
         options: Options,
     },
+    /// `secrets check|edit|rekey`.
+    Secrets(SecretsCommand),
     /// `completions`.
     Completions {
         /// The shell.
@@ -557,11 +602,13 @@ impl Cli {
                 yes: confirm.yes,
                 options: options(1, &connect, lock_wait, DEFAULT_KEEP),
             },
+            Command::Secrets(c) => Action::Secrets(c),
             Command::Completions { shell } => Action::Completions { shell },
             Command::Man { out } => Action::Man { out },
         };
         Invocation {
             dir: self.dir,
+            identity: self.identity,
             style,
             action,
         }

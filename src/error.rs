@@ -87,14 +87,10 @@ pub enum Error {
         /// The closest existing name.
         suggestion: Option<String>,
     },
-    /// A secret could not be resolved.
-    #[error("secret {source_ref} could not be resolved: {message}")]
-    Secret {
-        /// `env:NAME` etc.
-        source_ref: String,
-        /// Why (never the value).
-        message: String,
-    },
+    /// Secrets could not be resolved: each where it is needed
+    /// (`FILE:LINE:COL: secret NAME of OWNER (SOURCE): REASON`).
+    #[error("{}", secrets_message(.0))]
+    Secrets(Vec<String>),
     /// A host could not be reached or refused.
     #[error("{0}")]
     Host(String),
@@ -116,4 +112,17 @@ impl Error {
     pub fn exit(&self) -> Exit {
         Exit::Error
     }
+}
+
+fn secrets_message(failures: &[String]) -> String {
+    let n = failures.len();
+    let mut out = format!(
+        "{n} secret{} could not be resolved:",
+        if n == 1 { "" } else { "s" }
+    );
+    for f in failures {
+        out.push_str("\n  ");
+        out.push_str(f);
+    }
+    out
 }

@@ -19,6 +19,7 @@
 //! carries a plan out on hosts; `command` wires a subcommand to it and hands
 //! its results to `ui`.
 
+pub mod age_file;
 pub mod cli;
 pub mod command;
 pub mod content_id;
@@ -34,6 +35,7 @@ pub(crate) mod observed;
 pub mod onhost;
 pub mod plan;
 pub(crate) mod problem;
+pub mod recipients;
 pub(crate) mod record;
 pub mod render;
 pub mod report;

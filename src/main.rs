@@ -20,6 +20,7 @@ fn command_name(a: &Action) -> Option<&'static str> {
         Action::Status { .. } => "status",
         Action::Generations { .. } => "generations",
         Action::Rollback { .. } => "rollback",
+        Action::Secrets(_) => "secrets",
         Action::Completions { .. } | Action::Man { .. } => return None,
     })
 }
@@ -30,7 +31,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::usage_exit(&e).into(),
     };
-    let Invocation { dir, style, action } = cli.resolve();
+    let Invocation {
+        dir,
+        identity,
+        style,
+        action,
+    } = cli.resolve();
+    command::secrets::set_identity(identity);
     let name = command_name(&action);
     if let Some(name) = name {
         provision::ui::json::start(style, name);
@@ -83,6 +90,11 @@ fn main() -> ExitCode {
             yes,
             options,
         } => command::generations::rollback(&dir, &host, to, yes, &options, style),
+        Action::Secrets(cli::SecretsCommand::Check) => command::secret_files::check(&dir, style),
+        Action::Secrets(cli::SecretsCommand::Edit { file }) => {
+            command::secret_files::edit(&dir, &file, style)
+        }
+        Action::Secrets(cli::SecretsCommand::Rekey) => command::secret_files::rekey(&dir, style),
         Action::Completions { shell } => to_stdout(|out| cli::completions(shell, out)),
         Action::Man { out: None } => to_stdout(cli::man),
         Action::Man { out: Some(out) } => {

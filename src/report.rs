@@ -190,7 +190,7 @@ pub fn error(command: &'static str, e: &Error) -> Document<serde_json::Value> {
         Error::Load(_) => "load",
         Error::Invalid { .. } => "invalid",
         Error::UnknownHost { .. } => "unknown-host",
-        Error::Secret { .. } => "secret",
+        Error::Secrets(_) => "secret",
         Error::Host(_) => "host",
         Error::Usage(_) => "usage",
         Error::Write { .. } => "io",

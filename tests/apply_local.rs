@@ -1106,41 +1106,75 @@ fn secrets_never_leave_the_host_and_land_with_mode_0600() {
 }
 
 #[test]
-fn a_missing_secret_names_its_source_and_no_value() {
+fn every_missing_secret_is_reported_at_once_and_other_hosts_go_on() {
     let demo = Demo::new();
+    let lab = with_lab(&demo);
+    // Three secrets: one resolves, one is unset, one's command fails after
+    // printing a value on stdout and the value again on stderr.
     let api = r#"secret "API_KEY" from="env:DEMO_API_KEY""#;
-    demo.define("", &format!("{SECRET}\n        {api}"));
-    // DEMO_API_KEY resolves (before DEMO_TOKEN, in order of the sources);
-    // DEMO_TOKEN is not set.
+    let cmd = r#"secret "VAULT" from="cmd:printf 'vault-%s' Zq81Lm; printf 'vault: not logged in (vault-%s)' Zq81Lm >&2; exit 3""#;
+    demo.define("", &format!("{SECRET}\n        {api}\n        {cmd}"));
     let set = [("DEMO_API_KEY", "api-key-Hx3Jq8")];
-    for args in [
-        &["plan"][..],
-        &["apply", "--yes"],
-        &["plan", "--detailed-exitcode"],
-    ] {
-        let run = demo.run_env(args, &set).expect(1);
+    for args in [&["plan"][..], &["apply", "--yes"]] {
+        let run = demo.run_env(args, &set).expect(4);
+        let all = run.all();
+        // Both failures, each with its place, name, source and reason.
+        assert_contains(&all, "2 secrets could not be resolved");
+        assert_contains(&all, "hosts/demo.kdl:");
         assert_contains(
-            &run.stderr,
-            "secret env:DEMO_TOKEN could not be resolved: the environment variable DEMO_TOKEN is not set",
+            &all,
+            "secret `TOKEN` of agent `scheduler` (env:DEMO_TOKEN): the environment variable DEMO_TOKEN is not set",
         );
-        assert!(!run.all().contains("api-key-Hx3Jq8"), "{}", run.all());
+        assert_contains(&all, "secret `VAULT` of agent `scheduler` (cmd:");
+        assert_contains(
+            &all,
+            "the command exited with status 3; it said: vault: not logged in (",
+        );
+        // The host that needs no secret went on.
+        assert_contains(&all, "lab");
+        for value in ["api-key-Hx3Jq8", "vault-Zq81Lm"] {
+            assert!(!all.contains(value), "{value} printed: {all}");
+        }
     }
-    let run = demo.run_env(&["plan", "--json"], &set).expect(1);
+    assert_eq!(read_text(&lab.join("etc/motd")), "lab\n");
+    assert!(!demo.root().exists(), "demo was touched");
+
+    let run = demo.run_env(&["plan", "--json"], &set).expect(4);
     let v = json(&run);
     assert_eq!(v["ok"], false);
-    assert_eq!(v["format_version"], 1);
     assert_eq!(v["command"], "plan");
-    assert_eq!(v["error"]["kind"], "secret");
-    assert_contains(v["error"]["message"].as_str().unwrap(), "env:DEMO_TOKEN");
+    let demo_entry = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "demo")
+        .expect("demo is reported");
+    assert_eq!(demo_entry["error"]["kind"], "secret");
+    assert_contains(
+        demo_entry["error"]["message"].as_str().unwrap(),
+        "env:DEMO_TOKEN",
+    );
     assert!(!run.all().contains("api-key-Hx3Jq8"), "{}", run.all());
-    // Secrets resolve before the host is reached: not even the key exists.
-    assert!(!demo.root().exists());
+    assert!(!run.all().contains("vault-Zq81Lm"), "{}", run.all());
+
+    // `render --with-secrets` of the one host names them all too.
+    let out = demo.path().join("out");
+    let run = demo
+        .run_env(
+            &[
+                "render",
+                "demo",
+                "--with-secrets",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &set,
+        )
+        .expect(1);
+    assert_contains(&run.stderr, "2 secrets could not be resolved");
+    assert!(!run.all().contains("vault-Zq81Lm"), "{}", run.all());
 }
 
-// ---------------------------------------------------------------------------
-// 7. Generations and rollback.
-
-/// The generation rows of `provision generations`: (number, is current).
 fn listed(run: &Run) -> Vec<(u64, bool)> {
     run.stdout
         .lines()

@@ -20,6 +20,7 @@ const PURE: &[&str] = &[
     "src/resolve/unit.rs",
     "src/lint.rs",
     "src/secret.rs",
+    "src/recipients.rs",
     "src/desired.rs",
     "src/model/mod.rs",
     "src/model/values.rs",

@@ -364,7 +364,7 @@ fn a_missing_secret_is_an_error_that_names_the_reference_only() {
         .env("TELEGRAM_BOT_TOKEN", "x")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("secret env:MOG_TOKEN could not be resolved: the environment variable MOG_TOKEN is not set"));
+        .stderr(predicate::str::contains("1 secret could not be resolved:\n  hosts/agents-1.kdl:13:9: secret `MOG_TOKEN` of agent `email-triage` (env:MOG_TOKEN): the environment variable MOG_TOKEN is not set"));
 }
 
 #[test]

@@ -109,6 +109,13 @@ fn every_command_prints_a_document_the_schema_accepts() {
     assert_eq!(gens["generations"][1]["current"], true);
     let back = expect(&["rollback", "demo", "--to", "1", "--yes"], 0, "rollback");
     assert_eq!(back["hosts"][0]["outcome"]["generation"], 1);
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    let alice = age::x25519::Identity::generate().to_public();
+    std::fs::write(d.join("secrets/recipients"), format!("# alice\n{alice}\n")).unwrap();
+    let listed = expect(&["secrets", "check"], 0, "secrets");
+    assert_eq!(listed["secrets"], serde_json::json!([]));
+    let rekeyed = expect(&["secrets", "rekey"], 0, "secrets");
+    assert_eq!(rekeyed["recipients"], serde_json::json!(["alice"]));
 
     // Failures keep the envelope and carry a typed error.
     with_gone(d);
@@ -181,6 +188,7 @@ fn every_command_prints_a_document_the_schema_accepts() {
             "plan",
             "render",
             "rollback",
+            "secrets",
             "status",
             "verify"
         ]

@@ -18,6 +18,15 @@ pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
         for host in &repo.fleet.hosts {
             crate::render::render(host, &repo.templates, &repo.assets, None, &mut repo.diags);
         }
+        // What can be known of the secrets without resolving them.
+        for host in &repo.fleet.hosts {
+            for d in super::secrets::check_sources(root, host) {
+                repo.diags.push(d);
+            }
+        }
+        for d in recipients_problems(root, &repo) {
+            repo.diags.push(d);
+        }
     }
     let errors = repo.diags.error_count();
     let warnings = repo.diags.warning_count();
@@ -67,4 +76,49 @@ pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// The recipients file, when any secret is an age file: it must exist and
+/// every line must parse.
+fn recipients_problems(root: &Path, repo: &Repo) -> Vec<crate::diagnostic::Diagnostic> {
+    use crate::diagnostic::{Diagnostic, Severity};
+    use crate::recipients::{RECIPIENTS, Recipients};
+    let uses_age = repo.fleet.hosts.iter().any(|h| {
+        super::secrets::uses(h)
+            .iter()
+            .any(|u| matches!(u.secret.source, crate::secret::SecretSource::Age(_)))
+    });
+    if !uses_age {
+        return Vec::new();
+    }
+    let problem = |message: String, help: &str| Diagnostic {
+        severity: Severity::Error,
+        span: None,
+        message,
+        label: String::new(),
+        help: Some(help.into()),
+        related: None,
+    };
+    match std::fs::read_to_string(root.join(RECIPIENTS)) {
+        Err(e) => vec![problem(
+            format!("{RECIPIENTS} cannot be read ({e}), and age secrets are encrypted to it"),
+            "create it with one public key per line: `age-keygen -y ~/.config/age/keys.txt`, or an `ssh-ed25519 AAAA… name` line",
+        )],
+        Ok(text) => match Recipients::parse(&text) {
+            Ok(r) if r.list.is_empty() => vec![problem(
+                format!("{RECIPIENTS} lists no recipient"),
+                "add your age or SSH public key, one per line",
+            )],
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .map(|e| {
+                    problem(
+                        e.to_string(),
+                        "one recipient per line, optionally followed by `# name`",
+                    )
+                })
+                .collect(),
+        },
+    }
 }

@@ -8,6 +8,7 @@ pub mod generations;
 pub mod operator;
 pub mod plan;
 pub mod render;
+pub mod secret_files;
 pub mod secrets;
 pub mod status;
 pub mod verify;
@@ -16,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::deploy::decide::{self, SelectError};
+use crate::deploy::host::HostError;
 use crate::deploy::{Failed, Options, Prepared};
 use crate::desired::DesiredState;
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
@@ -148,26 +150,56 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-/// Renders each host with its secrets resolved.
+/// Hosts rendered with their secrets, and those whose secrets did not all
+/// resolve.
+pub struct Rendered {
+    /// Each host ready to go, with its state and secret values.
+    pub ready: Vec<(Host, (DesiredState, Vec<Secret>))>,
+    /// Each host that needs a secret that could not be resolved, with every
+    /// such secret (never touched).
+    pub failed: Vec<Failed>,
+}
+
+/// Resolves the secrets of every host in one pass, before any host is
+/// touched (each source once, however many hosts share it), then renders
+/// each host whose secrets all resolved. A host that needs no secret is
+/// never held up by another's.
 pub fn render(
     repo: &mut Repo,
     root: &Path,
-    hosts: &[&Host],
+    hosts: Vec<Host>,
     style: crate::ui::Style,
-) -> Result<Vec<(DesiredState, Vec<Secret>)>, Error> {
-    let mut states = Vec::new();
+) -> Result<Rendered, Error> {
+    let mut resolver = secrets::Resolver::new(root, secrets::keys());
+    let mut out = Rendered {
+        ready: Vec::new(),
+        failed: Vec::new(),
+    };
     for h in hosts {
-        let secrets = secrets::resolve(root, h)?;
+        let values = match resolver.host(&h) {
+            Ok(values) => values,
+            Err(failures) => {
+                let failures = failures.iter().map(|f| f.describe(&repo.sources)).collect();
+                out.failed.push(Failed {
+                    host: h.name.clone(),
+                    error: HostError::Secrets {
+                        host: h.name.clone(),
+                        failures,
+                    },
+                });
+                continue;
+            }
+        };
         let mut diags = Diagnostics::default();
         let state =
-            crate::render::render(h, &repo.templates, &repo.assets, Some(&secrets), &mut diags);
+            crate::render::render(&h, &repo.templates, &repo.assets, Some(&values), &mut diags);
         if diags.has_errors() {
             repo.diags.extend(diags);
             return Err(report(repo, style));
         }
-        states.push((state, secrets.into_values().collect()));
+        out.ready.push((h, (state, values.into_values().collect())));
     }
-    Ok(states)
+    Ok(out)
 }
 
 /// Renders `hosts` with their secrets, then connects to, probes and plans
@@ -181,16 +213,25 @@ pub fn plan_hosts(
     runtime: &tokio::runtime::Runtime,
     display: Arc<crate::ui::progress::Display>,
 ) -> Result<Vec<Result<Prepared, Failed>>, Error> {
-    let refs: Vec<_> = hosts.iter().collect();
-    let states = render(repo, root, &refs, style)?;
-    let prepared = runtime.block_on(crate::deploy::prepare(
+    let rendered = render(repo, root, hosts, style)?;
+    let mut prepared = runtime.block_on(crate::deploy::prepare(
         root,
-        hosts.into_iter().zip(states).collect(),
+        rendered.ready,
         options,
         display.clone(),
     ));
     display.clear();
+    prepared.extend(rendered.failed.into_iter().map(Err));
+    // In order of name, as selected.
+    prepared.sort_by(|a, b| name_of(a).cmp(name_of(b)));
     Ok(prepared)
+}
+
+fn name_of(p: &Result<Prepared, Failed>) -> &str {
+    match p {
+        Ok(p) => &p.host.name,
+        Err(f) => &f.host,
+    }
 }
 
 /// Reads a saved plan from a file.

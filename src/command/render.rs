@@ -38,7 +38,9 @@ pub fn run(
     }
     let h = repo.host(host)?;
     let secrets = if with_secrets {
-        Some(super::secrets::resolve(root, h)?)
+        Some(super::secrets::resolve(root, h).map_err(|failures| {
+            Error::Secrets(failures.iter().map(|f| f.describe(&repo.sources)).collect())
+        })?)
     } else {
         None
     };

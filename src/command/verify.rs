@@ -40,16 +40,16 @@ pub fn run(
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
     let hosts = repo.select(selectors, shard)?;
-    let refs: Vec<_> = hosts.iter().collect();
-    let secrets: Vec<_> = super::render(&mut repo, root, &refs, style)?
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect();
+    let rendered = super::render(&mut repo, root, hosts, style)?;
     let v = options.verify.clone().expect("verify sets its options");
     let runtime = super::runtime();
     let root = root.to_path_buf();
     let opts = options.clone();
-    let items: Vec<_> = hosts.into_iter().zip(secrets).collect();
+    let items: Vec<_> = rendered
+        .ready
+        .into_iter()
+        .map(|(host, (_, secrets))| (host, secrets))
+        .collect();
     let display = Arc::new(Display::for_style(style));
     let progress = display.clone();
     let results: Vec<HostChecks> = runtime.block_on(deploy::each(
@@ -120,6 +120,17 @@ pub fn run(
         },
     ));
     display.clear();
+    // Hosts whose secrets did not resolve are not verified: without them,
+    // what the host prints could not be redacted.
+    let mut results = results;
+    results.extend(rendered.failed.iter().map(|f| HostChecks {
+        host: f.host.clone(),
+        ok: false,
+        verified: false,
+        checks: Vec::new(),
+        error: Some(Failure::from(&f.error)),
+    }));
+    results.sort_by(|a, b| a.host.cmp(&b.host));
 
     let unreachable = results.iter().filter(|r| r.error.is_some()).count();
     let failing = results.iter().filter(|r| !r.ok).count() - unreachable;

@@ -68,6 +68,14 @@ pub enum HostError {
         /// What went wrong, in the host's words where possible.
         message: String,
     },
+    /// Secrets the host needs could not be resolved; it was not touched.
+    #[error("{host}: {}", crate::error::Error::Secrets(.failures.clone()))]
+    Secrets {
+        /// The host.
+        host: String,
+        /// Each secret, where it is needed and why.
+        failures: Vec<String>,
+    },
 }
 
 impl HostError {
@@ -75,7 +83,7 @@ impl HostError {
     pub fn summary(&self) -> String {
         match self {
             HostError::Transport(e) => e.summary(),
-            HostError::Host { .. } => self.to_string(),
+            HostError::Host { .. } | HostError::Secrets { .. } => self.to_string(),
         }
     }
 
@@ -84,6 +92,9 @@ impl HostError {
         match self {
             HostError::Transport(e) => e.help(),
             HostError::Host { .. } => None,
+            HostError::Secrets { .. } => {
+                Some("set or fix each secret's source; the hosts whose secrets resolved went on")
+            }
         }
     }
 
@@ -102,6 +113,7 @@ impl HostError {
                 TransportError::Io { .. } => "local",
             },
             HostError::Host { .. } => "host",
+            HostError::Secrets { .. } => "secret",
         }
     }
 }

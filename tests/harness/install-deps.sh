@@ -20,6 +20,7 @@ PACKAGES=(
     util-linux          # flock, setsid, mountpoint
     shellcheck          # lints the POSIX sh programs run on hosts (tests/scripts.rs)
     dash                # the POSIX sh they are checked with
+    age                 # the reference age tool: a file it encrypted is decrypted by the tests
     systemd             # systemd-analyze, systemd-sysusers, systemd-tmpfiles (offline checks of rendered files)
 )
 
