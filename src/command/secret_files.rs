@@ -118,8 +118,7 @@ pub fn edit(root: &Path, file: &Path, style: Style) -> Result<Exit, Error> {
             std::fs::read(&path).map_err(|e| Error::Usage(format!("cannot read {rel}: {e}")))?;
         Some((
             bytes.clone(),
-            keys.decrypt_bytes(&bytes, &rel)
-                .map_err(Error::Usage)?,
+            keys.decrypt_bytes(&bytes, &rel).map_err(Error::Usage)?,
         ))
     } else {
         None
