@@ -235,6 +235,10 @@ pub fn generated_files(host: &Host) -> BTreeMap<String, String> {
                     onhost::unit_path(&unit(&onhost::rotate_stem(n, &x.name))),
                     format!("the `{}` rotation of agent `{n}`", x.name),
                 );
+                add(
+                    onhost::unit_path(&unit(&onhost::expiry_stem(n, &x.name))),
+                    format!("the `{}` expiry check of agent `{n}`", x.name),
+                );
             }
         }
         add(
