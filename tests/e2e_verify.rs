@@ -504,14 +504,20 @@ fn an_expiry_inside_its_warning_alerts_once_and_an_expired_one_fails_verify() {
         "date -u -d @{} +%Y-%m-%dT%H:%M:%SZ",
         now + 3 * 86_400 + 3600
     ));
-    // The command runs as the agent, reading a file the agent can write.
+    // The command runs as the agent, reading a file in its working
+    // directory; its renewal writes a new date there.
     let body = agent(
         "alpha",
-        r#"auth "mail" check="true" expires="cat /var/lib/agents/alpha/expiry" warn-before="7d""#,
+        r#"auth "mail" check="true" expires="cat /var/lib/agents/alpha/expiry" warn-before="7d" {
+            rotate every="7d" run="rm -f /var/lib/agents/alpha/expiry; echo 2099-01-01 > /var/lib/agents/alpha/expiry"
+        }"#,
     );
     host_with_webhook(&f, &t, &url, &body);
+    // Renewed a moment ago, so its hourly timer does not renew it under
+    // the test; the test renews it by hand at the end.
     t.sh(&format!(
-        "mkdir -p /var/lib/agents/alpha && echo {soon} > /var/lib/agents/alpha/expiry"
+        "mkdir -p /var/lib/agents/alpha /var/lib/provision/rotation && echo {soon} > /var/lib/agents/alpha/expiry && \
+         echo {now} > /var/lib/provision/rotation/alpha-mail"
     ));
     let applied = f.run(&["apply", "--yes"]).expect(0);
     assert!(
@@ -625,4 +631,39 @@ fn an_expiry_inside_its_warning_alerts_once_and_an_expired_one_fails_verify() {
         "{}",
         unknown.stdout
     );
+
+    // A renewal records how it ended and the new expiry.
+    let rotated = t.sh("/usr/local/lib/provision/agents/alpha/rotate-mail --force");
+    assert!(
+        rotated.contains("credential 'mail' of agent alpha expires at 2099-01-01T00:00:00Z"),
+        "{rotated}"
+    );
+    assert_eq!(
+        t.sh("cat /var/lib/provision/rotation/alpha-mail.result"),
+        "ok"
+    );
+    assert!(
+        t.sh("cat /var/lib/provision/expiry/alpha.mail")
+            .starts_with("ok 4070908800 "),
+        "{}",
+        t.sh("cat /var/lib/provision/expiry/alpha.mail")
+    );
+    let json = f.run(&["status", "--json"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let agent = &v["hosts"][0]["status"]["agents"][0];
+    let rotation = agent["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["auth"] == "mail")
+        .unwrap_or_else(|| panic!("{}", json.stdout));
+    assert_eq!(rotation["last_result"], "ok", "{rotation}");
+    let e = agent["expiries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["auth"] == "mail")
+        .unwrap();
+    assert_eq!(e["verdict"], "ok", "{e}");
+    assert_eq!(e["expires_at"], "2099-01-01T00:00:00Z", "{e}");
 }
