@@ -189,7 +189,12 @@ pub fn request(
         for unit in timers(a) {
             input.push_str(&format!("timer\t{unit}\n"));
         }
-        input.push_str(&expiry_lines(a));
+        // Only a standalone verify judges expiries: an expired credential
+        // is not the new generation's doing, and switching back for it
+        // would only remove its watch.
+        if since == Since::Now {
+            input.push_str(&expiry_lines(a));
+        }
     }
     if journald && host.journald.is_some() {
         input.push_str(&format!("journald\t{}\n", onhost::JOURNALD_DROPIN));
@@ -744,6 +749,38 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn only_a_standalone_verify_learns_expiries() {
+        use crate::source::{Source, SourceKind, SourceSet};
+        let text = r#"host "h" {
+    ssh "root@127.0.0.1"
+    agent "a" {
+        exec "/opt/a/run"
+        user "agent"
+        auth "tok" check="true" expires="tok expiry" warn-before="3d"
+        auth "key" check="true" expires-at="2027-01-20"
+    }
+}
+"#;
+        let set = SourceSet::new(vec![Source {
+            path: "hosts/h.kdl".into(),
+            kind: SourceKind::Host,
+            text: text.into(),
+        }]);
+        let mut diags = crate::diagnostic::Diagnostics::default();
+        let docs = crate::syntax::parse(&set, &mut diags);
+        let fleet = crate::resolve::resolve(&set, &docs, &mut diags);
+        let host = &fleet.hosts[0];
+        let stdin = |since| String::from_utf8(request(host, None, true, since, 5).stdin).unwrap();
+        let standalone = stdin(Since::Now);
+        assert!(standalone.contains("expiry\ta\ttok\t259200\trun\ttok expiry\n"));
+        assert!(standalone.contains("expiry\ta\tkey\t604800\tat\t1800403200\n"));
+        assert!(standalone.contains("timer\tagent-a-expiry-tok.timer\n"));
+        let after_apply = stdin(Since::Apply(1));
+        assert!(!after_apply.contains("expiry\t"), "{after_apply}");
+        assert!(after_apply.contains("timer\tagent-a-expiry-key.timer\n"));
     }
 
     #[test]
