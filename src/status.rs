@@ -232,6 +232,15 @@ pub fn parse(
         let Some(def) = host.agents.iter().find(|d| d.name == a.name) else {
             continue;
         };
+        // A date in the KDL is known wherever the host is.
+        for x in &def.auths {
+            if let Some(e) = &x.expiry
+                && let ExpirySource::At(at) = e.source
+            {
+                a.expiries.push(known(&x.name, at, e.warn_before.secs, now));
+            }
+        }
+        a.expiries.sort_by(|x, y| x.auth.cmp(&y.auth));
         // A local host is a directory: nothing runs there to judge.
         if a.state == "local" {
             continue;
@@ -252,14 +261,6 @@ pub fn parse(
                 _ => {}
             }
         }
-        for x in &def.auths {
-            if let Some(e) = &x.expiry
-                && let ExpirySource::At(at) = e.source
-            {
-                a.expiries.push(known(&x.name, at, e.warn_before.secs, now));
-            }
-        }
-        a.expiries.sort_by(|x, y| x.auth.cmp(&y.auth));
         for e in &a.expiries {
             match (e.verdict, &e.expires_at) {
                 (Verdict::Expired, Some(at)) => a
