@@ -28,6 +28,7 @@ pub(crate) mod deploy;
 pub mod desired;
 pub mod diagnostic;
 pub mod error;
+pub mod expiry;
 pub mod lint;
 pub mod load;
 pub mod model;

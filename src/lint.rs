@@ -115,12 +115,15 @@ fn missing(host: &Host, a: &Agent) -> Vec<Finding> {
                 format!("add `check=\"…\"` to `auth \"{}\"`", x.name),
             ));
         }
-        if x.rotate.is_none() {
+        // A watched expiry is the other way a credential does not lapse
+        // unnoticed: the host alerts before it, for what cannot be rotated
+        // by a command.
+        if x.rotate.is_none() && x.expiry.is_none() {
             out.push((
                 "rotation",
                 x.span,
-                format!("auth `{}` has no rotation schedule, so its token expires unnoticed", x.name),
-                format!("add a block to `auth \"{}\"`: `{{ rotate every=\"45d\" run=\"…\" notify=\"ops\" }}`", x.name),
+                format!("auth `{}` has neither a rotation nor a known expiry, so its token expires unnoticed", x.name),
+                format!("add a block to `auth \"{}\"`: `{{ rotate every=\"45d\" run=\"…\" notify=\"ops\" }}`, or say when it expires: `expires=\"command printing the date\"` or `expires-at=\"2027-02-01\"`", x.name),
             ));
         }
     }
@@ -231,6 +234,10 @@ pub fn generated_files(host: &Host) -> BTreeMap<String, String> {
                 add(
                     onhost::unit_path(&unit(&onhost::rotate_stem(n, &x.name))),
                     format!("the `{}` rotation of agent `{n}`", x.name),
+                );
+                add(
+                    onhost::unit_path(&unit(&onhost::expiry_stem(n, &x.name))),
+                    format!("the `{}` expiry check of agent `{n}`", x.name),
                 );
             }
         }

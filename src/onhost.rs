@@ -63,6 +63,9 @@ pub const LAST_SWITCH: &str = "/var/lib/provision/last-switch";
 pub const KEY: &str = "/var/lib/provision/key";
 /// When each token rotation last ran (`AGENT-AUTH`).
 pub const ROTATION_DIR: &str = "/var/lib/provision/rotation";
+/// What each credential's expiry was last learned as, and the incident it
+/// is in (`AGENT.AUTH`: verdict, expiry, when checked).
+pub const EXPIRY_DIR: &str = "/var/lib/provision/expiry";
 /// When each unit last alerted through each channel (`UNIT.CHANNEL`).
 pub const ALERT_STATE_DIR: &str = "/var/lib/provision/alerts";
 
@@ -102,6 +105,10 @@ pub const BOOT_SCRIPT: &str = "/usr/local/lib/provision/boot";
 pub const BOOT_UNIT: &str = "provision-boot.service";
 /// Checks an agent's heartbeat (its heartbeat unit runs it).
 pub const HEARTBEAT_CHECK: &str = "/usr/local/lib/provision/heartbeat-check";
+
+/// Learns and judges a credential's expiry (its expiry units run it;
+/// rotation and verify call it too).
+pub const EXPIRY_CHECK: &str = "/usr/local/lib/provision/expiry-check";
 
 /// How root's helpers run a command as `agent`, in a unit of its own.
 pub fn run_as(agent: &str) -> String {
@@ -176,6 +183,18 @@ pub fn rotate_stem(agent: &str, auth: &str) -> String {
     format!("agent-{agent}-rotate-{auth}")
 }
 
+/// The name of the units that check when credential `auth` of `agent`
+/// expires, without `.service` or `.timer`.
+pub fn expiry_stem(agent: &str, auth: &str) -> String {
+    format!("agent-{agent}-expiry-{auth}")
+}
+
+/// The expiry state of credential `auth` of `agent`. `.` is in no name, so
+/// no two credentials share one.
+pub fn expiry_state(agent: &str, auth: &str) -> String {
+    format!("{EXPIRY_DIR}/{agent}.{auth}")
+}
+
 /// The service of a unit name stem.
 pub fn service(stem: &str) -> String {
     format!("{stem}.service")
@@ -211,6 +230,8 @@ mod tests {
             service(&rotate_stem("a", "gh")),
             "agent-a-rotate-gh.service"
         );
+        assert_eq!(timer(&expiry_stem("a", "gh")), "agent-a-expiry-gh.timer");
+        assert_eq!(expiry_state("a", "gh"), "/var/lib/provision/expiry/a.gh");
     }
 
     /// provision's state is one directory, which the host programs name as
@@ -250,7 +271,7 @@ mod tests {
                 "no program names {part}"
             );
         }
-        for dir in [ROTATION_DIR, ALERT_STATE_DIR] {
+        for dir in [ROTATION_DIR, ALERT_STATE_DIR, EXPIRY_DIR] {
             assert!(dir.starts_with(&format!("{STATE_DIR}/")));
             assert!(all.contains(&dir[1..]), "no program names {dir}");
         }
@@ -263,7 +284,8 @@ mod tests {
         assert!(all.contains(ALERT_SCRIPT));
         assert!(all.contains(DEADMAN_TIMER));
         assert!(all.contains(DEADMAN_RETRY_TIMER));
-        for path in [ALERT_SCRIPT, HEARTBEAT_CHECK, &run_as("a")] {
+        assert!(all.contains(EXPIRY_CHECK));
+        for path in [ALERT_SCRIPT, HEARTBEAT_CHECK, EXPIRY_CHECK, &run_as("a")] {
             assert!(path.starts_with(&format!("{LIB_DIR}/")));
         }
         for path in [AGENTS_CONFIG_DIR, ALERTS_CONFIG_DIR, ALERT_ROUTES] {

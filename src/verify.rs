@@ -8,7 +8,8 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::model::{Agent, Host};
+use crate::expiry::{self, Verdict};
+use crate::model::{Agent, ExpirySource, Host};
 use crate::onhost;
 use crate::script::{Request, TEST_ALERT_SH, VERIFY_SH, sh_quote};
 
@@ -38,11 +39,14 @@ pub enum CheckKind {
     /// The host's current generation is confirmed (no dead-man switch
     /// waits to undo it).
     Generation,
+    /// A watched credential has not expired, and its expiry could be
+    /// learned (on the host).
+    Expiry,
 }
 
 impl CheckKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CheckKind; 10] = [
+    pub const ALL: [CheckKind; 11] = [
         CheckKind::Auth,
         CheckKind::Heartbeat,
         CheckKind::Unit,
@@ -53,6 +57,7 @@ impl CheckKind {
         CheckKind::Alert,
         CheckKind::Activate,
         CheckKind::Generation,
+        CheckKind::Expiry,
     ];
 
     /// The kind's name, as JSON and the host write it.
@@ -68,6 +73,7 @@ impl CheckKind {
             CheckKind::Alert => "alert",
             CheckKind::Activate => "activate",
             CheckKind::Generation => "generation",
+            CheckKind::Expiry => "expiry",
         }
     }
 }
@@ -183,6 +189,12 @@ pub fn request(
         for unit in timers(a) {
             input.push_str(&format!("timer\t{unit}\n"));
         }
+        // Only a standalone verify judges expiries: an expired credential
+        // is not the new generation's doing, and switching back for it
+        // would only remove its watch.
+        if since == Since::Now {
+            input.push_str(&expiry_lines(a));
+        }
     }
     if journald && host.journald.is_some() {
         input.push_str(&format!("journald\t{}\n", onhost::JOURNALD_DROPIN));
@@ -237,7 +249,59 @@ fn agent_line(a: &Agent, timeout: u64) -> String {
     )
 }
 
-/// The timers of an agent: heartbeat checker and token rotations.
+/// The `expiry` lines of an agent's watched credentials: the host learns
+/// each expiry afresh (a command runs as the agent, like the auth check).
+fn expiry_lines(a: &Agent) -> String {
+    let mut out = String::new();
+    for x in &a.auths {
+        let Some(e) = &x.expiry else { continue };
+        let (how, source) = match &e.source {
+            ExpirySource::At(at) => ("at", at.to_string()),
+            // The model holds no tab or newline (`check` refuses them).
+            ExpirySource::Command(c) => ("run", c.replace(['\t', '\n'], " ")),
+        };
+        out.push_str(&format!(
+            "expiry\t{}\t{}\t{}\t{how}\t{source}\n",
+            a.name, x.name, e.warn_before.secs
+        ));
+    }
+    out
+}
+
+/// The check of what the host learned about an expiry: `value` is the
+/// expiry in epoch seconds, or `unknown: why`. An expiry that could not be
+/// learned fails, as a check that cannot run does; one inside its warning
+/// window passes, saying so (the host's expiry timer alerts about it).
+fn expiry_check(subject: &str, warn: &str, value: &str, now: u64) -> Check {
+    let auth = subject.split_once('/').map_or(subject, |(_, a)| a);
+    let warn = warn.parse::<u64>().unwrap_or(0);
+    let (ok, detail) = match expiry::parse_learned(value) {
+        Some(at) => (
+            expiry::verdict(now, at, warn) != Verdict::Expired,
+            expiry::describe(auth, now, at, warn),
+        ),
+        None => (
+            false,
+            format!(
+                "cannot learn when credential `{auth}` expires: {}",
+                value
+                    .strip_prefix("unknown: ")
+                    .unwrap_or("the host's answer is not a time")
+            ),
+        ),
+    };
+    Check {
+        kind: CheckKind::Expiry,
+        subject: subject.into(),
+        ok,
+        skipped: false,
+        detail,
+        output: None,
+    }
+}
+
+/// The timers of an agent: heartbeat checker, token rotations and expiry
+/// checks.
 pub fn timers(a: &Agent) -> Vec<String> {
     let mut out = Vec::new();
     if a.heartbeat.is_some() {
@@ -246,6 +310,9 @@ pub fn timers(a: &Agent) -> Vec<String> {
     for auth in &a.auths {
         if auth.rotate.is_some() {
             out.push(onhost::timer(&onhost::rotate_stem(&a.name, &auth.name)));
+        }
+        if auth.expiry.is_some() {
+            out.push(onhost::timer(&onhost::expiry_stem(&a.name, &auth.name)));
         }
     }
     out
@@ -294,6 +361,9 @@ pub fn parse(stdout: &str, secrets: &[String]) -> Result<(u64, Vec<Check>), Veri
                 detail: redact(detail),
                 output: None,
             }),
+            ["expiry", subject, warn, value] => {
+                checks.push(expiry_check(subject, warn, &redact(value), now));
+            }
             ["output", subject] => {
                 let mut encoded = String::new();
                 for l in lines.by_ref() {
@@ -626,6 +696,91 @@ mod tests {
         );
         assert!(checks[1].ok);
         assert!(parse("garbage\n", &[]).is_err());
+    }
+
+    #[test]
+    fn expiries_from_the_host_are_judged_here() {
+        let now = 1_800_000_000u64;
+        let week = 7 * 86_400;
+        let out = format!(
+            "now\t{now}\n\
+             expiry\tmail/mog\t{week}\t{}\n\
+             expiry\tmail/gh\t{week}\t{}\n\
+             expiry\tmail/old\t{week}\t{}\n\
+             expiry\tmail/cmd\t{week}\tunknown: the expires command failed (status 2)\n\
+             expiry\tmail/odd\t{week}\t2027-02-01\n",
+            now + 60 * 86_400,
+            now + 3 * 86_400 + 60,
+            now - 86_400,
+        );
+        let (_, checks) = parse(&out, &[]).unwrap();
+        let got: Vec<(&str, bool, &str)> = checks
+            .iter()
+            .map(|c| (c.subject.as_str(), c.ok, c.detail.as_str()))
+            .collect();
+        assert!(checks.iter().all(|c| c.kind == CheckKind::Expiry));
+        assert_eq!(
+            got,
+            [
+                (
+                    "mail/mog",
+                    true,
+                    "credential `mog` expires at 2027-03-16T08:00:00Z, in 60 days"
+                ),
+                (
+                    "mail/gh",
+                    true,
+                    "credential `gh` expires at 2027-01-18T08:01:00Z, in 3 days: inside its 7 days warning, renew it"
+                ),
+                (
+                    "mail/old",
+                    false,
+                    "credential `old` expired at 2027-01-14T08:00:00Z, 1 day ago: renew it"
+                ),
+                (
+                    "mail/cmd",
+                    false,
+                    "cannot learn when credential `cmd` expires: the expires command failed (status 2)"
+                ),
+                (
+                    "mail/odd",
+                    false,
+                    "cannot learn when credential `odd` expires: the host's answer is not a time"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_standalone_verify_learns_expiries() {
+        use crate::source::{Source, SourceKind, SourceSet};
+        let text = r#"host "h" {
+    ssh "root@127.0.0.1"
+    agent "a" {
+        exec "/opt/a/run"
+        user "agent"
+        auth "tok" check="true" expires="tok expiry" warn-before="3d"
+        auth "key" check="true" expires-at="2027-01-20"
+    }
+}
+"#;
+        let set = SourceSet::new(vec![Source {
+            path: "hosts/h.kdl".into(),
+            kind: SourceKind::Host,
+            text: text.into(),
+        }]);
+        let mut diags = crate::diagnostic::Diagnostics::default();
+        let docs = crate::syntax::parse(&set, &mut diags);
+        let fleet = crate::resolve::resolve(&set, &docs, &mut diags);
+        let host = &fleet.hosts[0];
+        let stdin = |since| String::from_utf8(request(host, None, true, since, 5).stdin).unwrap();
+        let standalone = stdin(Since::Now);
+        assert!(standalone.contains("expiry\ta\ttok\t259200\trun\ttok expiry\n"));
+        assert!(standalone.contains("expiry\ta\tkey\t604800\tat\t1800403200\n"));
+        assert!(standalone.contains("timer\tagent-a-expiry-tok.timer\n"));
+        let after_apply = stdin(Since::Apply(1));
+        assert!(!after_apply.contains("expiry\t"), "{after_apply}");
+        assert!(after_apply.contains("timer\tagent-a-expiry-key.timer\n"));
     }
 
     #[test]

@@ -35,6 +35,7 @@ const PURE: &[&str] = &[
     "src/verify.rs",
     "src/status.rs",
     "src/date.rs",
+    "src/expiry.rs",
     "src/problem.rs",
     "src/saved_plan.rs",
     "src/deploy/decide.rs",

@@ -2,7 +2,8 @@
 //! passes; an agent whose auth check fails fails verification with the
 //! check's output (secrets redacted), its alert reaches a webhook receiver
 //! run here, and the host is switched back and re-verified; a crash-looping
-//! agent is caught.
+//! agent is caught; a credential near its expiry alerts once through its
+//! expiry timer, and an expired one fails verify.
 //!
 //! Needs root and the harness (`tests/harness/`); otherwise prints
 //! `SKIPPED e2e_verify::NAME: <reason>`.
@@ -485,4 +486,186 @@ fn a_unit_that_crashes_after_its_start_is_switched_back() {
         t.sh("readlink /var/lib/provision/current"),
         "generations/1.json"
     );
+}
+
+/// The expiry radar: a credential 3 days from its expiry (warning 7 days
+/// ahead), learned by a command run as the agent, passes verify with a
+/// warning; its expiry timer alerts once, a second run in the same state
+/// does not; status shows the days left. Once expired, verify fails naming
+/// it and its date, and the timer alerts again (a new incident).
+#[test]
+fn an_expiry_inside_its_warning_alerts_once_and_an_expired_one_fails_verify() {
+    let Some((t, f)) = setup("vexpiry") else {
+        return;
+    };
+    let (url, got) = webhook(&t, Duration::from_secs(240));
+    let now: u64 = t.sh("date +%s").trim().parse().unwrap();
+    let soon = t.sh(&format!(
+        "date -u -d @{} +%Y-%m-%dT%H:%M:%SZ",
+        now + 3 * 86_400 + 3600
+    ));
+    // The command runs as the agent, reading a file in its working
+    // directory; its renewal writes a new date there.
+    let body = agent(
+        "alpha",
+        r#"auth "mail" check="true" expires="cat /var/lib/agents/alpha/expiry" warn-before="7d" {
+            rotate every="7d" run="rm -f /var/lib/agents/alpha/expiry; echo 2099-01-01 > /var/lib/agents/alpha/expiry"
+        }"#,
+    );
+    host_with_webhook(&f, &t, &url, &body);
+    // Renewed a moment ago, so its hourly timer does not renew it under
+    // the test; the test renews it by hand at the end.
+    t.sh(&format!(
+        "mkdir -p /var/lib/agents/alpha /var/lib/provision/rotation && echo {soon} > /var/lib/agents/alpha/expiry && \
+         echo {now} > /var/lib/provision/rotation/alpha-mail"
+    ));
+    let applied = f.run(&["apply", "--yes"]).expect(0);
+    assert!(
+        applied
+            .stdout
+            .contains("ok   timer     agent-alpha-expiry-mail.timer"),
+        "{}",
+        applied.stdout
+    );
+    // Inside its warning: verify passes, saying so.
+    let verified = f.run(&["verify", "--heartbeat-timeout", "20"]).expect(0);
+    assert!(
+        verified.stdout.contains(&format!(
+            "ok   expiry    alpha/mail: credential `mail` expires at {soon}, in 3 days: inside its 7 days warning, renew it"
+        )),
+        "{}",
+        verified.stdout
+    );
+
+    let unit = "agent-alpha-expiry-mail.service";
+    // Expiry alerts that reached the receiver within `wait`.
+    let expiry_alerts = |wait: Duration| -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match got.recv_timeout(left) {
+                Ok(b) if b.contains(unit) => out.push(b),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    };
+    t.sh(&format!("systemctl start {unit} || true"));
+    let first = expiry_alerts(Duration::from_secs(10));
+    assert_eq!(
+        first.len(),
+        1,
+        "{first:#?}\n{}",
+        t.sh(&format!("journalctl -u {unit} --no-pager -n 20"))
+    );
+    assert!(
+        first[0].contains(r#""kind":"alert""#)
+            && first[0].contains(&format!(
+                "agent alpha: credential 'mail' expires at {soon}, in 3 days, inside its 7 days warning: renew it"
+            )),
+        "{}",
+        first[0]
+    );
+    // The same state again: no second alert.
+    let second = t.sh(&format!(
+        "systemctl start {unit} || true; journalctl -u {unit} --no-pager -n 20"
+    ));
+    assert!(second.contains("already alerted"), "{second}");
+    assert!(expiry_alerts(Duration::from_secs(3)).is_empty());
+
+    let status = f.run(&["status"]).expect(0);
+    assert!(
+        status.stdout.contains("mail: 3 days left"),
+        "{}",
+        status.stdout
+    );
+    let json = f.run(&["status", "--json"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let e = v["hosts"][0]["status"]["agents"][0]["expiries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["auth"] == "mail")
+        .unwrap_or_else(|| panic!("{}", json.stdout))
+        .clone();
+    assert_eq!(e["verdict"], "warn", "{e}");
+    assert_eq!(e["expires_at"], soon.as_str(), "{e}");
+    let left = e["expires_in_secs"].as_i64().unwrap();
+    assert!((3 * 86_400..=3 * 86_400 + 3600).contains(&left), "{e}");
+    assert!(e["checked_age_secs"].as_u64().unwrap() < 120, "{e}");
+
+    // Expired: verify fails, naming the credential and its date.
+    t.sh("echo 2026-01-02 > /var/lib/agents/alpha/expiry");
+    let failed = f.run(&["verify", "--heartbeat-timeout", "20"]).expect(3);
+    assert!(
+        failed.stdout.contains(
+            "FAIL expiry    alpha/mail: credential `mail` expired at 2026-01-02T00:00:00Z"
+        ),
+        "{}",
+        failed.stdout
+    );
+    // And the timer alerts again: a new incident.
+    t.sh(&format!("systemctl start {unit} || true"));
+    let expired = expiry_alerts(Duration::from_secs(10));
+    assert_eq!(expired.len(), 1, "{expired:#?}");
+    assert!(
+        expired[0].contains("credential 'mail' expired at 2026-01-02T00:00:00Z"),
+        "{}",
+        expired[0]
+    );
+    let status = f.run(&["status"]).expect(3);
+    assert!(
+        status
+            .stdout
+            .contains("t/alpha: credential `mail` expired at 2026-01-02T00:00:00Z: renew it"),
+        "{}",
+        status.stdout
+    );
+
+    // A command that prints no date is reported as such, never as ok.
+    t.sh("echo 'next tuesday' > /var/lib/agents/alpha/expiry");
+    let unknown = f.run(&["verify", "--heartbeat-timeout", "20"]).expect(3);
+    assert!(
+        unknown.stdout.contains(
+            "FAIL expiry    alpha/mail: cannot learn when credential `mail` expires: the expires command printed no date or Unix time"
+        ),
+        "{}",
+        unknown.stdout
+    );
+
+    // A renewal records how it ended and the new expiry.
+    let rotated = t.sh("/usr/local/lib/provision/agents/alpha/rotate-mail --force");
+    assert!(
+        rotated.contains("credential 'mail' of agent alpha expires at 2099-01-01T00:00:00Z"),
+        "{rotated}"
+    );
+    assert_eq!(
+        t.sh("cat /var/lib/provision/rotation/alpha-mail.result"),
+        "ok"
+    );
+    assert!(
+        t.sh("cat /var/lib/provision/expiry/alpha.mail")
+            .starts_with("ok 4070908800 "),
+        "{}",
+        t.sh("cat /var/lib/provision/expiry/alpha.mail")
+    );
+    let json = f.run(&["status", "--json"]).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let agent = &v["hosts"][0]["status"]["agents"][0];
+    let rotation = agent["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["auth"] == "mail")
+        .unwrap_or_else(|| panic!("{}", json.stdout));
+    assert_eq!(rotation["last_result"], "ok", "{rotation}");
+    let e = agent["expiries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["auth"] == "mail")
+        .unwrap();
+    assert_eq!(e["verdict"], "ok", "{e}");
+    assert_eq!(e["expires_at"], "2099-01-01T00:00:00Z", "{e}");
 }

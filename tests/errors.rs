@@ -932,3 +932,145 @@ fn blocks_nested_too_deep_are_an_error_not_a_crash() {
     ));
     assert!(errors(&[("hosts/h1.kdl", &braces)]).is_empty());
 }
+
+/// An auth with the extra properties `props`, on line 11.
+fn auth_with(props: &str) -> String {
+    agent(&format!(
+        "        auth \"exp\" check=\"true\" {props} {{ rotate every=\"30d\" run=\"/bin/true\" }}"
+    ))
+}
+
+#[test]
+fn an_expiry_is_a_command_or_a_date() {
+    for good in [
+        r#"expires="tok expiry""#,
+        r#"expires="tok expiry" warn-before="3d""#,
+        r#"expires-at="2027-02-01""#,
+        r#"expires-at="2027-02-01T12:00:00+02:00" warn-before="1h""#,
+    ] {
+        let errs = errors(&[("hosts/h1.kdl", &auth_with(good))]);
+        assert!(errs.is_empty(), "{good}: {:?}", errs[0].3.message);
+    }
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &auth_with(r#"expires="tok expiry" expires-at="2027-02-01""#),
+        )],
+        "hosts/h1.kdl",
+        11,
+        9,
+        "`expires` and `expires-at` both say when it expires",
+        "not both",
+    );
+}
+
+#[test]
+fn bad_expiry_values_point_at_the_value() {
+    // Column 33: the property after `        auth "exp" check="true" `.
+    expect_one(
+        &[("hosts/h1.kdl", &auth_with(r#"expires-at="2027-02-30""#))],
+        "hosts/h1.kdl",
+        11,
+        33,
+        "bad expires-at: `2027-02-30` is not a day of the calendar",
+        "RFC 3339",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &auth_with(r#"expires-at="soon""#))],
+        "hosts/h1.kdl",
+        11,
+        33,
+        "bad expires-at: `soon` is not a date",
+        "`2027-02-01T12:00:00Z`",
+    );
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &auth_with(r#"expires="tok expiry" warn-before="a week""#),
+        )],
+        "hosts/h1.kdl",
+        11,
+        54,
+        "bad warn-before",
+        "`1week`",
+    );
+    expect_one(
+        &[(
+            "hosts/h1.kdl",
+            &auth_with(r#"expires="tok expiry" warn-before="30m""#),
+        )],
+        "hosts/h1.kdl",
+        11,
+        54,
+        "warning less than an hour before the expiry",
+        "at least `1h`",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &auth_with(r#"expires=" ""#))],
+        "hosts/h1.kdl",
+        11,
+        33,
+        "`expires` is an empty command",
+        "expires-at",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &auth_with(r#"warn-before="3d""#))],
+        "hosts/h1.kdl",
+        11,
+        9,
+        "`warn-before` without an expiry",
+        "remove `warn-before`",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &auth_with(r#"expires="tok\u{7}""#))],
+        "hosts/h1.kdl",
+        11,
+        33,
+        "`expires` of `auth` holds",
+        "",
+    );
+}
+
+#[test]
+fn an_auth_needs_a_rotation_or_a_known_expiry() {
+    let bare = |props: &str| agent(&format!("        auth \"exp\" check=\"true\" {props}"));
+    // A watched expiry stands in for a rotation.
+    for props in [r#"expires="tok expiry""#, r#"expires-at="2027-02-01""#] {
+        let errs = errors(&[("hosts/h1.kdl", &bare(props))]);
+        assert!(errs.is_empty(), "{props}: {:?}", errs[0].3.message);
+    }
+    expect_one(
+        &[("hosts/h1.kdl", &bare(""))],
+        "hosts/h1.kdl",
+        11,
+        9,
+        "auth `exp` has neither a rotation nor a known expiry",
+        "`expires-at=\"2027-02-01\"`",
+    );
+    // Waived, it is a warning at the waiver, saying what is missing.
+    let waived = agent(
+        "        auth \"exp\" check=\"true\"\n        waive \"rotation\" reason=\"renewed by hand\"",
+    );
+    assert!(errors(&[("hosts/h1.kdl", &waived)]).is_empty());
+    let set = sources(&[("hosts/h1.kdl", &waived)]);
+    let (_, diags) = provision::compile(&set);
+    let warning = diags
+        .into_sorted()
+        .into_iter()
+        .find(|d| d.severity == Severity::Warning && d.message.contains("waives `rotation`"))
+        .expect("a warning for the waiver");
+    let loc = warning.location(&set).unwrap();
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.column),
+        ("hosts/h1.kdl", 12, 9)
+    );
+    assert!(
+        warning
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("neither a rotation nor a known expiry"),
+        "{:?}",
+        warning.help
+    );
+}

@@ -293,3 +293,55 @@ fn json_lines_stream_version_stages_and_summary() {
     assert_eq!(lines[1]["type"], "summary");
     assert_eq!(lines[1]["error"]["kind"], "unknown-host");
 }
+
+/// Status of watched credentials: a known date is shown wherever the host
+/// is (here a directory), with its units, and a command's answer not yet
+/// recorded is unknown; the document holds to the schema.
+#[test]
+fn status_shows_expiries_by_the_schema() {
+    let v = schema();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("hosts")).unwrap();
+    std::fs::write(
+        d.join("hosts/lab.kdl"),
+        r#"host "lab" {
+    local "lab/root"
+    journald max-use="1G"
+    alert "log" command="true"
+    agent "a" {
+        exec "/opt/a/run"
+        user "agent"
+        auth "cert" check="true" expires-at="2020-01-01"
+        auth "tok" check="true" expires="tok expiry" warn-before="3d"
+        heartbeat every="10m" alert="log"
+        failure-mode "x" "y"
+    }
+}
+"#,
+    )
+    .unwrap();
+    let (code, applied) = run(d, &["apply", "--yes"]);
+    assert_eq!(code, 0, "{applied:#}");
+    let (code, doc) = run(d, &["status"]);
+    assert_eq!(code, 0, "{doc:#}");
+    valid(&v, &doc).unwrap_or_else(|e| panic!("{e}\n{doc:#}"));
+    let expiries = &doc["hosts"][0]["status"]["agents"][0]["expiries"];
+    assert_eq!(expiries[0]["auth"], "cert", "{doc:#}");
+    assert_eq!(expiries[0]["expires_at"], "2020-01-01T00:00:00Z");
+    assert_eq!(expiries[0]["verdict"], "expired");
+    assert!(expiries[0]["expires_in_secs"].as_i64().unwrap() < 0);
+    assert_eq!(expiries[0]["warn_before_secs"], 7 * 86_400);
+    assert_eq!(expiries[1]["auth"], "tok");
+    assert_eq!(expiries[1]["verdict"], "unknown");
+    assert_eq!(expiries[1]["expires_in_secs"], Value::Null);
+    assert_eq!(expiries[1]["checked_age_secs"], Value::Null);
+    assert_eq!(expiries[1]["warn_before_secs"], 3 * 86_400);
+    // The schema refuses an expiry without its units.
+    let mut broken = doc.clone();
+    broken["hosts"][0]["status"]["agents"][0]["expiries"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("expires_in_secs");
+    assert!(valid(&v, &broken).is_err());
+}

@@ -300,3 +300,177 @@ fn heartbeat_verdicts() {
         );
     }
 }
+
+/// A host with watched expiries, rendered: its files by path.
+fn rendered_with_expiries() -> std::collections::BTreeMap<String, String> {
+    use provision::source::{Source, SourceKind, SourceSet};
+    let text = r#"host "h" {
+    ssh "root@127.0.0.1"
+    journald max-use="1G"
+    alert "ops" webhook="http://127.0.0.1:9/" insecure=#true
+    agent "a" {
+        exec "/opt/a/run"
+        user "agent"
+        auth "tok" check="true" expires="tok expiry --at \"$HOME\" 100%" warn-before="3d" {
+            rotate every="30d" run="/bin/true"
+        }
+        auth "key" check="true" expires-at="2027-02-01"
+        heartbeat every="10m" alert="ops"
+        failure-mode "x" "y"
+    }
+}
+"#;
+    let set = SourceSet::new(vec![Source {
+        path: "hosts/h.kdl".into(),
+        kind: SourceKind::Host,
+        text: text.into(),
+    }]);
+    let (fleet, mut diags) = provision::compile(&set);
+    let templates = provision::render::Templates::new(&set, &mut diags);
+    let state = provision::render::render(
+        &fleet.hosts[0],
+        &templates,
+        &Default::default(),
+        None,
+        &mut diags,
+    );
+    assert!(!diags.has_errors());
+    state
+        .files
+        .into_iter()
+        .map(|(p, f)| (p, String::from_utf8(f.bytes).unwrap()))
+        .collect()
+}
+
+/// The expiry checker and the rotation that calls it, as rendered, are
+/// POSIX sh that shellcheck passes.
+#[test]
+fn rendered_expiry_programs_are_checked_sh() {
+    let files = rendered_with_expiries();
+    let dir = std::env::temp_dir().join(format!("provision-scripts-{}-expiry", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for (path, name) in [
+        (provision::onhost::EXPIRY_CHECK.to_string(), "expiry-check"),
+        (provision::onhost::rotate_script("a", "tok"), "rotate-tok"),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, &files[&path]).unwrap();
+        let out = Command::new("sh").arg("-n").arg(&p).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        paths.push(p);
+    }
+    assert!(
+        files[&provision::onhost::rotate_script("a", "tok")]
+            .contains("expiry-check a tok 259200 run ")
+    );
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED scripts::rendered_expiry_programs_are_checked_sh (shellcheck): shellcheck is not installed"
+        );
+        return;
+    }
+    let out = Command::new("shellcheck")
+        .args(["-s", "sh", "-S", "warning"])
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A shell function of the rendered expiry checker, by name.
+fn expiry_function(name: &str) -> String {
+    let text = rendered_with_expiries()[provision::onhost::EXPIRY_CHECK].clone();
+    let start = text.find(&format!("{name}() {{")).expect("the function");
+    let end = start + text[start..].find("\n}\n").expect("its end") + 3;
+    text[start..end].to_string()
+}
+
+/// The host's expiry verdicts, run by dash, agree with provision's own
+/// (`expiry::verdict`) over a table of now / expiry / warn-before.
+#[test]
+fn expiry_verdicts_agree_with_the_host() {
+    use provision::expiry::{Verdict, verdict};
+    let function = expiry_function("expiry_verdict");
+    const NOW: u64 = 1_800_000_000;
+    const DAY: u64 = 86_400;
+    let table = [
+        (NOW + 30 * DAY, 7 * DAY, Verdict::Ok),
+        (NOW + 7 * DAY + 1, 7 * DAY, Verdict::Ok),
+        (NOW + 7 * DAY, 7 * DAY, Verdict::Warn),
+        (NOW + 3 * DAY, 7 * DAY, Verdict::Warn),
+        (NOW + 1, 7 * DAY, Verdict::Warn),
+        (NOW, 7 * DAY, Verdict::Expired),
+        (NOW - DAY, 7 * DAY, Verdict::Expired),
+        (0, 3600, Verdict::Expired),
+        (NOW + 3601, 3600, Verdict::Ok),
+    ];
+    for (expires, warn, want) in table {
+        assert_eq!(verdict(NOW, expires, warn), want);
+        let script = format!("{function}expiry_verdict {NOW} {expires} {warn}\n");
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want.as_str(),
+            "{expires} {warn}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// What an expires command prints is read only as a Unix time or a date:
+/// anything else (words date(1) would understand, options, long text)
+/// reads as nothing.
+#[test]
+fn the_host_reads_an_expiry_defensively() {
+    let function = expiry_function("expiry_of_text");
+    let table = [
+        ("1801440000", "1801440000"),
+        ("2027-02-01", "1801440000"),
+        ("2027-02-01T12:00:00Z", "1801483200"),
+        ("2027-02-01T12:00:00+02:00", "1801476000"),
+        ("", ""),
+        ("tomorrow", ""),
+        ("next week", ""),
+        ("12:00", ""),
+        ("-1", ""),
+        ("+5", ""),
+        ("--help", ""),
+        ("2027-02-01 12:00", ""),
+        ("1234567890123", ""),
+        ("2027-02-01;id", ""),
+        ("$(id)", ""),
+    ];
+    for (text, want) in table {
+        let script = format!(
+            "TZ=Asia/Tokyo; export TZ\n{function}expiry_of_text {}\n",
+            provision::script::sh_quote(text)
+        );
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{text:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // provision reads what the host says back the same way.
+        assert_eq!(
+            provision::expiry::parse_learned(want),
+            want.parse::<u64>().ok(),
+            "{want}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use super::Repo;
 use crate::deploy::host::{self, Progress, Stage};
 use crate::deploy::{self, Options};
 use crate::error::{Error, Exit};
+use crate::expiry::span;
 use crate::report::{Document, Failure};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
@@ -131,7 +132,7 @@ fn table(results: &[Result<HostStatus, Unread>], style: Style) -> String {
             "UP",
             "RESTARTS",
             "HEARTBEAT",
-            "ROTATION / LAST ALERT",
+            "ROTATION / EXPIRY / LAST ALERT",
         ]
         .map(String::from),
     ];
@@ -182,8 +183,21 @@ fn table(results: &[Result<HostStatus, Unread>], style: Style) -> String {
                         Some(n) => format!("due {} ago", age((-n) as u64)),
                         None => "next at the timer".into(),
                     };
-                    format!("{}: {last}, {next}", r.auth)
+                    let failed = match &r.last_result {
+                        Some(x) if x.starts_with("failed") => ", last failed",
+                        _ => "",
+                    };
+                    format!("{}: {last}{failed}, {next}", r.auth)
                 })
+                .chain(a.expiries.iter().map(|e| {
+                    let when = match e.expires_in {
+                        Some(s) if s <= 0 => format!("expired {} ago", span(s.unsigned_abs())),
+                        Some(s) => format!("{} left", span(s as u64)),
+                        None if e.checked_age.is_some() => "expiry unknown".into(),
+                        None => "expiry not checked yet".into(),
+                    };
+                    format!("{}: {when}", e.auth)
+                }))
                 .collect::<Vec<_>>()
                 .join("; ");
             let alert = a

@@ -364,7 +364,41 @@ pub struct Auth {
     pub check: Option<String>,
     /// Token rotation, when the credential expires.
     pub rotate: Option<Rotate>,
+    /// How the host learns when the credential expires, and how early it
+    /// warns (`expires="…"` or `expires-at="…"`, `warn-before="7d"`).
+    pub expiry: Option<Expiry>,
 }
+
+/// `expires="COMMAND"` or `expires-at="2027-02-01"` with `warn-before=` on
+/// an `auth`: the host's expiry timer alerts once when the credential is
+/// inside its warning window and again once it has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// The auth node.
+    pub span: Span,
+    /// Where the expiry comes from.
+    pub source: ExpirySource,
+    /// How long before the expiry the host alerts.
+    pub warn_before: Duration,
+}
+
+/// Where a credential's expiry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpirySource {
+    /// A shell command run as the agent, with its environment (like the
+    /// auth check), printing an RFC 3339 date or date-time, or a Unix time.
+    Command(String),
+    /// A known moment, in seconds since the epoch (`expires-at=`).
+    At(u64),
+}
+
+/// How long before an expiry the host alerts, without `warn-before=`: a
+/// week leaves a working week to renew a credential by hand.
+pub const DEFAULT_WARN_BEFORE: Duration = Duration { secs: 7 * 86_400 };
+
+/// How often the host checks each credential's expiry (the expiry timer's
+/// `OnCalendar=hourly`); `warn-before=` may not be shorter.
+pub const EXPIRY_CHECK_EVERY: Duration = Duration { secs: 3600 };
 
 /// `rotate every="45d" run="…" notify="ops"`.
 #[derive(Debug, Clone)]

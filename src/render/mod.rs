@@ -78,6 +78,15 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "heartbeat-check.sh",
         include_str!("templates/heartbeat-check.sh.tera"),
     ),
+    (
+        "expiry-check.sh",
+        include_str!("templates/expiry-check.sh.tera"),
+    ),
+    (
+        "expiry.service",
+        include_str!("templates/expiry.service.tera"),
+    ),
+    ("expiry.timer", include_str!("templates/expiry.timer.tera")),
     ("AGENTS.md", include_str!("templates/AGENTS.md.tera")),
     (
         "journald.conf",
@@ -296,6 +305,18 @@ impl Renderer<'_> {
             );
         }
 
+        if host
+            .agents
+            .iter()
+            .any(|a| a.auths.iter().any(|x| x.expiry.is_some()))
+        {
+            let bytes = self.template("expiry-check.sh", None, &ctx, host.span);
+            self.add(
+                onhost::EXPIRY_CHECK.into(),
+                FileSpec::new(bytes, 0o755, "root", "root"),
+            );
+        }
+
         for ch in &host.alerts {
             let (kind, settings, secret) = match &ch.kind {
                 AlertKind::Telegram { chat, token, api } => {
@@ -460,6 +481,23 @@ impl Renderer<'_> {
         self.declared(&host.files, None, &ctx);
     }
 
+    /// Renders a timer and the oneshot service it starts, named `stem`,
+    /// from the templates `TEMPLATE.service` and `TEMPLATE.timer`: the
+    /// timer is enabled and restarted when its file changes; the service
+    /// runs only when the timer fires.
+    fn timed(&mut self, stem: &str, template: &str, a: &Agent, ctx: &Context) {
+        let bytes = self.template(&format!("{template}.service"), Some(a), ctx, a.span);
+        self.add(
+            onhost::unit_path(&onhost::service(stem)),
+            FileSpec::new(bytes, 0o644, "root", "root"),
+        );
+        self.unit(onhost::service(stem), false, []);
+        let bytes = self.template(&format!("{template}.timer"), Some(a), ctx, a.span);
+        let timer = onhost::unit_path(&onhost::timer(stem));
+        self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
+        self.unit(onhost::timer(stem), true, [timer]);
+    }
+
     /// Renders a root-owned config file whose change runs `command` on the host.
     fn hooked(
         &mut self,
@@ -591,37 +629,21 @@ impl Renderer<'_> {
             FileSpec::new(bytes, 0o755, "root", "root"),
         );
         for auth in &view.auths {
-            let Some(rot) = &auth.rotate else { continue };
             let mut c = ctx.clone();
             c.insert("auth", auth);
+            if let Some(exp) = &auth.expiry {
+                self.timed(&exp.unit, "expiry", a, &c);
+            }
+            let Some(rot) = &auth.rotate else { continue };
             let bytes = self.template("rotate.sh", Some(a), &c, a.span);
             self.add(
                 rot.script.clone(),
                 FileSpec::new(bytes, 0o700, "root", "root"),
             );
-            let bytes = self.template("rotate.service", Some(a), &c, a.span);
-            self.add(
-                onhost::unit_path(&onhost::service(&rot.unit)),
-                FileSpec::new(bytes, 0o644, "root", "root"),
-            );
-            self.unit(onhost::service(&rot.unit), false, []);
-            let bytes = self.template("rotate.timer", Some(a), &c, a.span);
-            let timer = onhost::unit_path(&onhost::timer(&rot.unit));
-            self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.unit(onhost::timer(&rot.unit), true, [timer]);
+            self.timed(&rot.unit, "rotate", a, &c);
         }
         if a.heartbeat.is_some() {
-            let name = onhost::heartbeat_stem(&a.name);
-            let bytes = self.template("heartbeat.service", Some(a), &ctx, a.span);
-            self.add(
-                onhost::unit_path(&onhost::service(&name)),
-                FileSpec::new(bytes, 0o644, "root", "root"),
-            );
-            self.unit(onhost::service(&name), false, []);
-            let bytes = self.template("heartbeat.timer", Some(a), &ctx, a.span);
-            let timer = onhost::unit_path(&onhost::timer(&name));
-            self.add(timer.clone(), FileSpec::new(bytes, 0o644, "root", "root"));
-            self.unit(onhost::timer(&name), true, [timer]);
+            self.timed(&onhost::heartbeat_stem(&a.name), "heartbeat", a, &ctx);
         }
         let bytes = self.template("AGENTS.md", Some(a), &ctx, a.span);
         let agents_md = onhost::agents_md(&a.workdir);
@@ -652,6 +674,9 @@ fn agent_units(a: &Agent) -> Vec<String> {
     for x in &a.auths {
         if x.rotate.is_some() {
             out.push(onhost::service(&onhost::rotate_stem(&a.name, &x.name)));
+        }
+        if x.expiry.is_some() {
+            out.push(onhost::service(&onhost::expiry_stem(&a.name, &x.name)));
         }
     }
     out

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Agent, Host, Journald};
+use crate::model::{Agent, ExpirySource, Host, Journald};
 use crate::onhost;
 
 use crate::script::sh_quote;
@@ -135,6 +135,23 @@ pub struct AuthView {
     name: String,
     check_sh: Option<String>,
     pub(super) rotate: Option<RotateView>,
+    /// How its expiry is learned, when it is watched.
+    pub(super) expiry: Option<ExpiryView>,
+}
+
+/// A watched expiry, for templates: the arguments of `expiry-check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpiryView {
+    warn_before: String,
+    warn_secs: u64,
+    /// `at` (a known date) or `run` (a command).
+    how: &'static str,
+    /// The date (epoch seconds) or the command, as one `ExecStart=` argument.
+    source_arg: String,
+    /// The same, as one sh word.
+    source_sh: String,
+    /// Unit name without suffix.
+    pub(super) unit: String,
 }
 
 /// A rotation schedule, for templates.
@@ -244,6 +261,20 @@ impl AgentView {
                     notify: r.notify.as_ref().map(|n| n.value.clone()),
                     unit: onhost::rotate_stem(&a.name, &x.name),
                     script: onhost::rotate_script(&a.name, &x.name),
+                }),
+                expiry: x.expiry.as_ref().map(|e| {
+                    let (how, source) = match &e.source {
+                        ExpirySource::At(at) => ("at", at.to_string()),
+                        ExpirySource::Command(c) => ("run", c.clone()),
+                    };
+                    ExpiryView {
+                        warn_before: e.warn_before.to_string(),
+                        warn_secs: e.warn_before.secs,
+                        how,
+                        source_arg: unit_arg(&source),
+                        source_sh: sh_quote(&source),
+                        unit: onhost::expiry_stem(&a.name, &x.name),
+                    }
                 }),
             })
             .collect();

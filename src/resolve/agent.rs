@@ -134,9 +134,9 @@ pub(super) static BLOCK: Block<AgentDraft> = Block {
         NodeKind {
             name: "auth",
             args: 1..=1,
-            props: &["check"],
+            props: &["check", "expires", "expires-at", "warn-before"],
             children: true,
-            usage: "`auth \"NAME\" check=\"command that exits 0 when logged in\" { rotate every=\"45d\" run=\"…\" }`",
+            usage: "`auth \"NAME\" check=\"command that exits 0 when logged in\" expires=\"command printing the expiry\" warn-before=\"7d\" { rotate every=\"45d\" run=\"…\" }`",
             decode: auth::auth,
         },
         NodeKind {

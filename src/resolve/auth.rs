@@ -1,12 +1,16 @@
 //! An agent's `auth` nodes: the accounts it depends on, how to check them,
-//! and how their credentials are rotated.
+//! how their credentials are rotated, and how the host learns when they
+//! expire.
 
 use super::Resolver;
 use super::agent::AgentDraft;
 use super::schema::NodeKind;
+use crate::date;
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::model::values::check_name;
-use crate::model::{Auth, Duration, Rotate, Setting};
+use crate::model::{
+    Auth, DEFAULT_WARN_BEFORE, Duration, EXPIRY_CHECK_EVERY, Expiry, ExpirySource, Rotate, Setting,
+};
 use crate::syntax::Node;
 
 /// `rotate every="45d" run="…" notify="ops"`, the one node of an auth's block.
@@ -27,6 +31,7 @@ pub(super) fn auth<'a>(r: &mut Resolver<'a, '_>, c: Node<'a>, d: &mut AgentDraft
         return;
     };
     let check = r.dec.prop_str(c, "check");
+    let expiry = expiry(r, c);
     let mut rotate = None;
     for n in c.children() {
         if n.name() != ROTATE.name {
@@ -48,7 +53,70 @@ pub(super) fn auth<'a>(r: &mut Resolver<'a, '_>, c: Node<'a>, d: &mut AgentDraft
         span: c.span(),
         check,
         rotate,
+        expiry,
     });
+}
+
+/// How `expires`, `expires-at` and `warn-before` are written.
+const EXPIRY_USAGE: &str =
+    "`expires=\"command printing a date\" warn-before=\"7d\"` or `expires-at=\"2027-02-01\"`";
+
+/// `expires="…"` or `expires-at="…"`, and `warn-before="…"`, of an auth.
+fn expiry(r: &mut Resolver<'_, '_>, c: Node<'_>) -> Option<Expiry> {
+    let command = r.dec.prop_str(c, "expires");
+    let at = r.dec.prop_parsed(c, "expires-at", date::parse);
+    let warn = r.dec.prop_parsed(c, "warn-before", Duration::parse);
+    if c.prop("expires").is_some() && c.prop("expires-at").is_some() {
+        r.dec.error(
+            Diagnostic::error(c.span(), "`expires` and `expires-at` both say when it expires")
+                .label("two expiries")
+                .help("keep `expires=\"…\"` (a command that prints the date) or `expires-at=\"…\"` (a known date), not both"),
+        );
+        return None;
+    }
+    if let Some(w) = warn
+        && w.secs < EXPIRY_CHECK_EVERY.secs
+    {
+        let span = c.prop("warn-before").map_or(c.span(), |e| c.entry_span(e));
+        r.dec.error(
+            Diagnostic::error(span, "warning less than an hour before the expiry")
+                .label("too short")
+                .help("the expiry is checked hourly; use `warn-before` of at least `1h`"),
+        );
+    }
+    if command.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        let span = c.prop("expires").map_or(c.span(), |e| c.entry_span(e));
+        r.dec.error(
+            Diagnostic::error(span, "`expires` is an empty command")
+                .label("empty")
+                .help(format!("write {EXPIRY_USAGE}")),
+        );
+        return None;
+    }
+    let source = match (command, at) {
+        (Some(cmd), _) => ExpirySource::Command(cmd),
+        (None, Some(at)) => ExpirySource::At(at),
+        (None, None) => {
+            if c.prop("warn-before").is_some()
+                && c.prop("expires").is_none()
+                && c.prop("expires-at").is_none()
+            {
+                r.dec.error(
+                    Diagnostic::error(c.span(), "`warn-before` without an expiry")
+                        .label("nothing to warn about")
+                        .help(format!(
+                            "add how the expiry is learned: {EXPIRY_USAGE}; or remove `warn-before`"
+                        )),
+                );
+            }
+            return None;
+        }
+    };
+    Some(Expiry {
+        span: c.span(),
+        source,
+        warn_before: warn.unwrap_or(DEFAULT_WARN_BEFORE),
+    })
 }
 
 /// Decodes a `rotate`; a later complete one replaces an earlier one.

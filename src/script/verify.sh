@@ -9,9 +9,12 @@
 #   agent NAME UNIT USER WORKDIR ENVFILE AUTHCHECK HEARTBEAT TIMEOUT MAXAGE STABLE PROBE
 #   timer UNIT
 #   journald DROPIN
+#   expiry AGENT AUTH WARN_SECS at|run EPOCH|COMMAND
 # stdout: "now<TAB>EPOCH", then "check<TAB>KIND<TAB>SUBJECT<TAB>ok|fail<TAB>DETAIL"
 # lines; a failed auth check is followed by "output<TAB>SUBJECT", its output
-# in base64, and "end".
+# in base64, and "end". Each expiry is answered with
+# "expiry<TAB>AGENT/AUTH<TAB>WARN_SECS<TAB>EPOCH" or "…<TAB>unknown: WHY",
+# which provision judges.
 set -u
 now=$(date +%s)
 AFTER_APPLY=yes
@@ -86,6 +89,25 @@ while IFS="$tab" read -r kind name unit user workdir envfile auth _; do
         head -c 4096 "$tmp" | base64
         echo end
     fi
+done <<INPUT
+$input
+INPUT
+
+# Expiries, learned afresh by the host's expiry check (an expires command
+# runs as the agent through run-as; its answer is cut and read there as a
+# date or a Unix time only). Its reason for not learning one is its own
+# text, never the agent's.
+expiry_check=/usr/local/lib/provision/expiry-check
+while IFS="$tab" read -r kind name auth warn how source; do
+    [ "$kind" = expiry ] || continue
+    if [ ! -x "$expiry_check" ]; then
+        value="unknown: $expiry_check is missing (apply this generation first)"
+    elif value=$("$expiry_check" --learn "$name" "$auth" "$warn" "$how" "$source" </dev/null 2>"$tmp"); then
+        :
+    else
+        value="unknown: $(head -n 1 "$tmp" | head -c 200 | tr -d '\t\r')"
+    fi
+    printf 'expiry\t%s/%s\t%s\t%s\n' "$name" "$auth" "$warn" "$value"
 done <<INPUT
 $input
 INPUT
