@@ -1115,3 +1115,143 @@ fn a_restart_before_the_confirmation_switches_back_at_boot() {
         t.sh("cat /var/lib/provision/generations/2.status")
     );
 }
+
+/// 60 small files, each holding `marker`: enough renames that a power loss
+/// can land among them.
+fn many_files(marker: &str) -> String {
+    (0..60)
+        .map(|i| format!("    file \"/opt/many/f{i:02}\" content=\"{marker}\\n\" mode=0o644\n"))
+        .collect()
+}
+
+/// The power goes while the switch renames files (the container's PID 1 is
+/// killed, so nothing inside finishes), with some files new and the others
+/// old; the host boots. Before any agent starts, the boot unit finishes the
+/// switch from its journal and, since nothing verified or confirmed it,
+/// switches back to the confirmed generation: the agents start on one whole
+/// generation, and the next apply goes again.
+#[test]
+fn a_power_loss_during_the_renames_boots_into_one_whole_generation() {
+    let Some((t, f)) = setup("power", &(agent("alpha", "") + "\n" + &many_files("v1"))) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    f.host(
+        "t",
+        &format!("root@{}", t.addr),
+        22,
+        &t.host_key,
+        &(agent("alpha", "") + "\n" + &many_files("v2")),
+    );
+    f.agent_script("alpha", "v2");
+    // On the target: as soon as the first file is new, freeze the switch job
+    // (bounded: gives up after 60 s).
+    t.sh(
+        "nohup sh -c 'i=0; while [ $i -lt 6000 ]; do \
+           if grep -lqx v2 /opt/many/f* 2>/dev/null; then \
+             u=$(cat /var/lib/provision/switching/unit); \
+             systemctl kill -s STOP --kill-whom=all \"$u.service\"; echo frozen >/run/frozen; exit 0; \
+           fi; i=$((i + 1)); sleep 0.01; done' >/dev/null 2>&1 &",
+    );
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "switching to generation 2", Duration::from_secs(60));
+    wait_for(&t, "test -e /run/frozen", Duration::from_secs(60));
+    let new = t
+        .sh("grep -lx v2 /opt/many/f* | wc -l")
+        .parse::<u32>()
+        .unwrap();
+    eprintln!("the power goes with {new} of 60 files new");
+    assert!(
+        (1..60).contains(&new),
+        "{new} of 60 files were new: no mix to recover from"
+    );
+    t.powercycle().unwrap_or_else(|e| panic!("{e}"));
+    let _ = wait_child(&mut child, Duration::from_secs(60));
+
+    // One whole generation: the switch was never verified nor confirmed,
+    // so the boot finishes it from its journal and then switches back to the
+    // confirmed generation, as the dead-man switch would have; the agent
+    // starts only once the boot unit settled the host.
+    assert_eq!(t.sh("grep -lx v1 /opt/many/f* | wc -l"), "60");
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+    assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v1"));
+    assert_eq!(
+        t.ssh("test -e /var/lib/provision/switching").status.code(),
+        Some(1)
+    );
+    wait_for(
+        &t,
+        "systemctl is-active --quiet agent-alpha.service",
+        Duration::from_secs(30),
+    );
+    let settled: u64 = t
+        .sh("systemctl show -p ActiveEnterTimestampMonotonic --value provision-boot.service")
+        .parse()
+        .unwrap();
+    let started: u64 = t
+        .sh("systemctl show -p ExecMainStartTimestampMonotonic --value agent-alpha.service")
+        .parse()
+        .unwrap();
+    assert!(
+        settled > 0 && started >= settled,
+        "the agent started at {started} µs, before the boot unit settled the host at {settled} µs"
+    );
+    let said = t.sh("journalctl -b -u provision-boot.service -o cat --no-pager");
+    assert!(
+        said.contains("finishing the interrupted switch to generation 2")
+            && said.contains("switching back to generation 1"),
+        "{said}"
+    );
+    // Everything says what happened, and the next apply goes again.
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(gens.stdout.contains("reverted at 20"), "{}", gens.stdout);
+    f.run(&["plan", "--detailed-exitcode"]).expect(2);
+    let done = f.run(&["apply", "--yes"]).expect(0);
+    assert!(
+        done.stdout.contains("confirmed the generation"),
+        "{}",
+        done.all()
+    );
+    assert_eq!(t.sh("grep -lx v2 /opt/many/f* | wc -l"), "60");
+}
+
+/// A five-second outage of the link while the checks run: the connection
+/// outlives it (keep-alives give up only after 15 s of silence), the checks
+/// finish, and the good generation is confirmed, not switched back.
+#[test]
+fn a_network_blip_during_verification_does_not_switch_back() {
+    let Some((t, f)) = setup("blip", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    // Generation 2's agent gives its readiness beat after 8 s.
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\n# v2\nsleep 8\nwhile :; do touch \"$PROVISION_HEARTBEAT\"; sleep 5; done\n",
+    );
+    let net = format!("10.213.{}.0/24", t.idx());
+    let link = format!("pvh-{}", t.idx());
+    let (mut child, rx) = f.spawn(&["apply", "--yes"]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    {
+        let _route = Unreachable::add(&net);
+        let _down = LinkDown::take(&link);
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let code = wait_child(&mut child, Duration::from_secs(120));
+    let report = output(child, &rx);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("confirmed the generation"), "{report}");
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/2.json"
+    );
+    assert_eq!(
+        t.sh("systemctl is-active provision-deadman.timer || true"),
+        "inactive"
+    );
+}

@@ -96,7 +96,15 @@ async fn read(
         .map_err(|e| fail(Failure::from(&e)))?;
     progress.stage(&host.name, Stage::Reading);
     let request = status::request(host);
-    let (obs, out) = tokio::join!(host::probe(&t, &[]), t.run(&request.script, &request.stdin));
+    let (obs, out) = tokio::join!(
+        host::probe(&t, &[]),
+        t.run_within(
+            &request.script,
+            &request.stdin,
+            host::READ_LIMIT,
+            "reading the status"
+        )
+    );
     let local = matches!(t, Transport::Local(_));
     t.close().await;
     let obs = obs.map_err(|e| fail(Failure::from(&e)))?;

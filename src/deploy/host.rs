@@ -110,6 +110,7 @@ impl HostError {
                 TransportError::Auth { .. } => "auth",
                 TransportError::Unreachable { .. } => "unreachable",
                 TransportError::Lost { .. } => "lost",
+                TransportError::TimedOut { .. } => "timeout",
                 TransportError::Io { .. } => "local",
             },
             HostError::Host { .. } => "host",
@@ -117,6 +118,11 @@ impl HostError {
         }
     }
 }
+
+/// How long a read-only look at a host (the probe, status, the list of
+/// generations) may take: it reads and hashes what provision manages, which
+/// is seconds even for a large host; past this a command on it hangs.
+pub const READ_LIMIT: Duration = Duration::from_secs(300);
 
 /// Options for connecting.
 #[derive(Debug, Clone)]
@@ -168,7 +174,9 @@ pub async fn probe(
     paths: &[(&str, Option<&ContentId>)],
 ) -> Result<Observed, HostError> {
     let (script, stdin) = crate::observed::probe(paths.iter().copied());
-    let out = t.run(&script, &stdin).await?;
+    let out = t
+        .run_within(&script, &stdin, READ_LIMIT, "the probe")
+        .await?;
     if !out.success() {
         return Err(HostError::Host {
             host: t.host().into(),
@@ -212,7 +220,14 @@ pub struct Generation {
 
 /// Every generation the host keeps, oldest first.
 pub async fn generations(t: &Transport) -> Result<Vec<Generation>, HostError> {
-    let out = t.run(script::GENERATIONS_SH, b"").await?;
+    let out = t
+        .run_within(
+            script::GENERATIONS_SH,
+            b"",
+            READ_LIMIT,
+            "listing the generations",
+        )
+        .await?;
     let bad = |message: String| HostError::Host {
         host: t.host().into(),
         message,

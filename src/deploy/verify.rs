@@ -3,6 +3,8 @@
 //! the host can still be reached (and confirms the generation to its
 //! dead-man switch).
 
+use std::time::Duration;
+
 use super::host::{self, HostError};
 use super::{HostRef, HostResult, Options, Prepared, VerifyOptions, decide, rollback, switch};
 use crate::script;
@@ -235,8 +237,13 @@ async fn checks(
         }
     };
     let started = std::time::Instant::now();
-    let (mut out, mut fresh) =
-        tokio::join!(p.transport.run(&request.script, &request.stdin), fresh);
+    let limit = verify_limit(p.host, agents, v.heartbeat_timeout);
+    let what = "the verification";
+    let (mut out, mut fresh) = tokio::join!(
+        p.transport
+            .run_within(&request.script, &request.stdin, limit, what),
+        fresh
+    );
     // The link, not the host: a connection lost while the checks ran (a
     // blip, a NAT that forgot it) is retried once over a new connection
     // before anything is judged. The checks only read, so running them
@@ -248,7 +255,9 @@ async fn checks(
         };
         match retry {
             Ok(t) => {
-                out = t.run(&request.script, &request.stdin).await;
+                out = t
+                    .run_within(&request.script, &request.stdin, limit, what)
+                    .await;
                 fresh = Some(Ok(t));
             }
             Err(e) => fresh = Some(Err(e)),
@@ -297,7 +306,9 @@ async fn checks(
         };
         let result = match fresh {
             Ok(t) => {
-                let out = t.run(&script, b"").await;
+                let out = t
+                    .run_within(&script, b"", CONFIRM_LIMIT, "the confirmation")
+                    .await;
                 t.close().await;
                 out.map(|o| (o.success(), o.stdout_lossy().trim().to_string()))
                     .map_err(HostError::from)
@@ -336,6 +347,25 @@ async fn checks(
     }
     Checked::Done(checks)
 }
+
+/// How long the verification program may run on the host: the longest
+/// heartbeat wait and stability window of the agents it checks, and two
+/// minutes for the rest (auth checks, units, timers); past that, something
+/// on the host hangs, and the verification fails saying so.
+fn verify_limit(host: &crate::model::Host, agents: Option<&[String]>, timeout: u64) -> Duration {
+    let longest = host
+        .agents
+        .iter()
+        .filter(|a| agents.is_none_or(|list| list.contains(&a.name)))
+        .map(|a| a.verify_wait(timeout) + a.verify_stable())
+        .max()
+        .unwrap_or(0);
+    Duration::from_secs(longest + 120)
+}
+
+/// How long a confirmation may take: it waits up to 30 s for the host's
+/// lock (a switch back holds it while it switches).
+const CONFIRM_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long a connection opened at the start of verification is trusted to
 /// be alive when the checks end.

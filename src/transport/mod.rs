@@ -114,6 +114,17 @@ pub enum TransportError {
         message: String,
     },
 
+    /// The host did not answer a command within its bound: a command on it
+    /// hangs, or the host is overloaded. The command may still be running.
+    TimedOut {
+        /// The host's inventory name.
+        host: String,
+        /// What was asked (`the probe`, `the verification`).
+        what: String,
+        /// The bound, in seconds.
+        secs: u64,
+    },
+
     /// A local failure: the ssh client could not be started, a temporary file could not be
     /// written, a pipe broke, or the request cannot be expressed (a NUL byte, an oversized
     /// script, a malformed pinned key).
@@ -155,6 +166,9 @@ impl TransportError {
             TransportError::Lost { host, message } => {
                 format!("{host}: the SSH connection was lost while a command ran ({message}).")
             }
+            TransportError::TimedOut { host, what, secs } => {
+                format!("{host}: {what} did not finish within {secs} s.")
+            }
             TransportError::Io { host, message } => format!("{host}: {message}"),
         }
     }
@@ -177,6 +191,9 @@ impl TransportError {
             TransportError::Lost { .. } => Some(
                 "The command may have partly run; run provision again once the host is reachable.",
             ),
+            TransportError::TimedOut { .. } => Some(
+                "A command on the host hangs or the host is overloaded: look at `systemctl list-jobs` and the journal there, then run provision again.",
+            ),
             TransportError::Io { .. } => None,
         }
     }
@@ -189,6 +206,7 @@ impl TransportError {
             | TransportError::Auth { host, .. }
             | TransportError::Unreachable { host, .. }
             | TransportError::Lost { host, .. }
+            | TransportError::TimedOut { host, .. }
             | TransportError::Io { host, .. } => host,
         }
     }
@@ -238,6 +256,27 @@ impl Transport {
         match self {
             Transport::Ssh(t) => t.run(script, stdin).await,
             Transport::Local(t) => t.run(script, stdin).await,
+        }
+    }
+
+    /// [`Transport::run`], waiting at most `limit` for it: past that, the
+    /// call ends with [`TransportError::TimedOut`] naming `what` (the remote
+    /// command may still run; the ones provision sends are bounded or
+    /// read-only on the host).
+    pub async fn run_within(
+        &self,
+        script: &str,
+        stdin: &[u8],
+        limit: std::time::Duration,
+        what: &str,
+    ) -> Result<ExecOutput, TransportError> {
+        match tokio::time::timeout(limit, self.run(script, stdin)).await {
+            Ok(out) => out,
+            Err(_) => Err(TransportError::TimedOut {
+                host: self.host().to_string(),
+                what: what.to_string(),
+                secs: limit.as_secs(),
+            }),
         }
     }
 

@@ -215,6 +215,35 @@ impl Target {
         Ok(target)
     }
 
+    /// A power loss and a boot: kills the container's PID 1 (nothing inside
+    /// shuts down or finishes), boots the same root again and waits until
+    /// root can log in and systemd has finished starting.
+    pub fn powercycle(&self) -> Result<(), String> {
+        let out = target_sh(&["powercycle", &self.name], BOOT_TIMEOUT);
+        if !out.status.success() {
+            return Err(format!(
+                "target.sh powercycle {} failed ({}):\n{}",
+                self.name,
+                out.status,
+                tail(&out, 40)
+            ));
+        }
+        let wait_secs = READY_TIMEOUT_SECS.to_string();
+        let out = target_sh(
+            &["wait", &self.name, &wait_secs],
+            Duration::from_secs(READY_TIMEOUT_SECS + 30),
+        );
+        if !out.status.success() {
+            return Err(format!(
+                "target {} did not come back after the power loss ({}):\n{}",
+                self.name,
+                out.status,
+                tail(&out, 60)
+            ));
+        }
+        Ok(())
+    }
+
     /// The IDX of this target (`10.213.IDX.0/24`, host interface `pvh-IDX`).
     pub fn idx(&self) -> u32 {
         self.idx_lock.idx

@@ -9,6 +9,7 @@
 #   target.sh addr NAME           print the target's address   ($NET.IDX.2)
 #   target.sh host-addr NAME      print the host-side address  ($NET.IDX.1)
 #   target.sh hostkey NAME        print the target's ssh_host_ed25519_key.pub
+#   target.sh powercycle NAME     kill the container's PID 1 (a power loss), boot it again
 #   target.sh stop NAME [--keep]  stop and clean up (idempotent); --keep keeps the upper layer
 #   target.sh list                list recorded targets
 #   target.sh cleanup-all         stop every target recorded under $STATE/targets
@@ -173,6 +174,18 @@ cmd_boot() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" route add default via "$NET.$idx.1"
 
+    launch "$name"
+    BOOTING=
+    trap - EXIT
+    log "booted $name (IDX $idx, $NET.$idx.2, nspawn PID $(cat "$t/pid"))"
+}
+
+# launch NAME: starts systemd-nspawn on the target's mounted root, in its
+# network namespace; records its PID.
+launch() {
+    local name=$1 t ns
+    t=$(target_dir "$name")
+    ns=$(netns_of "$name")
     # Detached: own session, no inherited fds except the console log.
     # --register=no --keep-unit: the host has no systemd/machined to talk to.
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=${PROVISION_NSPAWN_UNIFIED_HIERARCHY:-1} \
@@ -181,16 +194,31 @@ cmd_boot() {
         --register=no --keep-unit \
         --network-namespace-path="/run/netns/$ns" \
         --console=read-only --link-journal=no --resolv-conf=off --timezone=off \
-        </dev/null >>"$t/console.log" 2>&1 8>&- &
-    local pid=$!
-    printf '%s\n' "$pid" >"$t/pid"
-
+        </dev/null >>"$t/console.log" 2>&1 8>&- 9>&- &
+    printf '%s\n' "$!" >"$t/pid"
     # Catch immediate failures (bad flags, broken rootfs).
     sleep 0.2
     live_pid "$name" >/dev/null || die "systemd-nspawn exited right away"
-    BOOTING=
-    trap - EXIT
-    log "booted $name (IDX $idx, $NET.$idx.2, nspawn PID $pid)"
+}
+
+# ---------------------------------------------------------------- powercycle
+
+# powercycle NAME: a power loss and a boot. The container's PID 1 is killed
+# (SIGKILL: nothing inside gets to shut down, flush or finish), then the same
+# root (its upper layer as the crash left it) boots again.
+cmd_powercycle() {
+    need_root
+    local name=${1:-} t pid init
+    check_name "$name"
+    t=$(target_dir "$name")
+    pid=$(live_pid "$name") || die "target $name is not running"
+    init=$(pgrep -P "$pid" | head -n 1) || true
+    [[ $init =~ ^[0-9]+$ ]] || die "target $name has no PID 1 under nspawn PID $pid"
+    kill -KILL "$init"
+    wait_gone "$pid" 300 "$name" || die "$name: nspawn did not exit within 30 s of its PID 1's death"
+    now >"$t/boot_time"
+    launch "$name"
+    log "power-cycled $name (nspawn PID $(cat "$t/pid"))"
 }
 
 # ---------------------------------------------------------------- wait
@@ -374,6 +402,7 @@ cmd=${1:-}
 [[ $# -gt 0 ]] && shift
 case $cmd in
     boot) cmd_boot "$@" ;;
+    powercycle) cmd_powercycle "$@" ;;
     wait) cmd_wait "$@" ;;
     stop) cmd_stop "$@" ;;
     ssh)
