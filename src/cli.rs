@@ -145,6 +145,17 @@ pub struct Confirm {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a fleet repository in DIR (default: -C's directory).
+    ///
+    /// Writes hosts/example.kdl (a commented example host and agent: a
+    /// local host, so `apply example` runs with no server), the `agent` and
+    /// `host` modules, the example agent's script and a .gitignore. It
+    /// passes `check`. A directory that already holds hosts/ or modules/ is
+    /// left as it is.
+    Init {
+        /// Where (created if missing).
+        dir: Option<PathBuf>,
+    },
     /// Check the fleet definition and the ops checklist of every agent.
     ///
     /// Reports every problem at once with file, line, column and a hint.
@@ -453,6 +464,11 @@ pub enum Action {
         /// How to reach and switch it.
         options: Options,
     },
+    /// `init`.
+    Init {
+        /// Where.
+        dir: PathBuf,
+    },
     /// `secrets check|edit|rekey`.
     Secrets(SecretsCommand),
     /// `completions`.
@@ -603,6 +619,9 @@ impl Cli {
                 options: options(1, &connect, lock_wait, DEFAULT_KEEP),
             },
             Command::Secrets(c) => Action::Secrets(c),
+            Command::Init { dir } => Action::Init {
+                dir: dir.unwrap_or_else(|| self.dir.clone()),
+            },
             Command::Completions { shell } => Action::Completions { shell },
             Command::Man { out } => Action::Man { out },
         };

@@ -631,3 +631,54 @@ fn render_json_needs_no_out_dir() {
             "render writes the files into --out DIR; pass --out, or --json for the manifest alone",
         ));
 }
+
+/// `init` starts a fleet that passes `check` and applies as written (its
+/// example host is local); run again, it changes nothing and says so.
+#[test]
+fn init_starts_a_fleet_that_checks_and_applies_and_a_second_init_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fleet");
+    let d = dir.to_str().unwrap();
+    provision()
+        .args(["--color=never", "init", d])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("+ hosts/example.kdl"))
+        .stdout(predicate::str::contains("Started a fleet in"));
+    let script = std::fs::metadata(dir.join("agents/hello/run.sh")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(script.permissions().mode() & 0o777, 0o755);
+    provision()
+        .args(["--color=never", "-C", d, "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "checked 1 host, 1 agent: 0 errors",
+        ));
+    provision()
+        .args(["--color=never", "-C", d, "apply", "example", "--yes"])
+        .env_remove("CI")
+        .assert()
+        .success();
+    assert!(dir.join("example/root/opt/agents/hello/run.sh").exists());
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    provision()
+        .args(["--color=never", "init", d])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "already holds a fleet (hosts/ and modules/ exist); nothing changed",
+        ));
+    for (p, bytes) in before {
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{} changed", p.display());
+    }
+    let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(ignore.contains("/example/root/"), "{ignore}");
+}

@@ -116,6 +116,10 @@ fn every_command_prints_a_document_the_schema_accepts() {
     assert_eq!(listed["secrets"], serde_json::json!([]));
     let rekeyed = expect(&["secrets", "rekey"], 0, "secrets");
     assert_eq!(rekeyed["recipients"], serde_json::json!(["alice"]));
+    let fresh = tempfile::tempdir().unwrap();
+    let new = fresh.path().join("new");
+    let started = expect(&["init", new.to_str().unwrap()], 0, "init");
+    assert_eq!(started["written"].as_array().unwrap().len(), 5);
 
     // Failures keep the envelope and carry a typed error.
     with_gone(d);
@@ -185,6 +189,7 @@ fn every_command_prints_a_document_the_schema_accepts() {
             "apply",
             "check",
             "generations",
+            "init",
             "plan",
             "render",
             "rollback",
