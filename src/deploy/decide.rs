@@ -101,15 +101,20 @@ pub fn deadman_secs(
     heartbeat_timeout: u64,
     confirm_timeout: u64,
 ) -> u64 {
+    verification_secs(host, activation, heartbeat_timeout) + VERIFY_MARGIN_SECS + confirm_timeout
+}
+
+/// The longest a verification after `activation` waits for the agents it
+/// (re)starts: the longest heartbeat wait (`verify-timeout` or
+/// `heartbeat_timeout`) plus stability window among them.
+pub fn verification_secs(host: &Host, activation: &Activation, heartbeat_timeout: u64) -> u64 {
     let restarted = changed_agents(activation);
-    let longest = host
-        .agents
+    host.agents
         .iter()
         .filter(|a| restarted.contains(&a.name))
         .map(|a| a.verify_wait(heartbeat_timeout) + a.verify_stable())
         .max()
-        .unwrap_or(0);
-    longest + VERIFY_MARGIN_SECS + confirm_timeout
+        .unwrap_or(0)
 }
 
 /// The dead-man switch's operations: what takes the host from generation

@@ -30,7 +30,13 @@ pub enum Stage {
         bytes: u64,
     },
     /// Verifying the agents after a switch to a generation.
-    Verifying(u64),
+    Verifying {
+        /// The generation.
+        generation: u64,
+        /// The longest the verification may wait for readiness beats and
+        /// stability windows, in seconds.
+        wait_secs: u64,
+    },
     /// Verifying and confirming a generation an earlier run switched to and
     /// did not confirm.
     Confirming(u64),

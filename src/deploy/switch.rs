@@ -159,7 +159,17 @@ pub async fn one(
             },
             Some(v),
         ) => {
-            progress.stage(&name, Stage::Verifying(generation));
+            progress.stage(
+                &name,
+                Stage::Verifying {
+                    generation,
+                    wait_secs: decide::verification_secs(
+                        &p.host,
+                        &p.plan.activation,
+                        v.heartbeat_timeout,
+                    ),
+                },
+            );
             super::verify::after_switch(&p, generation, log, None, armed, v, options, who).await
         }
         // Switched, but a unit did not start: verification says which and
@@ -172,7 +182,17 @@ pub async fn one(
             },
             Some(v),
         ) => {
-            progress.stage(&name, Stage::Verifying(generation));
+            progress.stage(
+                &name,
+                Stage::Verifying {
+                    generation,
+                    wait_secs: decide::verification_secs(
+                        &p.host,
+                        &p.plan.activation,
+                        v.heartbeat_timeout,
+                    ),
+                },
+            );
             let error = Some(super::activation_error(generation, &reason));
             super::verify::after_switch(&p, generation, log, error, armed, v, options, who).await
         }

@@ -114,7 +114,16 @@ fn describe(host: &str, stage: &Stage) -> String {
             )
         }
         Stage::Switching { number, .. } => format!("switching to generation {number}"),
-        Stage::Verifying(n) => format!("verifying generation {n}"),
+        Stage::Verifying {
+            generation,
+            wait_secs: 0,
+        } => format!("verifying generation {generation}"),
+        Stage::Verifying {
+            generation,
+            wait_secs,
+        } => format!(
+            "verifying generation {generation}: readiness beats and stability, up to {wait_secs} s"
+        ),
         Stage::Confirming(n) => {
             format!(
                 "verifying and confirming generation {n}, which an earlier run left unconfirmed"
@@ -139,7 +148,10 @@ fn event(stage: &Stage) -> serde_json::Value {
         Stage::Switching { number, bytes } => {
             json!({"stage": "switching", "generation": number, "upload_bytes": bytes})
         }
-        Stage::Verifying(n) => json!({"stage": "verifying", "generation": n}),
+        Stage::Verifying {
+            generation,
+            wait_secs,
+        } => json!({"stage": "verifying", "generation": generation, "wait_secs": wait_secs}),
         Stage::Confirming(n) => json!({"stage": "confirming", "generation": n}),
         Stage::Checking { heartbeat_timeout } => {
             json!({"stage": "checking", "heartbeat_timeout_secs": heartbeat_timeout})
@@ -206,7 +218,7 @@ impl Progress for Display {
                     Stage::Failed(_) => ("FAILED", "1;31"),
                     Stage::Finishing(_)
                     | Stage::Switching { .. }
-                    | Stage::Verifying(_)
+                    | Stage::Verifying { .. }
                     | Stage::Confirming(_)
                     | Stage::Checking { .. } => ("..", "2"),
                     Stage::Connecting | Stage::Probing | Stage::Reading if *every_step => {
