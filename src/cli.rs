@@ -198,6 +198,14 @@ pub enum Command {
         /// Exit 2 when anything would change (drift detection in CI).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// `markdown`: a summary for a pull request (a table per host,
+        /// paths and diffs folded), at most --max-bytes long.
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+        /// The longest the markdown summary may be; diffs, then hosts' details
+        /// are left out to fit, saying so.
+        #[arg(long, value_name = "BYTES", default_value_t = crate::ui::markdown::DEFAULT_LIMIT)]
+        max_bytes: usize,
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
@@ -345,6 +353,15 @@ pub enum Command {
     },
 }
 
+/// How `plan` prints (besides `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// For a terminal, as `terraform plan`.
+    Text,
+    /// A summary for a pull request.
+    Markdown,
+}
+
 /// `provision secrets …`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum SecretsCommand {
@@ -412,6 +429,8 @@ pub enum Action {
         out: Option<PathBuf>,
         /// `--detailed-exitcode`.
         detailed_exitcode: bool,
+        /// `--format markdown`: its size limit (`--max-bytes`).
+        markdown: Option<usize>,
         /// How to reach the hosts.
         options: Options,
     },
@@ -547,6 +566,8 @@ impl Cli {
                 selectors,
                 out,
                 detailed_exitcode,
+                format,
+                max_bytes,
                 shard,
                 fleet: f,
             } => Action::Plan {
@@ -554,6 +575,7 @@ impl Cli {
                 shard,
                 out,
                 detailed_exitcode,
+                markdown: (format == PlanFormat::Markdown).then_some(max_bytes),
                 options: fleet(&f),
             },
             Command::Apply {

@@ -682,3 +682,49 @@ fn init_starts_a_fleet_that_checks_and_applies_and_a_second_init_changes_nothing
     let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
     assert!(ignore.contains("/example/root/"), "{ignore}");
 }
+
+/// `plan --format markdown`: the pull-request summary of a real plan (a
+/// local host), with its table row and folded paths, under the size asked.
+#[test]
+fn plan_prints_a_markdown_summary_for_a_pull_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    provision().args(["init", d]).assert().success();
+    let out = provision()
+        .args(["--color=never", "-C", d, "plan", "--format", "markdown"])
+        .env_remove("CI")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(out).unwrap();
+    assert!(
+        md.starts_with("### provision plan: 1 host to change, 0 unchanged, 0 blocked or failed"),
+        "{md}"
+    );
+    assert!(md.contains("| example | none → 1 |"), "{md}");
+    assert!(md.contains("+ /opt/agents/hello/run.sh"), "{md}");
+    assert!(md.contains("agent-hello.service"), "{md}");
+    let small = provision()
+        .args([
+            "-C",
+            d,
+            "plan",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "600",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let small = String::from_utf8(small).unwrap();
+    assert!(small.len() <= 600, "{}", small.len());
+    assert!(
+        small.contains("the full plan is in the artifact"),
+        "{small}"
+    );
+}

@@ -1,5 +1,5 @@
-//! `provision plan [SEL] [-o FILE] [--detailed-exitcode]`: what apply would
-//! change on each host, read-only.
+//! `provision plan [SEL] [-o FILE] [--detailed-exitcode] [--format markdown]`:
+//! what apply would change on each host, read-only.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ pub fn run(
     selectors: &[String],
     shard: Option<(usize, usize)>,
     out: Option<&Path>,
-    detailed: bool,
+    (detailed, markdown): (bool, Option<usize>),
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
@@ -82,6 +82,12 @@ pub fn run(
             style,
             &Document::new("plan", failed.is_empty() && blocked == 0, body),
         );
+    } else if let Some(limit) = markdown {
+        let failed: Vec<(String, String)> = failed
+            .iter()
+            .map(|f| (f.host.clone(), f.error.summary()))
+            .collect();
+        print!("{}", crate::ui::markdown::summary(&plans, &failed, limit));
     } else {
         for p in &plans {
             println!("{}", show::host(p, style));
