@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+use crate::deploy::decide::{Rollout, Share};
 use crate::deploy::{Options, VerifyOptions};
 use crate::error::Exit;
 use crate::ui::{ColorChoice, Style, Verbosity};
@@ -250,6 +251,17 @@ pub enum Command {
         /// switch).
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONFIRM_TIMEOUT)]
         confirm_timeout: u64,
+        /// Roll out in waves: running totals of the selected hosts (in name
+        /// order), each a count or a share, such as `1,25%,100%`; each wave
+        /// is switched and verified before the next starts.
+        #[arg(long, value_name = "LIST", value_parser = parse_waves)]
+        waves: Option<Waves>,
+        /// With --waves: how many hosts may fail over the whole run
+        /// (unreachable ones included), a count or a share such as `10%`;
+        /// past it the rollout stops, that wave is switched back and later
+        /// waves are not attempted. Default 0.
+        #[arg(long, value_name = "N|P%", value_parser = parse_share, requires = "waves")]
+        max_fail: Option<Share>,
         /// Whether to ask.
         #[command(flatten)]
         confirm: Confirm,
@@ -388,6 +400,18 @@ pub enum SecretsCommand {
     Rekey,
 }
 
+/// `--waves`, one value for clap.
+#[derive(Debug, Clone)]
+pub struct Waves(Vec<Share>);
+
+fn parse_waves(text: &str) -> Result<Waves, String> {
+    crate::deploy::decide::parse_waves(text).map(Waves)
+}
+
+fn parse_share(text: &str) -> Result<Share, String> {
+    crate::deploy::decide::parse_share(text)
+}
+
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     crate::deploy::decide::parse_shard(text)
 }
@@ -444,6 +468,8 @@ pub enum Action {
         yes: bool,
         /// How to reach, switch and verify the hosts.
         options: Options,
+        /// `--waves`, `--max-fail`.
+        rollout: Rollout,
     },
     /// `verify`.
     Verify {
@@ -587,6 +613,8 @@ impl Cli {
                 no_rollback,
                 heartbeat_timeout,
                 confirm_timeout,
+                waves,
+                max_fail,
                 confirm,
                 fleet: f,
             } => {
@@ -595,6 +623,10 @@ impl Cli {
                     selectors,
                     shard,
                     yes: confirm.yes,
+                    rollout: Rollout {
+                        waves: waves.map(|w| w.0).unwrap_or_default(),
+                        max_fail,
+                    },
                     options: if no_verify {
                         base
                     } else {

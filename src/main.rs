@@ -71,7 +71,8 @@ fn main() -> ExitCode {
             shard,
             yes,
             options,
-        } => command::apply::run(&dir, &selectors, shard, yes, &options, style),
+            rollout,
+        } => command::apply::run(&dir, &selectors, shard, yes, (&options, &rollout), style),
         Action::Verify {
             selectors,
             shard,

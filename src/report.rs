@@ -122,6 +122,8 @@ impl HostResult {
                 Some(Failure::new(kind, message()))
             }
             HostResult::Failed { error } => Some(Failure::from(&**error)),
+            HostResult::NotAttempted { .. } => Some(Failure::new("not-attempted", message())),
+            HostResult::Withdrawn { .. } => Some(Failure::new("withdrawn", message())),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Repo, operator};
+use crate::deploy::decide::Rollout;
 use crate::deploy::{self, HostResult, Options, decide};
 use crate::error::{Error, Exit};
 use crate::report::{AppliedHost, Document};
@@ -17,7 +18,7 @@ pub fn run(
     selectors: &[String],
     shard: Option<(usize, usize)>,
     yes: bool,
-    options: &Options,
+    (options, rollout): (&Options, &Rollout),
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
@@ -99,8 +100,12 @@ pub fn run(
         }
     }
     let who = operator::who();
-    let results = runtime.block_on(deploy::switch_all(
+    let total = ready.len() + failed.len();
+    let results = runtime.block_on(deploy::rollout::run(
         ready,
+        rollout,
+        failed.len(),
+        total,
         options,
         &who,
         &operator::now_utc(),
@@ -135,7 +140,9 @@ pub fn run(
             match result {
                 r @ (HostResult::Failed { .. }
                 | HostResult::Refused { .. }
-                | HostResult::ActivationFailed { .. }) => {
+                | HostResult::ActivationFailed { .. }
+                | HostResult::NotAttempted { .. }
+                | HostResult::Withdrawn { .. }) => {
                     let error = format!("{}: {}", plan.host, r.error().unwrap_or_default());
                     style.host_error(&error, r.log());
                 }
@@ -191,8 +198,17 @@ pub fn run(
             } else {
                 String::new()
             };
+            let skipped = results
+                .iter()
+                .filter(|(_, r)| matches!(r, HostResult::NotAttempted { .. }))
+                .count();
+            let skipped_text = if skipped > 0 {
+                format!(" ({skipped} not attempted)")
+            } else {
+                String::new()
+            };
             format!(
-                "Applied: {switched} host{} switched,{confirmed_text} {} unchanged, {bad} failed.",
+                "Applied: {switched} host{} switched,{confirmed_text} {} unchanged, {bad} failed{skipped_text}.",
                 if switched == 1 { "" } else { "s" },
                 ok - switched - confirmed
             )

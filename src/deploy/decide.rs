@@ -76,6 +76,93 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// A number of hosts, or a share of them (`--waves`, `--max-fail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// So many hosts.
+    Count(usize),
+    /// This percentage of the selected hosts, rounded up.
+    Percent(u32),
+}
+
+impl Share {
+    /// How many of `n` hosts this is.
+    pub fn of(self, n: usize) -> usize {
+        match self {
+            Share::Count(c) => c.min(n),
+            Share::Percent(p) => (n * p as usize).div_ceil(100).min(n),
+        }
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Count(c) => write!(f, "{c}"),
+            Share::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Parses `N` or `P%` (0 to 100).
+pub fn parse_share(text: &str) -> Result<Share, String> {
+    let t = text.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        let p: u32 = p
+            .parse()
+            .map_err(|_| format!("`{t}` is not a percentage such as 25%"))?;
+        if p > 100 {
+            return Err(format!("`{t}` is more than 100%"));
+        }
+        return Ok(Share::Percent(p));
+    }
+    t.parse()
+        .map(Share::Count)
+        .map_err(|_| format!("`{t}` is not a number of hosts or a percentage such as 25%"))
+}
+
+/// Parses `--waves`: comma-separated totals, each a count or a share of the
+/// selected hosts (`1,25%,100%`).
+pub fn parse_waves(text: &str) -> Result<Vec<Share>, String> {
+    let waves: Vec<Share> = text.split(',').map(parse_share).collect::<Result<_, _>>()?;
+    if waves.iter().any(|w| w.of(usize::MAX / 200) == 0) {
+        return Err("a wave of 0 hosts switches nothing: start at 1 or more".into());
+    }
+    Ok(waves)
+}
+
+/// Where each wave of `n` hosts ends (the running totals), from `--waves`:
+/// growing, and the last is `n` (a spec that stops short gets a last wave
+/// with the rest). No waves: one wave of all.
+pub fn wave_bounds(waves: &[Share], n: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for w in waves {
+        let total = w.of(n).max(1).min(n);
+        if out.last().is_none_or(|last| total > *last) {
+            out.push(total);
+        }
+    }
+    if out.last() != Some(&n) && n > 0 {
+        out.push(n);
+    }
+    out
+}
+
+/// Whether `failed` hosts of `total` are more than `--max-fail` allows
+/// (none given: any failure is too many once the rollout goes in waves).
+pub fn over_budget(max_fail: Option<Share>, failed: usize, total: usize) -> bool {
+    failed > max_fail.map_or(0, |m| m.of(total))
+}
+
+/// How a run rolls out: in waves, within a failure budget.
+#[derive(Debug, Clone, Default)]
+pub struct Rollout {
+    /// `--waves` (empty: every host at once).
+    pub waves: Vec<Share>,
+    /// `--max-fail`.
+    pub max_fail: Option<Share>,
+}
+
 /// The agents an activation (re)starts: the ones verification looks at.
 pub fn changed_agents(activation: &Activation) -> Vec<String> {
     let units = activation.enable.iter().chain(&activation.restart);
@@ -211,6 +298,29 @@ pub fn exit_for(ok: usize, failed: usize) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waves_are_running_totals_in_name_order_and_the_budget_counts_the_run() {
+        let w = parse_waves("1,25%,100%").unwrap();
+        assert_eq!(wave_bounds(&w, 8), [1, 2, 8]);
+        assert_eq!(wave_bounds(&w, 3), [1, 3]);
+        assert_eq!(wave_bounds(&parse_waves("1,2,3").unwrap(), 3), [1, 2, 3]);
+        assert_eq!(wave_bounds(&parse_waves("2").unwrap(), 5), [2, 5]);
+        assert_eq!(wave_bounds(&[], 4), [4]);
+        assert_eq!(wave_bounds(&parse_waves("50%,10").unwrap(), 10), [5, 10]);
+        assert!(parse_waves("0,5").is_err());
+        assert!(
+            parse_waves("1,x")
+                .unwrap_err()
+                .contains("`x` is not a number")
+        );
+        assert!(parse_share("120%").is_err());
+        assert!(!over_budget(None, 0, 10));
+        assert!(over_budget(None, 1, 10));
+        assert!(!over_budget(Some(Share::Count(2)), 2, 10));
+        assert!(over_budget(Some(Share::Percent(10)), 2, 10));
+        assert!(!over_budget(Some(Share::Percent(25)), 1, 3));
+    }
 
     #[test]
     fn shards() {

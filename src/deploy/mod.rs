@@ -19,6 +19,7 @@
 pub mod decide;
 pub mod host;
 pub mod rollback;
+pub mod rollout;
 pub mod switch;
 pub mod verify;
 
@@ -187,6 +188,20 @@ pub enum HostResult {
         /// Why.
         reason: Refusal,
     },
+    /// Not switched: an earlier wave of the rollout failed (`--waves`), or
+    /// the run's failure budget was spent (`--max-fail`).
+    NotAttempted {
+        /// Why the rollout stopped.
+        reason: String,
+    },
+    /// Switched and verified, then switched back with the rest of its wave,
+    /// in which another host failed.
+    Withdrawn {
+        /// The generation it was at.
+        generation: u64,
+        /// The generation it is back at.
+        rolled_back_to: u64,
+    },
     /// The host could not be reached, or answered something unexpected.
     Failed {
         /// Why, typed.
@@ -269,6 +284,13 @@ impl HostResult {
             } => Some(activation_error(*generation, reason)),
             HostResult::Refused { reason } => Some(reason.to_string()),
             HostResult::Failed { error } => Some(error.to_string()),
+            HostResult::NotAttempted { reason } => Some(format!("not attempted: {reason}")),
+            HostResult::Withdrawn {
+                generation,
+                rolled_back_to,
+            } => Some(format!(
+                "switched to generation {generation} and verified, then switched back to generation {rolled_back_to} with the rest of its wave"
+            )),
             _ => None,
         }
     }

@@ -1,0 +1,134 @@
+//! Rollouts in waves on three real Debian targets (systemd-nspawn): a wave
+//! whose verification fails stops the rollout, its hosts go back, and the
+//! later waves are not attempted; every host ends in one reported outcome.
+//!
+//! Needs root and the harness (`tests/harness/`); otherwise prints
+//! `SKIPPED e2e_rollout::NAME: <reason>`.
+
+#[path = "common/fleet.rs"]
+mod fleet;
+#[path = "common/nspawn.rs"]
+mod nspawn;
+#[path = "common/process.rs"]
+mod process;
+
+use std::io::Write as _;
+
+use fleet::{Fleet, agent};
+
+/// Host `name` on target `t`; its agent's auth check fails when `broken`.
+fn define(f: &Fleet, name: &str, t: &nspawn::Target, broken: bool) {
+    let mut body = agent("alpha", r#"restart "on-failure" delay="1s""#);
+    if broken {
+        body = body.replace("exit 0", r#"echo \"token expired\" >&2; exit 1"#);
+    }
+    f.host(name, &format!("root@{}", t.addr), 22, &t.host_key, &body);
+}
+
+fn current(t: &nspawn::Target) -> String {
+    t.sh("readlink /var/lib/provision/current")
+}
+
+fn result_of(doc: &serde_json::Value, host: &str) -> String {
+    doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} is not reported: {doc:#}"))["outcome"]["result"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_failed_wave_stops_the_rollout_and_goes_back() {
+    if let Err(reason) = nspawn::available() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED e2e_rollout::waves: {reason}");
+        return;
+    }
+    let targets: Vec<nspawn::Target> = ["wa", "wb", "wc"]
+        .iter()
+        .map(|n| nspawn::Target::boot(n).unwrap_or_else(|e| panic!("boot: {e}")))
+        .collect();
+    let names = ["a", "b", "c"];
+    let f = Fleet::new();
+    f.agent_script("alpha", "v1");
+    for (n, t) in names.iter().zip(&targets) {
+        define(&f, n, t, false);
+    }
+    f.run(&["apply", "--yes"]).expect(0);
+
+    // Generation 2 everywhere; on b its auth check fails.
+    f.agent_script("alpha", "v2");
+    define(&f, "b", &targets[1], true);
+    let run = f
+        .run(&[
+            "apply",
+            "--yes",
+            "--json",
+            "--waves",
+            "1,2,3",
+            "--heartbeat-timeout",
+            "30",
+        ])
+        .expect(3);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(result_of(&doc, "a"), "switched", "{doc:#}");
+    assert_eq!(result_of(&doc, "b"), "verify-failed", "{doc:#}");
+    assert_eq!(result_of(&doc, "c"), "not-attempted", "{doc:#}");
+    assert_eq!(current(&targets[0]), "generations/2.json");
+    assert_eq!(current(&targets[1]), "generations/1.json");
+    assert_eq!(current(&targets[2]), "generations/1.json");
+    assert!(t_has(&targets[2], "# v1"), "c was touched");
+
+    // Now a and b in one wave: b fails again, so a goes back with it.
+    f.agent_script("alpha", "v3");
+    let run = f
+        .run(&[
+            "apply",
+            "--yes",
+            "--waves",
+            "2",
+            "--heartbeat-timeout",
+            "30",
+        ])
+        .expect(3);
+    let text = run.all();
+    assert!(
+        text.contains("a: switched to generation 3 and verified, then switched back to generation 2 with the rest of its wave"),
+        "{text}"
+    );
+    assert!(
+        text.contains("c: not attempted: wave 1 of 2 ended with 1 failed host"),
+        "{text}"
+    );
+    assert!(text.contains("(1 not attempted)"), "{text}");
+    assert_eq!(current(&targets[0]), "generations/2.json");
+    assert!(t_has(&targets[0], "# v2"));
+    assert_eq!(current(&targets[1]), "generations/1.json");
+    assert_eq!(current(&targets[2]), "generations/1.json");
+
+    // A budget that allows one failure lets the rollout go on past b.
+    let run = f
+        .run(&[
+            "apply",
+            "--yes",
+            "--json",
+            "--waves",
+            "1,2,3",
+            "--max-fail",
+            "1",
+            "--heartbeat-timeout",
+            "30",
+        ])
+        .expect(3);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(result_of(&doc, "b"), "verify-failed", "{doc:#}");
+    assert_eq!(result_of(&doc, "c"), "switched", "{doc:#}");
+    assert!(t_has(&targets[2], "# v3"));
+}
+
+fn t_has(t: &nspawn::Target, marker: &str) -> bool {
+    t.sh("cat /opt/agents/alpha/run.sh").contains(marker)
+}
