@@ -33,6 +33,7 @@ pub mod lint;
 pub mod load;
 pub mod model;
 pub(crate) mod observed;
+pub mod onboard;
 pub mod onhost;
 pub mod plan;
 pub(crate) mod problem;

@@ -18,6 +18,7 @@
 //! This file also has [`fingerprint`], which computes the OpenSSH `SHA256:` fingerprint of a
 //! public key line, so pinned keys can be shown the way `ssh-keygen -l` shows them.
 
+pub mod keyscan;
 mod local;
 mod ssh;
 
