@@ -29,6 +29,7 @@ pub mod desired;
 pub mod diagnostic;
 pub mod error;
 pub mod expiry;
+pub mod host_key;
 pub mod lint;
 pub mod load;
 pub mod model;

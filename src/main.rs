@@ -20,6 +20,7 @@ fn command_name(a: &Action) -> Option<&'static str> {
         Action::Status { .. } => "status",
         Action::Generations { .. } => "generations",
         Action::Rollback { .. } => "rollback",
+        Action::Onboard(_) => "onboard",
         Action::Secrets(_) => "secrets",
         Action::Completions { .. } | Action::Man { .. } => return None,
     })
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
             yes,
             options,
         } => command::generations::rollback(&dir, &host, to, yes, &options, style),
+        Action::Onboard(request) => command::onboard::run(&dir, &request, style),
         Action::Secrets(cli::SecretsCommand::Check) => command::secret_files::check(&dir, style),
         Action::Secrets(cli::SecretsCommand::Edit { file }) => {
             command::secret_files::edit(&dir, &file, style)

@@ -30,6 +30,7 @@ const PURE: &[&str] = &[
     "src/content_id.rs",
     "src/observed.rs",
     "src/onhost.rs",
+    "src/host_key.rs",
     "src/onboard/mod.rs",
     "src/onboard/facts.rs",
     "src/onboard/host_text.rs",

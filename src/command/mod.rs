@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod check;
 pub mod generations;
+pub mod onboard;
 pub mod operator;
 pub mod plan;
 pub mod render;

@@ -1,7 +1,7 @@
 //! The host's first answer: the ed25519 key in `ssh-keyscan`'s output, and
 //! whether it is the one the operator expects.
 
-use crate::transport::fingerprint;
+use crate::host_key::fingerprint;
 
 /// The host's ed25519 key, as the pinned `host-key` is written
 /// (`ssh-ed25519 AAAA…`), and its fingerprint.

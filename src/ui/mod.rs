@@ -5,6 +5,7 @@
 
 pub mod diagnostics;
 pub mod json;
+pub mod onboard;
 pub mod plan;
 pub mod progress;
 pub mod verify;
