@@ -198,3 +198,95 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
     let collide = f.run(&args).expect(1);
     assert!(collide.stderr.contains("--force"), "{}", collide.all());
 }
+
+/// Installs the stand-ins for sudo (setuid root) and visudo on the target:
+/// its root filesystem has no sudo package and no network to fetch one.
+fn install_sudo_standin(t: &nspawn::Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bin = dir.path().join("sudo");
+    let cc = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(fixtures.join("sudo-standin.c"))
+        .output()
+        .expect("cc runs");
+    assert!(cc.status.success(), "{cc:?}");
+    let copy = |from: &Path, to: &str, mode: &str| {
+        let mut cmd = Command::new("ssh");
+        cmd.args(t.ssh_options())
+            .arg(format!("root@{}", t.addr))
+            .arg(format!("cat > {to} && chmod {mode} {to}"))
+            .stdin(std::fs::File::open(from).unwrap());
+        let out = process::run_bounded(&mut cmd, std::time::Duration::from_secs(30));
+        assert!(out.status.success(), "{out:?}");
+    };
+    copy(&bin, "/usr/bin/sudo", "4755");
+    copy(
+        &fixtures.join("visudo-standin.sh"),
+        "/usr/sbin/visudo",
+        "0755",
+    );
+}
+
+#[test]
+fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
+    let Some((t, f)) = setup("onboard-deploy") else {
+        return;
+    };
+    install_sudo_standin(&t);
+    let dest = format!("root@{}", t.addr);
+    let id = identity(&t);
+    let fp = keygen_fingerprint(&t);
+    let run = f
+        .run(&[
+            "onboard",
+            &dest,
+            "--name",
+            "box",
+            "--ssh-key",
+            &id,
+            "--expect-fingerprint",
+            &fp,
+            "--deploy-user",
+            "deploy",
+            "--yes",
+        ])
+        .expect(0);
+    eprintln!("{}", run.all());
+    assert!(
+        run.stderr.contains("creating user deploy with"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(t.sh("id -un deploy"), "deploy");
+    assert_eq!(
+        t.sh("stat -c '%a %U %G' /etc/sudoers.d/provision-deploy"),
+        "440 root root"
+    );
+    assert_eq!(
+        t.sh("cat /etc/sudoers.d/provision-deploy"),
+        "deploy ALL=(ALL) NOPASSWD:ALL"
+    );
+    t.sh("visudo -cf /etc/sudoers.d/provision-deploy");
+    assert_eq!(
+        t.sh("stat -c '%a %U' ~deploy/.ssh ~deploy/.ssh/authorized_keys"),
+        "700 deploy\n600 deploy"
+    );
+    let file = std::fs::read_to_string(f.path().join("hosts/box.kdl")).unwrap();
+    assert!(
+        file.contains(&format!("ssh \"deploy@{}\" port=22", t.addr)),
+        "{file}"
+    );
+    // The fleet now reaches the host as deploy, through sudo.
+    let plan = f.run(&["plan", "box", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.all());
+    assert!(
+        t.sh("journalctl -q --no-pager _COMM=sshd | grep -c 'Accepted publickey for deploy'")
+            .parse::<u32>()
+            .unwrap()
+            >= 2,
+        "the plan did not log in as deploy"
+    );
+}

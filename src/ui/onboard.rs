@@ -72,7 +72,7 @@ pub fn facts(f: &Facts, skew: Option<i64>, style: Style) -> String {
     ];
     let mut out = String::new();
     for (what, value, good) in rows {
-        out.push_str(&format!("  {what:<18} {value:<40} {}\n", mark(good)));
+        out.push_str(&format!("  {what:<18} {value:<46} {}\n", mark(good)));
     }
     out
 }
