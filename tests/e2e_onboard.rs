@@ -197,6 +197,20 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
     .unwrap();
     let collide = f.run(&args).expect(1);
     assert!(collide.stderr.contains("--force"), "{}", collide.all());
+    // --force replaces it, after the same checks, apply and verify.
+    let forced = f
+        .run(&[&args[..], &["--force", "--json"]].concat())
+        .expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&forced.stdout).unwrap();
+    assert_eq!(doc["written"], true, "{doc:#}");
+    assert_eq!(doc["facts"]["cgroup_fs"], "cgroup2fs", "{doc:#}");
+    assert_eq!(doc["hosts"][0]["ok"], true, "{doc:#}");
+    schema_valid(&doc);
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("hosts/web.kdl")).unwrap(),
+        file,
+        "the forced file is the one onboard wrote first (same address, key and day)"
+    );
 }
 
 /// Installs the stand-ins for sudo (setuid root) and visudo on the target:

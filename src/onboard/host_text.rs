@@ -99,4 +99,41 @@ mod tests {
             "{bare}"
         );
     }
+
+    #[test]
+    fn the_text_passes_check() {
+        let modules = ["m".to_string()];
+        let text = render(&NewHost {
+            name: "web-1",
+            destination: "deploy@10.0.0.2",
+            port: 22,
+            identity: Some("/k"),
+            host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs",
+            fingerprint: "SHA256:ZI4WjU65dw+o2evmNznkqPOF5O/BYhWCbt28LWZp3Kg",
+            modules: &modules,
+            date: "2026-12-01",
+        });
+        let sources = crate::source::SourceSet::new(vec![
+            crate::source::Source {
+                path: "hosts/web-1.kdl".into(),
+                kind: crate::source::SourceKind::Host,
+                text,
+            },
+            crate::source::Source {
+                path: "modules/m.kdl".into(),
+                kind: crate::source::SourceKind::Module,
+                text: "tags \"web\"\n".into(),
+            },
+        ]);
+        let (fleet, diags) = crate::compile(&sources);
+        assert!(!diags.has_errors(), "{diags:?}");
+        let h = fleet.host("web-1").unwrap();
+        assert_eq!(
+            h.host_key.as_deref(),
+            Some(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs"
+            )
+        );
+        assert_eq!(h.tags, ["web"]);
+    }
 }
