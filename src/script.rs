@@ -91,6 +91,18 @@ pub const ONBOARD_USER_SH: &str = concat!(
     include_str!("script/onboard-user.sh")
 );
 
+/// Records that onboard finished a step (see
+/// `src/script/onboard-record.sh`).
+pub const ONBOARD_RECORD_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-record.sh")
+);
+
+/// The record of onboard's step `step` (lower-case letters, digits, `-`).
+pub fn onboard_record(step: &str) -> String {
+    format!("STEP={}\n{ONBOARD_RECORD_SH}", sh_quote(step))
+}
+
 /// The preparation that installs `packages`, waiting up to `wait_secs` for
 /// cloud-init and for the dpkg lock.
 pub fn onboard_prepare(packages: &[&str], wait_secs: u64) -> String {
@@ -118,6 +130,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("onboard-facts", ONBOARD_FACTS_SH),
     ("onboard-prepare", ONBOARD_PREPARE_SH),
     ("onboard-user", ONBOARD_USER_SH),
+    ("onboard-record", ONBOARD_RECORD_SH),
 ];
 
 /// Exit status of the session when another run holds the host's lock.

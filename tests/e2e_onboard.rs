@@ -268,7 +268,6 @@ fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
             "--yes",
         ])
         .expect(0);
-    eprintln!("{}", run.all());
     assert!(
         run.stderr.contains("creating user deploy with"),
         "{}",
@@ -302,5 +301,41 @@ fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
             .unwrap()
             >= 2,
         "the plan did not log in as deploy"
+    );
+
+    // The steps are recorded, root-only; a run that stopped before writing
+    // the file continues as the deploy user, root's login no longer needed.
+    assert_eq!(
+        t.sh("stat -c %a /var/lib/provision/onboard && ls /var/lib/provision/onboard"),
+        "700\ndeploy-user-deploy\nprepared"
+    );
+    std::fs::remove_file(f.path().join("hosts/box.kdl")).unwrap();
+    let deploy_dest = format!("deploy@{}", t.addr);
+    let resumed = f
+        .run(&[
+            "onboard",
+            &deploy_dest,
+            "--name",
+            "box",
+            "--ssh-key",
+            &id,
+            "--expect-fingerprint",
+            &fp,
+            "--deploy-user",
+            "deploy",
+            "--yes",
+        ])
+        .expect(0);
+    assert!(
+        resumed
+            .stderr
+            .contains("user deploy was made by an earlier onboard"),
+        "{}",
+        resumed.all()
+    );
+    assert!(resumed.stdout.contains("No changes"), "{}", resumed.all());
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("hosts/box.kdl")).unwrap(),
+        file
     );
 }

@@ -182,7 +182,14 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         }
     };
     let made = match &req.deploy_user {
-        Some(deploy) => runtime.block_on(deploy_user(&t, req, deploy, login_kind, style)),
+        Some(deploy) => runtime.block_on(deploy_user(
+            &t,
+            req,
+            deploy,
+            (user, login_kind),
+            &prepared,
+            style,
+        )),
         None => Ok(()),
     };
     runtime.block_on(t.close());
@@ -433,7 +440,10 @@ async fn prepare(t: &Transport, req: &Request, style: Style) -> Result<Facts, Er
     if req.deploy_user.is_some() && !f.has("visudo") {
         packages.push("sudo");
     }
-    if !packages.is_empty() || f.has("cloud-init") {
+    // cloud-init is waited for once: after an earlier run prepared the
+    // host, only what is missing now is installed.
+    let waited = f.done.contains("prepared");
+    if !packages.is_empty() || (f.has("cloud-init") && !waited) {
         if !packages.is_empty() {
             progress(
                 style,
@@ -459,6 +469,9 @@ async fn prepare(t: &Transport, req: &Request, style: Style) -> Result<Facts, Er
             )));
         }
     }
+    if !waited {
+        record(t, &req.name, "prepared").await?;
+    }
     Ok(f)
 }
 
@@ -468,9 +481,20 @@ async fn deploy_user(
     t: &Transport,
     req: &Request,
     deploy: &str,
-    login: &str,
+    (user, login): (&str, &str),
+    facts: &Facts,
     style: Style,
 ) -> Result<(), Error> {
+    let step = format!("deploy-user-{deploy}");
+    // An earlier run made the user and stopped later; this run logs in as
+    // it (root's login may be closed by now), and goes on from there.
+    if user == deploy && facts.done.contains(&step) {
+        progress(
+            style,
+            &format!("{}: user {deploy} was made by an earlier onboard", req.name),
+        );
+        return Ok(());
+    }
     if login != "root" {
         return Err(Error::Usage(format!(
             "--deploy-user needs a root login, and {} is not root: log in as root@…, or leave out --deploy-user",
@@ -511,7 +535,28 @@ async fn deploy_user(
             out.stderr_lossy().trim()
         )));
     }
-    Ok(())
+    record(t, &req.name, &step).await
+}
+
+/// Notes on the host that `step` is done.
+async fn record(t: &Transport, name: &str, step: &str) -> Result<(), Error> {
+    let out = t
+        .run_within(
+            &crate::script::onboard_record(step),
+            b"",
+            READ_LIMIT,
+            "recording a finished step",
+        )
+        .await
+        .map_err(|e| Error::Host(HostError::from(e).to_string()))?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::Host(format!(
+            "{name}: cannot record that {step} is done: {}",
+            out.stderr_lossy().trim()
+        )))
+    }
 }
 
 /// The public key a deploy user gets: `--ssh-key`'s `FILE.pub`, or that of

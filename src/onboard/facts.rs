@@ -42,6 +42,8 @@ pub struct Facts {
     pub uid: Option<u32>,
     /// The host's clock, seconds since the epoch.
     pub epoch: Option<i64>,
+    /// The steps an earlier onboard finished on this host.
+    pub done: BTreeSet<String>,
 }
 
 /// Parses the facts script's output. Unknown keys are ignored (a newer
@@ -66,6 +68,7 @@ pub fn parse(output: &str) -> Facts {
             "tools" => f.tools = value.split_whitespace().map(str::to_string).collect(),
             "uid" => f.uid = value.parse().ok(),
             "epoch" => f.epoch = value.parse().ok(),
+            "steps_done" => f.done = value.split_whitespace().map(str::to_string).collect(),
             _ => {}
         }
     }
@@ -180,7 +183,7 @@ mod tests {
     const DEBIAN: &str = "os_id=debian\nos_version=12\nos_like=\nsystemd=252\npid1=systemd\n\
         cgroup_fs=cgroup2fs\nvar_lib_free_kib=10485760\nmem_available_kib=1903212\n\
         journal_fs=ext2/ext3\ntools=sh stat sha256sum mktemp flock setsid curl apt-get\n\
-        uid=0\nepoch=1764600000\nfuture=ignored\n";
+        uid=0\nepoch=1764600000\nsteps_done=prepared deploy-user-deploy\nfuture=ignored\n";
 
     #[test]
     fn parses_a_debian_host() {
@@ -191,6 +194,7 @@ mod tests {
         assert_eq!(f.journal_fs, "ext2/ext3");
         assert!(f.has("flock") && !f.has("visudo"));
         assert_eq!(f.skew(1_764_600_005), Some(-5));
+        assert!(f.done.contains("deploy-user-deploy"));
         assert!(f.unusable().is_empty(), "{:?}", f.unusable());
         assert!(f.missing_packages().is_empty());
     }

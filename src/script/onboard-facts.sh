@@ -41,4 +41,11 @@ for t in sh stat sha256sum mktemp flock setsid curl apt-get visudo useradd cloud
 done
 fact tools "${tools# }"
 fact uid "$(id -u)"
+# The steps an earlier onboard finished (onboard-record.sh), so an
+# interrupted run continues where it stopped.
+done_steps=
+for step in /var/lib/provision/onboard/*; do
+    [ -f "$step" ] && done_steps="$done_steps ${step##*/}"
+done
+fact steps_done "${done_steps# }"
 fact epoch "$(date +%s)"
