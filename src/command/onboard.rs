@@ -95,6 +95,13 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
             "{u:?} cannot be a user name: use lower-case letters, digits, `-` and `_`"
         )));
     }
+    // apply's question comes after the host was prepared: refuse now, not
+    // half-way, when nobody could answer it.
+    if !req.yes && !operator::can_ask() {
+        return Err(Error::Usage(
+            "not asking without a terminal (or with CI set): pass --yes to go ahead".into(),
+        ));
+    }
     let repo = Repo::checked(root, style)?;
     let file = format!("hosts/{}.kdl", req.name);
     let runtime = super::runtime();

@@ -22,8 +22,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
 /// only: without one, or with CI=true, nobody could answer, so it fails
 /// with `refusal` (which says what to pass instead).
 pub fn ask(prompt: &str, refusal: &str) -> Result<String, Error> {
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    if ci || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !can_ask() {
         return Err(Error::Usage(refusal.into()));
     }
     eprint!("{prompt}");
@@ -34,6 +33,12 @@ pub fn ask(prompt: &str, refusal: &str) -> Result<String, Error> {
         .read_line(&mut answer)
         .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
     Ok(answer)
+}
+
+/// Whether [`ask`] would ask: on a terminal, without CI set.
+pub fn can_ask() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// `user@machine`, for lock holders and generation records.
