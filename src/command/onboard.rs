@@ -180,7 +180,7 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         .map_err(|e| Error::Host(HostError::from(e).to_string()))?;
     let login_kind = if login.uses_sudo() { "sudo" } else { "root" };
     let t = Transport::Ssh(login);
-    let prepared = runtime.block_on(prepare(&t, req, style));
+    let prepared = runtime.block_on(prepare(&t, req, user, style));
     let prepared = match prepared {
         Ok(facts) => facts,
         Err(e) => {
@@ -399,7 +399,7 @@ fn trust(name: &str, addr: &str, key: &ScannedKey) -> Result<(), Error> {
 
 /// Reads the host's facts, prints them, refuses an unusable host, and
 /// installs what it lacks.
-async fn prepare(t: &Transport, req: &Request, style: Style) -> Result<Facts, Error> {
+async fn prepare(t: &Transport, req: &Request, user: &str, style: Style) -> Result<Facts, Error> {
     let host_error = |e| Error::Host(HostError::from(e).to_string());
     let out = t
         .run_within(
@@ -423,7 +423,14 @@ async fn prepare(t: &Transport, req: &Request, style: Style) -> Result<Facts, Er
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     if !style.json {
-        print!("{}", crate::ui::onboard::facts(&f, f.skew(now), style));
+        let login = match t {
+            Transport::Ssh(s) if s.uses_sudo() => format!("through sudo -n as {user}"),
+            _ => "logged in as root".to_string(),
+        };
+        print!(
+            "{}",
+            crate::ui::onboard::facts(&f, &login, f.skew(now), style)
+        );
     }
     let unusable = f.unusable();
     if !unusable.is_empty() {

@@ -22,9 +22,10 @@ case $key in
 ssh-* | ecdsa-* | sk-*) ;;
 *) fail "the public key on stdin is not an OpenSSH public key" ;;
 esac
-# The user owns its home, so work in a root-made directory inside it as
-# little as possible: .ssh is (re)made by root with fixed modes, and the key
-# file is written to a new name and renamed.
+# The user owns its home and could swap names in it while root writes
+# there; that gains it nothing, as the drop-in below gives it root anyway.
+# Still, .ssh is (re)made by root with fixed modes, and the key file is
+# written to a new name and renamed onto authorized_keys.
 [ -L "$home/.ssh" ] && fail "$home/.ssh is a symbolic link"
 install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$home/.ssh" || fail "cannot make $home/.ssh"
 tmp=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX") || fail "cannot write in $home/.ssh"

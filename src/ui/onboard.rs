@@ -4,8 +4,9 @@ use crate::onboard::facts::{Facts, MAX_SKEW_SECS, MIN_FREE_KIB};
 use crate::ui::Style;
 
 /// The facts as a two-column table, each row marked `ok` or with what is
-/// wrong; `skew` is the host's clock minus the operator's.
-pub fn facts(f: &Facts, skew: Option<i64>, style: Style) -> String {
+/// wrong; `login` says how scripts become root (`root`, or `sudo -n` as
+/// a user), `skew` is the host's clock minus the operator's.
+pub fn facts(f: &Facts, login: &str, skew: Option<i64>, style: Style) -> String {
     let mib = |k: Option<u64>| k.map_or("unknown".to_string(), |k| format!("{} MiB", k / 1024));
     let mark = |good: bool| {
         if good {
@@ -61,7 +62,10 @@ pub fn facts(f: &Facts, skew: Option<i64>, style: Style) -> String {
         ),
         (
             "runs as root",
-            f.uid.map_or("unknown".into(), |u| format!("uid {u}")),
+            format!(
+                "{login}{}",
+                f.uid.map_or(String::new(), |u| format!(" (uid {u})"))
+            ),
             f.uid == Some(0),
         ),
         (
