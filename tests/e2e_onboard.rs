@@ -1,5 +1,6 @@
 //! `onboard` against real Debian targets (systemd as PID 1, sshd): a wrong
-//! fingerprint refuses before anything runs on the host; the right one
+//! fingerprint refuses before anything runs on the host, and a host that is
+//! not Debian-like is refused unchanged; the right one
 //! onboards a fresh host with an agent, writes a host file that `check`,
 //! `verify` and `plan` accept, and a second onboard is a no-op; a deploy
 //! user gets the operator's key and passwordless sudo, and the fleet
@@ -127,6 +128,37 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
         unasked.all()
     );
     assert!(!exists(&t, "/var/lib/provision"));
+
+    // A host that is not Debian-like is refused with the fix, unchanged.
+    t.sh(
+        "sed 's/^ID=debian/ID=alpine/' /usr/lib/os-release > /etc/os-release.new && \
+          mv /etc/os-release.new /etc/os-release",
+    );
+    let alpine = f
+        .run(&[
+            "onboard",
+            &dest,
+            "--name",
+            "web",
+            "--ssh-key",
+            &id,
+            "--expect-fingerprint",
+            &fp,
+            "--yes",
+        ])
+        .expect(1);
+    assert!(
+        alpine.stderr.contains("web cannot join the fleet")
+            && alpine.stderr.contains("not Debian or Ubuntu: use a Debian"),
+        "{}",
+        alpine.all()
+    );
+    assert!(!f.path().join("hosts/web.kdl").exists());
+    assert!(
+        !exists(&t, "/var/lib/provision"),
+        "an unusable host was changed"
+    );
+    t.sh("ln -sfn ../usr/lib/os-release /etc/os-release");
 
     // The right one: facts, apply, verify, and the file last.
     let args = [
