@@ -129,6 +129,29 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
     );
     assert!(!exists(&t, "/var/lib/provision"));
 
+    // A misspelt module stops onboard before it logs in.
+    let typo = f
+        .run(&[
+            "onboard",
+            &dest,
+            "--name",
+            "web",
+            "--ssh-key",
+            &id,
+            "--expect-fingerprint",
+            &fp,
+            "--module",
+            "helo",
+            "--yes",
+        ])
+        .expect(1);
+    assert!(
+        typo.stderr.contains("helo") && !typo.stderr.contains("logging in"),
+        "{}",
+        typo.all()
+    );
+    assert!(!exists(&t, "/var/lib/provision"));
+
     // A host that is not Debian-like is refused with the fix, unchanged.
     t.sh(
         "sed 's/^ID=debian/ID=alpine/' /usr/lib/os-release > /etc/os-release.new && \

@@ -162,6 +162,33 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         trust(&req.name, addr, &key)?;
     }
 
+    // The host's file, checked with the repository before the host is
+    // touched (a misspelt --module stops here); applied and verified
+    // below as if it were on disk, and written only after that.
+    let destination = match &req.deploy_user {
+        Some(deploy) => format!("{deploy}@{addr}"),
+        None => req.destination.clone(),
+    };
+    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
+    let text = host_text::render(&NewHost {
+        name: &req.name,
+        destination: &destination,
+        port: req.port,
+        identity: identity.as_deref(),
+        host_key: &key.line,
+        fingerprint: &key.fingerprint,
+        modules: &req.modules,
+        date: &operator::now_utc()[..10],
+    });
+    let mut repo = Repo::open_with(
+        root,
+        Source {
+            path: file.clone(),
+            kind: SourceKind::Host,
+            text: text.clone(),
+        },
+    )?
+    .or_report(style)?;
     // Every login from here on trusts the pinned key only.
     let target = |destination: String| {
         let mut t = SshTarget::new(destination);
@@ -201,59 +228,33 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
     };
     runtime.block_on(t.close());
     made?;
-    let destination = match &req.deploy_user {
-        None => req.destination.clone(),
-        Some(deploy) => {
-            // The proof: a second, new login as the deploy user, whose
-            // connection checks that `sudo -n true` works.
-            let destination = format!("{deploy}@{addr}");
-            progress(style, &format!("{}: logging in as {deploy}", req.name));
-            let second = runtime
-                .block_on(SshTransport::connect(
-                    &req.name,
-                    &target(destination.clone()),
+    if let Some(deploy) = &req.deploy_user {
+        // The proof: a second, new login as the deploy user, whose
+        // connection checks that `sudo -n true` works.
+        progress(style, &format!("{}: logging in as {deploy}", req.name));
+        let second = runtime
+            .block_on(SshTransport::connect(
+                &req.name,
+                &target(destination.clone()),
+            ))
+            .map_err(|e| {
+                Error::Host(format!(
+                    "{}: the deploy user was made, but logging in as it failed: {}",
+                    req.name,
+                    HostError::from(e)
                 ))
-                .map_err(|e| {
-                    Error::Host(format!(
-                        "{}: the deploy user was made, but logging in as it failed: {}",
-                        req.name,
-                        HostError::from(e)
-                    ))
-                })?;
-            if !second.uses_sudo() {
-                runtime.block_on(second.close());
-                return Err(Error::Host(format!(
-                    "{}: {destination} logs in as root, not as the deploy user",
-                    req.name
-                )));
-            }
+            })?;
+        if !second.uses_sudo() {
             runtime.block_on(second.close());
-            destination
+            return Err(Error::Host(format!(
+                "{}: {destination} logs in as root, not as the deploy user",
+                req.name
+            )));
         }
-    };
+        runtime.block_on(second.close());
+    }
     drop(runtime);
 
-    // Apply and verify the host as its file would describe it.
-    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
-    let text = host_text::render(&NewHost {
-        name: &req.name,
-        destination: &destination,
-        port: req.port,
-        identity: identity.as_deref(),
-        host_key: &key.line,
-        fingerprint: &key.fingerprint,
-        modules: &req.modules,
-        date: &operator::now_utc()[..10],
-    });
-    let mut repo = Repo::open_with(
-        root,
-        Source {
-            path: file.clone(),
-            kind: SourceKind::Host,
-            text: text.clone(),
-        },
-    )?
-    .or_report(style)?;
     let host = repo.host(&req.name)?.clone();
     let applied = apply::switch(
         &mut repo,
