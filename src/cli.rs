@@ -339,6 +339,52 @@ pub enum Command {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Bring a fresh Debian or Ubuntu host into the fleet, safely.
+    ///
+    /// Reads the host's ed25519 key and checks its fingerprint
+    /// (--expect-fingerprint, or a question on a terminal), then logs in
+    /// with that key pinned, reads the host's facts in one round trip and
+    /// refuses an unusable host with the fix, installs missing tools,
+    /// optionally creates a deploy user with passwordless sudo, applies and
+    /// verifies the host, and only then writes hosts/NAME.kdl. Running it
+    /// again on an onboarded host changes nothing.
+    Onboard {
+        /// The first login, USER@ADDR (root, or a user with passwordless
+        /// sudo).
+        destination: String,
+        /// The host's name in the fleet (hosts/NAME.kdl).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The SSH port.
+        #[arg(long, value_name = "P", default_value_t = 22)]
+        port: u16,
+        /// The private key to log in with (written as `identity=`); its
+        /// FILE.pub is the deploy user's key. Default: what ssh chooses,
+        /// and ~/.ssh/id_ed25519.pub (or id_ecdsa, id_rsa) for the deploy
+        /// user.
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Option<PathBuf>,
+        /// The host key's fingerprint as the provider shows it; onboard
+        /// refuses a host presenting another, before logging in.
+        #[arg(long, value_name = "SHA256:…")]
+        expect_fingerprint: Option<String>,
+        /// A module the host uses (`use "M"`); repeatable.
+        #[arg(long = "module", value_name = "M")]
+        modules: Vec<String>,
+        /// Create this user (from a root login) with your public key and
+        /// passwordless sudo, and log in as it from then on.
+        #[arg(long, value_name = "NAME")]
+        deploy_user: Option<String>,
+        /// Replace a hosts/NAME.kdl that describes another address or key.
+        #[arg(long)]
+        force: bool,
+        /// Whether to ask before applying.
+        #[command(flatten)]
+        confirm: Confirm,
+        /// How to reach the host.
+        #[command(flatten)]
+        connect: Connect,
+    },
     /// Keep secrets in the repository: age files encrypted to the
     /// recipients in secrets/recipients.
     #[command(subcommand)]
@@ -514,6 +560,8 @@ pub enum Action {
         /// Where.
         dir: PathBuf,
     },
+    /// `onboard`.
+    Onboard(Box<crate::command::onboard::Request>),
     /// `secrets check|edit|rekey`.
     Secrets(SecretsCommand),
     /// `completions`.
@@ -672,6 +720,34 @@ impl Cli {
                 yes: confirm.yes,
                 options: options(1, &connect, lock_wait, DEFAULT_KEEP),
             },
+            Command::Onboard {
+                destination,
+                name,
+                port,
+                ssh_key,
+                expect_fingerprint,
+                modules,
+                deploy_user,
+                force,
+                confirm,
+                connect,
+            } => Action::Onboard(Box::new(crate::command::onboard::Request {
+                destination,
+                name,
+                port,
+                ssh_key,
+                expect_fingerprint,
+                modules,
+                deploy_user,
+                yes: confirm.yes,
+                force,
+                options: verifying(
+                    one(&connect),
+                    DEFAULT_HEARTBEAT_TIMEOUT,
+                    true,
+                    DEFAULT_CONFIRM_TIMEOUT,
+                ),
+            })),
             Command::Secrets(c) => Action::Secrets(c),
             Command::Init { dir } => Action::Init {
                 dir: dir.unwrap_or_else(|| self.dir.clone()),

@@ -20,6 +20,7 @@ fn command_name(a: &Action) -> Option<&'static str> {
         Action::Status { .. } => "status",
         Action::Generations { .. } => "generations",
         Action::Rollback { .. } => "rollback",
+        Action::Onboard(_) => "onboard",
         Action::Secrets(_) => "secrets",
         Action::Init { .. } => "init",
         Action::Completions { .. } | Action::Man { .. } => return None,
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
             options,
         } => command::generations::rollback(&dir, &host, to, yes, &options, style),
         Action::Init { dir } => command::init::run(&dir, style),
+        Action::Onboard(request) => command::onboard::run(&dir, &request, style),
         Action::Secrets(cli::SecretsCommand::Check) => command::secret_files::check(&dir, style),
         Action::Secrets(cli::SecretsCommand::Edit { file }) => {
             command::secret_files::edit(&dir, &file, style)

@@ -72,6 +72,51 @@ pub fn confirm(generation: Option<u64>) -> String {
     format!("GEN={generation}\n{CONFIRM_SH}")
 }
 
+/// The facts `onboard` needs before it changes a fresh host (see
+/// `src/script/onboard-facts.sh`). Read-only.
+pub const ONBOARD_FACTS_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-facts.sh")
+);
+/// Waits for cloud-init and the dpkg lock, then installs missing packages
+/// (see `src/script/onboard-prepare.sh`).
+pub const ONBOARD_PREPARE_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-prepare.sh")
+);
+/// Creates the deploy user with its key and sudoers drop-in (see
+/// `src/script/onboard-user.sh`).
+pub const ONBOARD_USER_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-user.sh")
+);
+
+/// Records that onboard finished a step (see
+/// `src/script/onboard-record.sh`).
+pub const ONBOARD_RECORD_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-record.sh")
+);
+
+/// The record of onboard's step `step` (lower-case letters, digits, `-`).
+pub fn onboard_record(step: &str) -> String {
+    format!("STEP={}\n{ONBOARD_RECORD_SH}", sh_quote(step))
+}
+
+/// The preparation that installs `packages`, waiting up to `wait_secs` for
+/// cloud-init and for the dpkg lock.
+pub fn onboard_prepare(packages: &[&str], wait_secs: u64) -> String {
+    format!(
+        "PACKAGES={}\nWAIT={wait_secs}\n{ONBOARD_PREPARE_SH}",
+        sh_quote(&packages.join(" "))
+    )
+}
+
+/// The program that creates deploy user `user` (its public key on stdin).
+pub fn onboard_user(user: &str) -> String {
+    format!("DEPLOY_USER={}\n{ONBOARD_USER_SH}", sh_quote(user))
+}
+
 /// Every host program by name, for the tests that look at them all.
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("probe", PROBE_SH),
@@ -82,6 +127,10 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("status", STATUS_SH),
     ("test-alert", TEST_ALERT_SH),
     ("confirm", CONFIRM_SH),
+    ("onboard-facts", ONBOARD_FACTS_SH),
+    ("onboard-prepare", ONBOARD_PREPARE_SH),
+    ("onboard-user", ONBOARD_USER_SH),
+    ("onboard-record", ONBOARD_RECORD_SH),
 ];
 
 /// Exit status of the session when another run holds the host's lock.

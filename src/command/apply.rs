@@ -5,10 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Repo, operator};
+use crate::deploy::Failed;
 use crate::deploy::decide::Rollout;
 use crate::deploy::{self, HostResult, Options, decide};
 use crate::error::{Error, Exit};
+use crate::model::Host;
+use crate::plan::HostPlan;
 use crate::report::{AppliedHost, Document};
+use crate::saved_plan::SavedPlan;
 use crate::ui::verify::checks as show_checks;
 use crate::ui::{Style, clean, plan as show, progress::Display};
 
@@ -34,17 +38,53 @@ pub fn run(
         return Err(Error::Usage("the saved plan holds no host".into()));
     }
     let hosts = repo.select(&names, if saved.is_some() { None } else { shard })?;
-    let display = Arc::new(Display::for_style(style));
-    let runtime = super::runtime();
-    let prepared = super::plan_hosts(
+    let applied = switch(
         &mut repo,
         root,
         hosts,
-        options,
+        saved.as_ref(),
+        yes,
+        (options, rollout),
         style,
-        &runtime,
-        display.clone(),
     )?;
+    if applied.declined {
+        return Ok(Exit::Error);
+    }
+    if style.json {
+        let body = serde_json::json!({"hosts": applied.hosts()});
+        crate::ui::json::print(style, &Document::new("apply", applied.ok(), body));
+    } else {
+        applied.print(style);
+    }
+    Ok(applied.exit())
+}
+
+/// How an apply ended, for its caller to report.
+pub struct Applied {
+    /// Each host that was planned, with how its switch ended.
+    results: Vec<(HostPlan, HostResult)>,
+    /// Each host that could not be planned.
+    failed: Vec<Failed>,
+    /// The operator said no: nothing was switched.
+    declined: bool,
+}
+
+/// The engine of `apply` for `hosts` of a loaded repository (which need not
+/// be on disk: `onboard` applies a host before writing its file): plan,
+/// print the plans (text only), ask once unless `yes` or `saved`, switch,
+/// verify. Prints nothing of the outcome; see [`Applied`].
+pub fn switch(
+    repo: &mut Repo,
+    root: &Path,
+    hosts: Vec<Host>,
+    saved: Option<&SavedPlan>,
+    yes: bool,
+    (options, rollout): (&Options, &Rollout),
+    style: Style,
+) -> Result<Applied, Error> {
+    let display = Arc::new(Display::for_style(style));
+    let runtime = super::runtime();
+    let prepared = super::plan_hosts(repo, root, hosts, options, style, &runtime, display.clone())?;
 
     let mut ready = Vec::new();
     let mut failed = Vec::new();
@@ -96,7 +136,11 @@ pub fn run(
             for p in ready {
                 runtime.block_on(p.transport.close());
             }
-            return Ok(Exit::Error);
+            return Ok(Applied {
+                results: Vec::new(),
+                failed,
+                declined: true,
+            });
         }
     }
     let who = operator::who();
@@ -113,21 +157,60 @@ pub fn run(
     ));
     display.clear();
 
-    let ok = results.iter().filter(|(_, r)| r.ok()).count();
-    let bad = results.len() - ok + failed.len();
-    if style.json {
-        let hosts: Vec<AppliedHost> = results
+    Ok(Applied {
+        results,
+        failed,
+        declined: false,
+    })
+}
+
+impl Applied {
+    fn counts(&self) -> (usize, usize) {
+        let ok = self.results.iter().filter(|(_, r)| r.ok()).count();
+        (ok, self.results.len() - ok + self.failed.len())
+    }
+
+    /// Every host ended where it should.
+    pub fn ok(&self) -> bool {
+        !self.declined && self.counts().1 == 0
+    }
+
+    /// Each host's entry of the JSON document.
+    pub fn hosts(&self) -> Vec<AppliedHost<'_>> {
+        self.results
             .iter()
             .map(|(plan, result)| AppliedHost::switched(plan, result))
             .chain(
-                failed
+                self.failed
                     .iter()
                     .map(|f| AppliedHost::failed(&f.host, &f.error)),
             )
-            .collect();
-        let body = serde_json::json!({"hosts": hosts});
-        crate::ui::json::print(style, &Document::new("apply", bad == 0, body));
-    } else {
+            .collect()
+    }
+
+    /// The exit code: the verification failed, or how many hosts did.
+    pub fn exit(&self) -> Exit {
+        if self.declined {
+            return Exit::Error;
+        }
+        let verify_failed = self
+            .results
+            .iter()
+            .any(|(_, r)| matches!(r, HostResult::VerifyFailed { .. }));
+        if verify_failed {
+            return Exit::VerifyFailed;
+        }
+        let (ok, bad) = self.counts();
+        decide::exit_for(ok, bad)
+    }
+
+    /// Prints each host's outcome and the summary line, as text.
+    pub fn print(&self, style: Style) {
+        if self.declined {
+            return;
+        }
+        let results = &self.results;
+        let (ok, bad) = self.counts();
         let switched = results
             .iter()
             .filter(|(_, r)| matches!(r, HostResult::Switched { .. }))
@@ -136,7 +219,7 @@ pub fn run(
             .iter()
             .filter(|(_, r)| matches!(r, HostResult::Confirmed { .. }))
             .count();
-        for (plan, result) in &results {
+        for (plan, result) in results {
             match result {
                 r @ (HostResult::Failed { .. }
                 | HostResult::Refused { .. }
@@ -218,11 +301,4 @@ pub fn run(
             style.paint(if bad == 0 { "1;32" } else { "1;31" }, &summary)
         );
     }
-    let verify_failed = results
-        .iter()
-        .any(|(_, r)| matches!(r, HostResult::VerifyFailed { .. }));
-    if verify_failed {
-        return Ok(Exit::VerifyFailed);
-    }
-    Ok(decide::exit_for(ok, bad))
 }

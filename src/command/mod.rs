@@ -6,6 +6,7 @@ pub mod apply;
 pub mod check;
 pub mod generations;
 pub mod init;
+pub mod onboard;
 pub mod operator;
 pub mod plan;
 pub mod render;
@@ -46,7 +47,24 @@ pub struct Repo {
 impl Repo {
     /// Loads and compiles the repository at `root`.
     pub fn open(root: &Path) -> Result<Self, Error> {
-        let sources = crate::load::load(root)?;
+        Self::compile(root, crate::load::load(root)?)
+    }
+
+    /// Loads the repository at `root` as if `extra` were one of its files
+    /// (in place of the file at its path, if there is one), and compiles
+    /// it: how `onboard` plans and applies a host before writing its file.
+    pub fn open_with(root: &Path, extra: crate::source::Source) -> Result<Self, Error> {
+        let loaded = crate::load::load(root)?;
+        let mut files: Vec<crate::source::Source> = loaded
+            .iter()
+            .map(|(_, s)| s.clone())
+            .filter(|s| s.path != extra.path)
+            .collect();
+        files.push(extra);
+        Self::compile(root, SourceSet::new(files))
+    }
+
+    fn compile(root: &Path, sources: SourceSet) -> Result<Self, Error> {
         let (fleet, mut diags) = crate::compile(&sources);
         let templates = Templates::new(&sources, &mut diags);
         let paths: Vec<String> = fleet.hosts.iter().flat_map(asset_paths).collect();
@@ -74,11 +92,16 @@ impl Repo {
     /// printed when it has errors: the start of every command that reaches
     /// hosts.
     pub fn checked(root: &Path, style: crate::ui::Style) -> Result<Self, Error> {
-        let mut repo = Self::open(root)?;
-        if repo.diags.has_errors() {
-            return Err(report(&mut repo, style));
+        Self::open(root)?.or_report(style)
+    }
+
+    /// The repository, or its diagnostics printed and the error that ends
+    /// the command when it has errors.
+    pub fn or_report(mut self, style: crate::ui::Style) -> Result<Self, Error> {
+        if self.diags.has_errors() {
+            return Err(report(&mut self, style));
         }
-        Ok(repo)
+        Ok(self)
     }
 
     /// The hosts a run selects (`NAME`, `@TAG`, all when none), in order of

@@ -11,20 +11,34 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, Error> {
     if yes {
         return Ok(true);
     }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    if ci || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(Error::Usage(
-            "not asking without a terminal (or with CI set): pass --yes to go ahead".into(),
-        ));
+    let answer = ask(
+        &format!("{question} Only 'yes' is accepted: "),
+        "not asking without a terminal (or with CI set): pass --yes to go ahead",
+    )?;
+    Ok(answer.trim() == "yes")
+}
+
+/// Prints `prompt` on stderr and reads one line of answer, on a terminal
+/// only: without one, or with CI=true, nobody could answer, so it fails
+/// with `refusal` (which says what to pass instead).
+pub fn ask(prompt: &str, refusal: &str) -> Result<String, Error> {
+    if !can_ask() {
+        return Err(Error::Usage(refusal.into()));
     }
-    eprint!("{question} Only 'yes' is accepted: ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
-    Ok(answer.trim() == "yes")
+    Ok(answer)
+}
+
+/// Whether [`ask`] would ask: on a terminal, without CI set.
+pub fn can_ask() -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// `user@machine`, for lock holders and generation records.
