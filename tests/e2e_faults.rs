@@ -1255,3 +1255,59 @@ fn a_network_blip_during_verification_does_not_switch_back() {
         "inactive"
     );
 }
+
+/// The link drops silently while the checks run and stays down longer
+/// than the client's keep-alives: the operator is told the host could not
+/// be reached and that it switches back by itself; with the link back, the
+/// dead-man switch has taken it to the old generation, and `generations`
+/// says so.
+#[test]
+fn a_link_drop_during_verification_ends_at_the_old_generation_and_says_so() {
+    let Some((t, f)) = setup("vdrop", &agent("alpha", "")) else {
+        return;
+    };
+    f.run(&["apply", "--yes"]).expect(0);
+    // Generation 2's agent gives its readiness beat after 20 s, so the link
+    // goes while the checks wait.
+    f.write(
+        "agents/alpha.sh",
+        "#!/bin/sh\n# v2\nsleep 20\nwhile :; do touch \"$PROVISION_HEARTBEAT\"; sleep 5; done\n",
+    );
+    let net = format!("10.213.{}.0/24", t.idx());
+    let link = format!("pvh-{}", t.idx());
+    // Its deadline: 30 s heartbeat wait, the 10 s window, 30 s, then 5 s.
+    let (mut child, rx) = f.spawn(&[
+        "apply",
+        "--yes",
+        "--heartbeat-timeout",
+        "30",
+        "--confirm-timeout",
+        "5",
+    ]);
+    wait_line(&rx, "verifying generation 2", Duration::from_secs(60));
+    let switched = Instant::now();
+    let report = {
+        let _route = Unreachable::add(&net);
+        let _down = LinkDown::take(&link);
+        let code = wait_child(&mut child, Duration::from_secs(120));
+        let report = output(child, &rx);
+        assert_ne!(code, 0, "{report}");
+        report
+    };
+    assert!(
+        report.contains("generation 2 failed verification")
+            && report.contains("the host switches back to generation 1 by itself"),
+        "{report}"
+    );
+    // Past the dead-man deadline (75 s from the switch), the host is back.
+    std::thread::sleep(Duration::from_secs(80).saturating_sub(switched.elapsed()));
+    wait_for(
+        &t,
+        "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
+        Duration::from_secs(60),
+    );
+    assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v1"));
+    let gens = f.run(&["generations", "t"]).expect(0);
+    assert!(gens.stdout.contains("reverted at 20"), "{}", gens.stdout);
+    f.run(&["plan", "--detailed-exitcode"]).expect(2);
+}
