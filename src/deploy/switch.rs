@@ -152,28 +152,15 @@ pub async fn one(
         Ok(outcome) => decide::outcome(outcome, p.plan.number, options.lock_wait),
         Err(e) => failed(e),
     };
+    // Switched (or switched with a unit that did not start: verification
+    // says which and why, and decides about switching back): verify.
     let result = match (result, &options.verify) {
         (
             HostResult::Switched {
                 generation, log, ..
             },
             Some(v),
-        ) => {
-            progress.stage(
-                &name,
-                Stage::Verifying {
-                    generation,
-                    wait_secs: decide::verification_secs(
-                        &p.host,
-                        &p.plan.activation,
-                        v.heartbeat_timeout,
-                    ),
-                },
-            );
-            super::verify::after_switch(&p, generation, log, None, armed, v, options, who).await
-        }
-        // Switched, but a unit did not start: verification says which and
-        // why, and decides about switching back.
+        ) => Ok((generation, log, None, v)),
         (
             HostResult::ActivationFailed {
                 generation,
@@ -181,7 +168,16 @@ pub async fn one(
                 log,
             },
             Some(v),
-        ) => {
+        ) => Ok((
+            generation,
+            log,
+            Some(super::activation_error(generation, &reason)),
+            v,
+        )),
+        (other, _) => Err(other),
+    };
+    let result = match result {
+        Ok((generation, log, error, v)) => {
             progress.stage(
                 &name,
                 Stage::Verifying {
@@ -193,10 +189,9 @@ pub async fn one(
                     ),
                 },
             );
-            let error = Some(super::activation_error(generation, &reason));
             super::verify::after_switch(&p, generation, log, error, armed, v, options, who).await
         }
-        (other, _) => other,
+        Err(other) => other,
     };
     (p.plan, result, p.transport)
 }
