@@ -195,10 +195,16 @@ pub fn deadman_secs(
 /// (re)starts: the longest heartbeat wait (`verify-timeout` or
 /// `heartbeat_timeout`) plus stability window among them.
 pub fn verification_secs(host: &Host, activation: &Activation, heartbeat_timeout: u64) -> u64 {
-    let restarted = changed_agents(activation);
+    longest_wait(host, Some(&changed_agents(activation)), heartbeat_timeout)
+}
+
+/// The longest heartbeat wait plus stability window among `agents` of
+/// `host` (all when `None`), with `heartbeat_timeout` for those without
+/// their own `verify-timeout`.
+pub fn longest_wait(host: &Host, agents: Option<&[String]>, heartbeat_timeout: u64) -> u64 {
     host.agents
         .iter()
-        .filter(|a| restarted.contains(&a.name))
+        .filter(|a| agents.is_none_or(|list| list.contains(&a.name)))
         .map(|a| a.verify_wait(heartbeat_timeout) + a.verify_stable())
         .max()
         .unwrap_or(0)

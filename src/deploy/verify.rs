@@ -353,14 +353,7 @@ async fn checks(
 /// minutes for the rest (auth checks, units, timers); past that, something
 /// on the host hangs, and the verification fails saying so.
 fn verify_limit(host: &crate::model::Host, agents: Option<&[String]>, timeout: u64) -> Duration {
-    let longest = host
-        .agents
-        .iter()
-        .filter(|a| agents.is_none_or(|list| list.contains(&a.name)))
-        .map(|a| a.verify_wait(timeout) + a.verify_stable())
-        .max()
-        .unwrap_or(0);
-    Duration::from_secs(longest + 120)
+    Duration::from_secs(decide::longest_wait(host, agents, timeout) + 120)
 }
 
 /// How long a confirmation may take: it waits up to 30 s for the host's
