@@ -268,43 +268,11 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
     );
 }
 
-/// Installs the stand-ins for sudo (setuid root) and visudo on the target:
-/// its root filesystem has no sudo package and no network to fetch one.
-fn install_sudo_standin(t: &nspawn::Target) {
-    let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let bin = dir.path().join("sudo");
-    let cc = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&bin)
-        .arg(fixtures.join("sudo-standin.c"))
-        .output()
-        .expect("cc runs");
-    assert!(cc.status.success(), "{cc:?}");
-    let copy = |from: &Path, to: &str, mode: &str| {
-        let mut cmd = Command::new("ssh");
-        cmd.args(t.ssh_options())
-            .arg(format!("root@{}", t.addr))
-            .arg(format!("cat > {to} && chmod {mode} {to}"))
-            .stdin(std::fs::File::open(from).unwrap());
-        let out = process::run_bounded(&mut cmd, std::time::Duration::from_secs(30));
-        assert!(out.status.success(), "{out:?}");
-    };
-    copy(&bin, "/usr/bin/sudo", "4755");
-    copy(
-        &fixtures.join("visudo-standin.sh"),
-        "/usr/sbin/visudo",
-        "0755",
-    );
-}
-
 #[test]
 fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
     let Some((t, f)) = setup("onboard-deploy") else {
         return;
     };
-    install_sudo_standin(&t);
     let dest = format!("root@{}", t.addr);
     let id = identity(&t);
     let fp = keygen_fingerprint(&t);

@@ -24,7 +24,7 @@ PATH=$PATH:/usr/sbin:/sbin
 
 STATE=${PROVISION_TARGET_STATE:-/var/tmp/provision-targets}
 SUITE=${PROVISION_TARGET_SUITE:-bookworm}
-PACKAGES=(systemd-sysv dbus libpam-systemd openssh-server iproute2 procps curl ca-certificates)
+PACKAGES=(systemd-sysv dbus libpam-systemd openssh-server iproute2 procps curl ca-certificates sudo)
 LOCK_TIMEOUT=${PROVISION_TARGET_LOCK_TIMEOUT:-1200}
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
