@@ -55,7 +55,7 @@ done
 # hold the lock, so nobody else is writing these.
 cleanup() {
     rm -f "$S"/store/.in.*
-    rm -rf "$S/incoming"
+    rm -rf "$S/incoming" "$S/store/.incoming"
 }
 cleanup
 # A reader of the input runs in the background (see take), so a signal
@@ -156,7 +156,7 @@ rm -rf "$I" && mkdir -m 700 "$I" || die "cannot create $I"
 # the process (neither the reader nor the watchdog holds it).
 STALL=${INPUT_STALL:-20}
 input_bytes() {
-    du -sbc "$I" "$S"/store/.in.* 2>/dev/null | tail -n 1 | cut -f 1
+    du -sbc "$I" "$S/store/.incoming" 2>/dev/null | tail -n 1 | cut -f 1
 }
 watchdog() {
     wd_last=-1
@@ -231,33 +231,35 @@ check_paths() {
 }
 check_paths ""
 
-# Contents the store lacks: write, check, then move into place. They follow
-# the segments on stdin (fd 3, as the loop reads the table on fd 0).
+# Contents the store lacks: written into a root-only directory of the
+# store's filesystem, checked all at once, then moved into the store by one
+# rename each. They follow the segments on stdin (fd 3, as the loop reads the
+# table on fd 0). One process per content: a host that lacks a thousand
+# contents takes them in seconds.
+IN="$S/store/.incoming"
+mkdir -m 700 "$IN" || die "cannot create $IN"
 set --
+: >"$I.reading"
 while IFS="$tab" read -r id sha size; do
     [ -n "$id" ] || continue
-    t="$S/store/.in.$id"
-    if ! take "$size" "$t"; then
-        rm -f "$t"
-        die "cannot write $t"
-    fi
-    if [ "$(wc -c <"$t")" -ne "$size" ]; then
-        rm -f "$t"
-        die "the input ended early (content $id)"
-    fi
-    got=$(sha256sum <"$t") || die "cannot read $t"
-    if [ "${got%% *}" != "$sha" ]; then
-        rm -f "$t"
-        die "content $id arrived damaged (sha256 ${got%% *}, expected $sha)"
-    fi
-    set -- "$@" "$t"
+    head -c "$size" <&3 >"$IN/$id" 9>&- &
+    READER=$!
+    wait "$READER" || die "cannot write $IN/$id"
+    READER=
+    printf '%s  %s\n' "$sha" "$id" >>"$I/sums"
+    set -- "$@" "$IN/$id"
 done <"$I/blobs"
+rm -f "$I.reading"
 if [ $# -gt 0 ]; then
+    # A content cut short (the input ended early) fails its sum as well.
+    if ! bad=$(cd "$IN" && sha256sum --check --quiet --strict "$I/sums" 2>&1); then
+        bad=${bad%%"$nl"*}
+        die "a content arrived damaged or incomplete (${bad:-sha256sum failed})"
+    fi
     sync -- "$@" || die "cannot sync the store"
-    for t in "$@"; do
-        mv -f "$t" "$S/store/${t##*/.in.}" || die "cannot move $t into the store"
-    done
+    mv -f -t "$S/store" -- "$@" || die "cannot move the new contents into the store"
 fi
+rmdir "$IN"
 
 kill "$WATCHDOG" 2>/dev/null
 check_paths " (while its contents were uploaded)"

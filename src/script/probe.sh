@@ -86,14 +86,18 @@ if [ -n "$current" ] && [ -f "$S/generations/$current.files" ]; then
         if [ "$secret" = s ]; then printf 'k\t-\t%s\n' "$path"; else printf 'n\t-\t%s\n' "$path"; fi
     done <"$S/generations/$current.files")
 fi
-keyed=$nl
-while IFS="$tab" read -r flag _ path; do
-    [ "$flag" = k ] && keyed="$keyed$path$nl"
-done <<LIST
+# Each path once, in the order given (desired first), keyed when either
+# list keys it. One awk: string lookups in sh grow with the square of the
+# number of paths.
+paths=$(awk -F "$tab" '$3 != "" {
+    if (!($3 in flag)) { order[++n] = $3; flag[$3] = $1; sha[$3] = $2 }
+    else if ($1 == "k") flag[$3] = "k"
+} END { for (i = 1; i <= n; i++) printf "%s\t%s\t%s\n", flag[order[i]], sha[order[i]], order[i] }' <<LIST
 $list
 $old
 LIST
-[ "$keyed" = "$nl" ] || hmac_init "$(cat "$S/key" 2>/dev/null)"
+)
+case "$nl$paths" in *"${nl}k$tab"*) hmac_init "$(cat "$S/key" 2>/dev/null)" ;; esac
 
 # report PATH FLAG SHA: one regular file in a directory someone else may
 # write, read in the current directory (entered by safe_dir) without
@@ -114,13 +118,9 @@ report() {
 # Classify every path. Regular files in directories only root can write are
 # hashed and stat'ed in one call each (nobody can swap them); the others one
 # by one, without following links.
-seen=$nl
 batch=
 while IFS="$tab" read -r flag sha path; do
     [ -n "$path" ] || continue
-    case $seen in *"$nl$path$nl"*) continue ;; esac
-    seen="$seen$path$nl"
-    case $keyed in *"$nl$path$nl"*) flag=k ;; esac
     if [ "$sha" != - ] && [ -f "$S/store/$sha" ]; then
         printf 'stored\t%s\n' "$sha"
     fi
@@ -148,8 +148,7 @@ while IFS="$tab" read -r flag sha path; do
     fi
     cd /
 done <<LIST
-$list
-$old
+$paths
 LIST
 
 set --

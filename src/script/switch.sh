@@ -38,14 +38,16 @@ exec >>"$J/log" 2>&1
 stages=$nl
 [ -f "$J/stages" ] && stages="$nl$(cat "$J/stages")$nl"
 # find_stage DIR: sets STAGE to DIR's staging directory (the last made).
+# The files of a directory come one after the other, so the last answer is
+# usually the next one.
+fs_dir=''
+fs_stage=''
 find_stage() {
-    case $stages in
-    *"$nl$1$tab"*)
-        STAGE=${stages##*"$nl$1$tab"}
-        STAGE=${STAGE%%"$nl"*}
-        ;;
-    *) STAGE= ;;
-    esac
+    if [ "$1" != "$fs_dir" ]; then
+        last_value "$stages" "$1"
+        fs_dir=$1 fs_stage=$VALUE
+    fi
+    STAGE=$fs_stage
 }
 # each_stage COMMAND: runs COMMAND NAME inside each staging directory's
 # parent, entered without following a symlink.
@@ -81,6 +83,7 @@ abort() {
 
 # Phase 1: prepare. Nothing outside the staging directories changes.
 refused=$nl
+staged_in=
 while IFS="$tab" read -r op a b c d e; do
     case $op in
     write)
@@ -89,25 +92,43 @@ while IFS="$tab" read -r op a b c d e; do
         # A directory on the way that is a link, or that someone else could
         # redirect, refuses this path alone: the other files still switch,
         # and the activation reports it as failed.
-        if ! { safe_dir "$DIR" "$c" "$d" create && here; }; then
+        if ! safe_dir "$DIR" "$c" "$d" create; then
             refused="$refused$e$nl"
             printf 'refused\t%s\t%s\n' "$e" "$why"
             cd /
             continue
         fi
         find_stage "$DIR"
-        if [ -z "$STAGE" ] || ! stage_dir "$STAGE"; then
-            { safe_dir "$DIR" "$c" "$d" && here; } || abort "cannot write $e: $why"
-            STAGE=$(mktemp -d .provision-stage.XXXXXX) || abort "cannot make a staging directory in $DIR"
-            STAGE=${STAGE#./}
-            stages="$stages$DIR$tab$STAGE$nl"
-            printf '%s\t%s\n' "$DIR" "$STAGE" >>"$J/stages"
-            stage_dir "$STAGE" || abort "cannot write $e: $why"
+        if [ "$TRUSTED" = yes ] && [ -n "$STAGE" ] && [ "$DIR" = "$staged_in" ]; then
+            # Only root can write DIR and the directories above it, so the
+            # staging directory checked for the file before is still ours.
+            cd -- "$STAGE" || abort "cannot enter the staging directory of $DIR"
+        else
+            staged_in=
+            if ! here; then
+                refused="$refused$e$nl"
+                printf 'refused\t%s\t%s\n' "$e" "$why"
+                cd /
+                continue
+            fi
+            if [ -z "$STAGE" ] || ! stage_dir "$STAGE"; then
+                { safe_dir "$DIR" "$c" "$d" && here; } || abort "cannot write $e: $why"
+                STAGE=$(mktemp -d .provision-stage.XXXXXX) || abort "cannot make a staging directory in $DIR"
+                STAGE=${STAGE#./}
+                stages="$stages$DIR$tab$STAGE$nl"
+                fs_dir=$DIR fs_stage=$STAGE
+                printf '%s\t%s\n' "$DIR" "$STAGE" >>"$J/stages"
+                stage_dir "$STAGE" || abort "cannot write $e: $why"
+            fi
+            [ "$TRUSTED" = yes ] && staged_in=$DIR
         fi
-        cp -- "$S/store/$a" "./$NAME" || abort "cannot write $e"
-        chmod "$b" "./$NAME" || abort "cannot set the mode of $e"
+        # One process per file: install copies, then gives the file its owner
+        # and then its mode (so a set-id bit survives), inside the root-only
+        # staging directory.
         if [ -z "$local" ]; then
-            chown "$c:$d" "./$NAME" || abort "cannot give $e to $c:$d"
+            install -m "$b" -o "$c" -g "$d" -- "$S/store/$a" "./$NAME" || abort "cannot write $e as $c:$d, mode $b"
+        else
+            install -m "$b" -- "$S/store/$a" "./$NAME" || abort "cannot write $e with mode $b"
         fi
         cd /
         ;;
@@ -195,6 +216,23 @@ while IFS="$tab" read -r op a b c d e; do
         esac
         dir_name "$e"
         find_stage "$DIR"
+        if [ -n "$STAGE" ] && safe_dir "$DIR" "$c" "$d" && [ "$TRUSTED" = yes ]; then
+            # Only root can write DIR and the directories above it: nobody
+            # can have moved the staging directory or planted anything but
+            # root. A link or a directory at the name is still set aside.
+            if ! cd -- "$STAGE" 2>/dev/null; then
+                fail "cannot put $e in place: it was not staged"
+            elif [ -e "./$NAME" ]; then
+                classify "../$NAME"
+                if [ "$KIND" = other ] && ! quarantine "$e" "$WHAT"; then
+                    fail "cannot move aside the $WHAT at $e"
+                elif ! mv -fT -- "./$NAME" "../$NAME"; then
+                    fail "cannot rename the new $e into place"
+                fi
+            fi
+            cd /
+            continue
+        fi
         if [ -z "$STAGE" ] || ! safe_dir "$DIR" "$c" "$d" || ! here || ! stage_dir "$STAGE"; then
             fail "cannot put $e in place: ${why:-it was not staged}"
             cd /
@@ -308,11 +346,13 @@ for f in $(for g in "$S"/generations/*.json; do g=${g##*/}; g=${g%.json}; case $
         rm -f "$S/generations/$f.json" "$S/generations/$f.files" "$S/generations/$f.status"
     fi
 done
-used=$(cat "$S"/generations/*.files 2>/dev/null | cut -f1 | sort -u)
-for f in "$S"/store/*; do
-    [ -f "$f" ] || continue
-    case "$used" in *"${f##*/}"*) ;; *) rm -f "$f" ;; esac
-done
+# Content ids are hex (or hmac-hex): safe as names and as words.
+(
+    cd "$S/store" || exit 0
+    cat ../generations/*.files 2>/dev/null | cut -f1 | sort -u >../store.used
+    ls | sort | comm -23 - ../store.used | xargs -r rm -f --
+    rm -f ../store.used
+)
 
 # This switch went back in place of the dead-man switch: it has switched,
 # so the dead-man switch has nothing left to do.
