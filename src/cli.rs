@@ -375,6 +375,16 @@ pub enum Command {
         /// passwordless sudo, and log in as it from then on.
         #[arg(long, value_name = "NAME")]
         deploy_user: Option<String>,
+        /// Turn off password and keyboard-interactive login, and root
+        /// login (to keys only when the fleet logs in as root), checked
+        /// with sshd -t; the old sshd configuration comes back by itself
+        /// unless a fresh login confirms the new one.
+        #[arg(long)]
+        harden_ssh: bool,
+        /// How long the old sshd configuration waits for that fresh login
+        /// before it comes back, in seconds (15 to 3600).
+        #[arg(long, value_name = "SECS", default_value_t = crate::onboard::harden::DEFAULT_GUARD_SECS, requires = "harden_ssh")]
+        harden_guard: u64,
         /// Replace a hosts/NAME.kdl that describes another address or key.
         #[arg(long)]
         force: bool,
@@ -728,6 +738,8 @@ impl Cli {
                 expect_fingerprint,
                 modules,
                 deploy_user,
+                harden_ssh,
+                harden_guard,
                 force,
                 confirm,
                 connect,
@@ -739,6 +751,8 @@ impl Cli {
                 expect_fingerprint,
                 modules,
                 deploy_user,
+                harden_ssh,
+                harden_guard,
                 yes: confirm.yes,
                 force,
                 options: verifying(

@@ -205,6 +205,21 @@ pub fn timer(stem: &str) -> String {
     format!("{stem}.timer")
 }
 
+// `onboard --harden-ssh`.
+
+/// sshd's main configuration, which must include the drop-ins early.
+pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
+/// The drop-in that turns password and keyboard-interactive login off and
+/// closes or narrows root login. Named to sort first in sshd_config.d:
+/// sshd keeps the first value of a keyword.
+pub const SSH_HARDEN_DROPIN: &str = "/etc/ssh/sshd_config.d/00-provision-harden.conf";
+/// The hardening waiting for its confirmation: the old drop-in (if any)
+/// and the program that puts it back; gone once confirmed or restored.
+pub const SSH_GUARD_DIR: &str = "/var/lib/provision/onboard/ssh-guard";
+/// The guard's timer (a transient unit), which restores the old sshd
+/// configuration unless a fresh login confirms the new one.
+pub const SSH_GUARD_TIMER: &str = "provision-ssh-guard.timer";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +306,19 @@ mod tests {
         for path in [AGENTS_CONFIG_DIR, ALERTS_CONFIG_DIR, ALERT_ROUTES] {
             assert!(path.starts_with(&format!("{CONFIG_DIR}/")));
         }
+    }
+
+    #[test]
+    fn the_hardening_programs_name_its_files_as_here() {
+        let all: String = PROGRAMS.iter().map(|(_, p)| *p).collect();
+        for name in [
+            SSHD_CONFIG,
+            SSH_HARDEN_DROPIN,
+            SSH_GUARD_DIR,
+            SSH_GUARD_TIMER,
+        ] {
+            assert!(all.contains(name), "no program names {name}");
+        }
+        assert!(SSH_GUARD_DIR.starts_with(&format!("{STATE_DIR}/")));
     }
 }

@@ -117,6 +117,37 @@ pub fn onboard_user(user: &str) -> String {
     format!("DEPLOY_USER={}\n{ONBOARD_USER_SH}", sh_quote(user))
 }
 
+/// Hardens sshd behind a guard (see `src/script/onboard-harden.sh`).
+pub const ONBOARD_HARDEN_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-harden.sh")
+);
+
+/// Confirms or undoes a guarded sshd hardening (see
+/// `src/script/onboard-ssh-guard.sh`).
+pub const ONBOARD_SSH_GUARD_SH: &str = concat!(
+    include_str!("script/lib.sh"),
+    include_str!("script/onboard-ssh-guard.sh")
+);
+
+/// The hardening that puts `drop_in` in place, expects `PermitRootLogin
+/// root_login` to take effect, and arms a guard of `guard_secs` seconds.
+pub fn onboard_harden(drop_in: &str, root_login: &str, guard_secs: u64) -> String {
+    format!(
+        "{}{ONBOARD_HARDEN_SH}",
+        header(&[
+            ("CONF", drop_in),
+            ("ROOT", root_login),
+            ("SECS", &guard_secs.to_string()),
+        ])
+    )
+}
+
+/// The guard program with `action` (`confirm` or `undo`).
+pub fn onboard_ssh_guard(action: &str) -> String {
+    format!("ACTION={}\n{ONBOARD_SSH_GUARD_SH}", sh_quote(action))
+}
+
 /// Every host program by name, for the tests that look at them all.
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("probe", PROBE_SH),
@@ -131,6 +162,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("onboard-prepare", ONBOARD_PREPARE_SH),
     ("onboard-user", ONBOARD_USER_SH),
     ("onboard-record", ONBOARD_RECORD_SH),
+    ("onboard-harden", ONBOARD_HARDEN_SH),
+    ("onboard-ssh-guard", ONBOARD_SSH_GUARD_SH),
 ];
 
 /// Exit status of the session when another run holds the host's lock.

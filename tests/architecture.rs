@@ -33,6 +33,7 @@ const PURE: &[&str] = &[
     "src/host_key.rs",
     "src/onboard/mod.rs",
     "src/onboard/facts.rs",
+    "src/onboard/harden.rs",
     "src/onboard/host_text.rs",
     "src/onboard/keyscan.rs",
     "src/plan.rs",

@@ -67,6 +67,17 @@ fn bad_input_is_refused_with_the_fix_and_nothing_is_written() {
             &["root@127.0.0.1", "--name", "x", "--deploy-user", "Bad.User"][..],
             "cannot be a user name",
         ),
+        (
+            &[
+                "root@127.0.0.1",
+                "--name",
+                "x",
+                "--harden-ssh",
+                "--harden-guard",
+                "5",
+            ][..],
+            "give 15 to 3600 seconds",
+        ),
         (&["root@127.0.0.1", "--name", "x"][..], "pass --yes"),
         // Loopback port 9 (discard) has no SSH server.
         (

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod harden;
+
 use super::{Repo, apply, operator};
 use crate::deploy::Options;
 use crate::deploy::host::{HostError, READ_LIMIT};
@@ -48,6 +50,11 @@ pub struct Request {
     pub modules: Vec<String>,
     /// A deploy user to create and log in as from then on.
     pub deploy_user: Option<String>,
+    /// Turn password login off, and root login off or to keys only,
+    /// behind a guard that a fresh login must confirm.
+    pub harden_ssh: bool,
+    /// How long that guard waits, in seconds.
+    pub harden_guard: u64,
     /// Do not ask before applying.
     pub yes: bool,
     /// Replace a `hosts/NAME.kdl` that describes another host.
@@ -95,6 +102,7 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
             "{u:?} cannot be a user name: use lower-case letters, digits, `-` and `_`"
         )));
     }
+    crate::onboard::harden::check_guard(req.harden_guard).map_err(Error::Usage)?;
     // apply's question comes after the host was prepared: refuse now, not
     // half-way, when nobody could answer it.
     if !req.yes && !operator::can_ask() {
@@ -252,6 +260,19 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
             )));
         }
         runtime.block_on(second.close());
+    }
+    if req.harden_ssh {
+        let fleet_user = split_destination(&destination).map_or(user, |(u, _)| u);
+        harden::run(
+            &runtime,
+            &harden::Harden {
+                name: &req.name,
+                target: target(destination.clone()),
+                user: fleet_user,
+                guard_secs: req.harden_guard,
+            },
+            style,
+        )?;
     }
     drop(runtime);
 

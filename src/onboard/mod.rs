@@ -1,9 +1,11 @@
 //! Bringing a fresh host into the fleet (`provision onboard`), the pure
 //! half: what the host's first answer means ([`keyscan`]), what its facts
 //! say ([`facts`]), and the `hosts/NAME.kdl` text that records it
-//! ([`host_text`]). The effects are in `command/onboard.rs`.
+//! ([`host_text`]), and the guarded sshd hardening ([`harden`]). The
+//! effects are in `command/onboard.rs`.
 
 pub mod facts;
+pub mod harden;
 pub mod host_text;
 pub mod keyscan;
 
