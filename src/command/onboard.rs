@@ -508,7 +508,12 @@ async fn prepare(t: &Transport, req: &Request, user: &str, style: Style) -> Resu
         if !packages.is_empty() {
             progress(
                 style,
-                &format!("{}: installing {}", req.name, packages.join(" ")),
+                &format!(
+                    "{}: installing {} (waiting up to {} s for the dpkg lock)",
+                    req.name,
+                    packages.join(" "),
+                    req.install_wait
+                ),
             );
         }
         let out = t
@@ -521,12 +526,11 @@ async fn prepare(t: &Transport, req: &Request, user: &str, style: Style) -> Resu
             .await
             .map_err(host_error)?;
         if !out.success() {
-            return Err(Error::Host(format!(
-                "{}: installing {} failed; log in and run `apt-get install {}` to see why:\n{}",
-                req.name,
-                packages.join(" "),
-                packages.join(" "),
-                out.stderr_lossy().trim()
+            return Err(Error::Host(crate::onboard::install::failure(
+                &req.name,
+                &packages,
+                req.install_wait,
+                &out.stderr_lossy(),
             )));
         }
     }

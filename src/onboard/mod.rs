@@ -1,10 +1,11 @@
 //! Bringing a fresh host into the fleet (`provision onboard`), the pure
 //! half: what the host's first answer means ([`keyscan`]), what its facts
-//! say ([`facts`]), and the `hosts/NAME.kdl` text that records it
-//! ([`host_text`]). The effects are in `command/onboard.rs`.
+//! say ([`facts`]), what a failed install means ([`install`]), and the
+//! `hosts/NAME.kdl` text that records it ([`host_text`]). The effects are in `command/onboard.rs`.
 
 pub mod facts;
 pub mod host_text;
+pub mod install;
 pub mod keyscan;
 
 /// Whether `name` can be a host's name and the file name `hosts/NAME.kdl`:
