@@ -2,7 +2,9 @@
 //! made by util-linux `script`): it shows the host key's fingerprint and
 //! asks; "no" refuses with nothing run on the host and nothing written,
 //! "yes" pins that key and onboards. HOME is a temporary directory: no
-//! known_hosts of the operator's is read or written.
+//! known_hosts of the operator's is read or written. And bad input on a
+//! real host, each refused with the fix and nothing written: a key the
+//! host refuses, a disk too full, a login user without passwordless sudo.
 //!
 //! Needs root and the harness (`tests/harness/`); otherwise prints
 //! `SKIPPED e2e_onboard_ask::NAME: <reason>`.
@@ -185,4 +187,95 @@ fn onboard_asks_on_a_terminal_and_pins_only_a_trusted_key() {
         !home.path().join(".ssh/known_hosts").exists(),
         "onboard wrote a known_hosts in HOME"
     );
+}
+
+/// Bad input on a real host, each refused with the fix before anything is
+/// installed and with nothing written in the repository: a key the host
+/// does not accept, a disk too full for the store, and a login user
+/// without passwordless sudo.
+#[test]
+fn onboard_refuses_a_refused_key_a_full_disk_and_no_sudo_with_the_fix() {
+    let Some((t, f)) = setup("onboard-refused") else {
+        return;
+    };
+    let fp = keygen_fingerprint(&t);
+    let id = t.identity.display().to_string();
+    let onboard = |dest: &str, key: &str| {
+        f.run(&[
+            "onboard",
+            dest,
+            "--name",
+            "web",
+            "--ssh-key",
+            key,
+            "--expect-fingerprint",
+            &fp,
+            "--module",
+            "hello",
+            "--connect-timeout",
+            "5",
+            "--yes",
+        ])
+    };
+    let untouched = |what: &str| {
+        assert!(!f.path().join("hosts/web.kdl").exists(), "{what}");
+        let written: Vec<_> = std::fs::read_dir(f.path().join("hosts")).unwrap().collect();
+        assert!(written.is_empty(), "{what}: {written:?}");
+        assert_eq!(
+            t.sh("test -e /var/lib/provision && echo yes || echo no"),
+            "no",
+            "{what}"
+        );
+    };
+    let root = format!("root@{}", t.addr);
+
+    // A key that is not in root's authorized_keys.
+    let keys = tempfile::tempdir().unwrap();
+    let stranger = keys.path().join("stranger");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let refused = onboard(&root, &stranger.display().to_string()).expect(1);
+    assert!(
+        refused.stderr.contains("authorized_keys"),
+        "{}",
+        refused.all()
+    );
+    untouched("refused key");
+
+    // Under 200 MiB free where the store goes: a small tmpfs over /var/lib
+    // (the files under it are copied in and back, so nothing is lost).
+    t.sh("mkdir -p /run/varlib && cp -a /var/lib/. /run/varlib/ && \
+         mount -t tmpfs -o size=150M tmpfs /var/lib && cp -a /run/varlib/. /var/lib/");
+    let full = onboard(&root, &id).expect(1);
+    t.sh("umount /var/lib && rm -rf /run/varlib");
+    assert!(
+        full.stderr.contains("web cannot join the fleet")
+            && full
+                .stderr
+                .contains("free under /var/lib, under 200 MiB: free some space, or grow the disk"),
+        "{}",
+        full.all()
+    );
+    assert!(!full.stderr.contains("installing"), "{}", full.all());
+    untouched("full disk");
+
+    // A login user with the key but without passwordless sudo.
+    t.sh(
+        "useradd --create-home --shell /bin/sh alice && install -d -m 700 -o alice -g alice ~alice/.ssh && \
+         install -m 600 -o alice -g alice /root/.ssh/authorized_keys ~alice/.ssh/authorized_keys",
+    );
+    let nosudo = onboard(&format!("alice@{}", t.addr), &id).expect(1);
+    assert!(
+        nosudo.stderr.contains("`sudo -n true` fails")
+            && nosudo
+                .stderr
+                .contains("'alice ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/alice"),
+        "{}",
+        nosudo.all()
+    );
+    untouched("no sudo");
 }
