@@ -371,6 +371,16 @@ pub enum Command {
         /// A module the host uses (`use "M"`); repeatable.
         #[arg(long = "module", value_name = "M")]
         modules: Vec<String>,
+        /// An agent made of a template, a module of modules/ written for an
+        /// agent block: `agent "NAME" { use "TEMPLATE" }`; `--agent
+        /// TEMPLATE` names the agent after it. Repeatable.
+        #[arg(long = "agent", value_name = "[NAME=]TEMPLATE")]
+        agents: Vec<String>,
+        /// How long (seconds) to wait for cloud-init and for the dpkg lock
+        /// before installing; a fresh VPS runs its first-boot upgrades for
+        /// a minute or two.
+        #[arg(long, value_name = "SECS", default_value_t = 180)]
+        install_wait: u64,
         /// Create this user (from a root login) with your public key and
         /// passwordless sudo, and log in as it from then on.
         #[arg(long, value_name = "NAME")]
@@ -737,6 +747,8 @@ impl Cli {
                 ssh_key,
                 expect_fingerprint,
                 modules,
+                agents,
+                install_wait,
                 deploy_user,
                 harden_ssh,
                 harden_guard,
@@ -750,6 +762,8 @@ impl Cli {
                 ssh_key,
                 expect_fingerprint,
                 modules,
+                agents,
+                install_wait,
                 deploy_user,
                 harden_ssh,
                 harden_guard,

@@ -119,7 +119,7 @@ fn every_command_prints_a_document_the_schema_accepts() {
     let fresh = tempfile::tempdir().unwrap();
     let new = fresh.path().join("new");
     let started = expect(&["init", new.to_str().unwrap()], 0, "init");
-    assert_eq!(started["written"].as_array().unwrap().len(), 5);
+    assert_eq!(started["written"].as_array().unwrap().len(), 6);
 
     // Failures keep the envelope and carry a typed error.
     with_gone(d);

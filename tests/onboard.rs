@@ -103,3 +103,103 @@ fn bad_input_is_refused_with_the_fix_and_nothing_is_written() {
         assert!(written.is_empty(), "{args:?} wrote {written:?}");
     }
 }
+
+/// Runs `onboard ARGS` in `dir` without a terminal.
+fn onboard_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("-C")
+        .arg(dir)
+        .arg("onboard")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("CI")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A fresh `init` has an agent template `--agent` can use; a misspelt or
+/// unusable template stops onboard before anything reaches the address
+/// (loopback port 9 has no SSH server: reaching it would say so).
+#[test]
+fn agent_templates_are_checked_before_the_host_is_contacted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fleet");
+    let init = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let base = [
+        "root@127.0.0.1",
+        "--port",
+        "9",
+        "--name",
+        "web-1",
+        "--connect-timeout",
+        "2",
+        "--yes",
+    ];
+    let run = |extra: &[&str]| onboard_in(&dir, &[&base[..], extra].concat());
+    let contacted = "no SSH server at 127.0.0.1 port 9";
+
+    let (code, stderr) = run(&["--module", "host", "--agent", "helo"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no module `helo`") && stderr.contains("did you mean `hello`?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(contacted), "{stderr}");
+
+    // The template's heartbeat alerts "ops", which the host module brings.
+    let (code, stderr) = run(&["--agent", "hello"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("alert=\"ops\"") && stderr.contains("not declared on this host"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(contacted), "{stderr}");
+
+    // A host module is no agent template: its nodes are unknown in an agent.
+    let (code, stderr) = run(&["--agent", "web=host"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("unknown node `journald` in an agent"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(contacted), "{stderr}");
+
+    for (spec, says) in [
+        ("Bot=hello", "cannot be used in unit names"),
+        ("bot=", "name an agent template"),
+    ] {
+        let (code, stderr) = run(&["--module", "host", "--agent", spec]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(says), "{spec}: {stderr}");
+    }
+    let (code, stderr) = run(&["--module", "host", "--agent", "hello", "--agent", "hello"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("two --agent are named"), "{stderr}");
+
+    // The template's files have fixed paths: two agents of it collide.
+    let (code, stderr) = run(&[
+        "--module",
+        "host",
+        "--agent",
+        "hello",
+        "--agent",
+        "bot=hello",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is declared twice"), "{stderr}");
+    assert!(!stderr.contains(contacted), "{stderr}");
+
+    // Right: the checks pass and onboard goes on to the address.
+    let (code, stderr) = run(&["--module", "host", "--agent", "bot=hello"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(contacted), "{stderr}");
+    assert!(!dir.join("hosts/web-1.kdl").exists());
+}

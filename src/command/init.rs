@@ -1,6 +1,7 @@
 //! `provision init [DIR]`: starts a fleet repository: `hosts/` with a
 //! commented example host and agent (a local host, so it applies with no
-//! server), `modules/` with the `agent` and `host` modules, the example
+//! server), `modules/` with the `agent` and `host` modules and the agent
+//! template `hello` (which `onboard --agent hello` uses too), the example
 //! agent's script and a `.gitignore`. It passes `check` as written. On a
 //! directory that already holds a fleet it changes nothing and says so.
 
@@ -25,6 +26,11 @@ const FILES: &[(&str, &str, bool)] = &[
     (
         "modules/host/module.kdl",
         include_str!("../../scaffold/modules/host/module.kdl"),
+        false,
+    ),
+    (
+        "modules/hello/module.kdl",
+        include_str!("../../scaffold/modules/hello/module.kdl"),
         false,
     ),
     (

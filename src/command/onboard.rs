@@ -22,16 +22,11 @@ use crate::error::{Error, Exit};
 use crate::onboard::facts::{self, Facts};
 use crate::onboard::host_text::{self, NewHost};
 use crate::onboard::keyscan::{self, ScannedKey};
-use crate::onboard::{split_destination, valid_name};
+use crate::onboard::{AgentSpec, parse_agent, split_destination, valid_name};
 use crate::report::Document;
 use crate::source::{Source, SourceKind};
 use crate::transport::{SshTarget, SshTransport, Transport, keyscan as scan};
 use crate::ui::Style;
-
-/// How long the host may take to finish cloud-init, and to free the dpkg
-/// lock, before installing: a fresh VPS runs its first-boot upgrades for a
-/// minute or two.
-const PREPARE_WAIT_SECS: u64 = 180;
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -48,6 +43,11 @@ pub struct Request {
     pub expect_fingerprint: Option<String>,
     /// Modules the host uses.
     pub modules: Vec<String>,
+    /// Agents, `[NAME=]TEMPLATE` each.
+    pub agents: Vec<String>,
+    /// How long (seconds) the host may take to finish cloud-init, and to
+    /// free the dpkg lock, before installing.
+    pub install_wait: u64,
     /// A deploy user to create and log in as from then on.
     pub deploy_user: Option<String>,
     /// Turn password login off, and root login off or to keys only,
@@ -103,6 +103,17 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         )));
     }
     crate::onboard::harden::check_guard(req.harden_guard).map_err(Error::Usage)?;
+    let mut agents: Vec<AgentSpec> = Vec::new();
+    for spec in &req.agents {
+        let a = parse_agent(spec).map_err(Error::Usage)?;
+        if agents.iter().any(|b| b.name == a.name) {
+            return Err(Error::Usage(format!(
+                "two --agent are named {:?}: name one with --agent NAME={}",
+                a.name, a.template
+            )));
+        }
+        agents.push(a);
+    }
     // apply's question comes after the host was prepared: refuse now, not
     // half-way, when nobody could answer it.
     if !req.yes && !operator::can_ask() {
@@ -112,8 +123,49 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
     }
     let repo = Repo::checked(root, style)?;
     let file = format!("hosts/{}.kdl", req.name);
+    // A misspelt --module or --agent stops here, before anything reaches
+    // the address.
+    let modules: Vec<String> = repo
+        .sources
+        .iter()
+        .filter(|(_, s)| s.kind == SourceKind::Module)
+        .map(|(_, s)| crate::resolve::module_name(&s.path))
+        .collect();
+    let wanted = req
+        .modules
+        .iter()
+        .map(String::as_str)
+        .chain(agents.iter().map(|a| a.template.as_str()));
+    if let Some(e) = crate::onboard::unknown_module(wanted, &modules) {
+        return Err(Error::Usage(e));
+    }
     let runtime = super::runtime();
     let timeout = req.options.timeout;
+
+    // The host's file is checked with the repository before anything
+    // reaches the address (an agent template that is no agent's stops
+    // here), with a stand-in for the key that is not read yet.
+    let destination = match &req.deploy_user {
+        Some(deploy) => format!("{deploy}@{addr}"),
+        None => req.destination.clone(),
+    };
+    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
+    let today = operator::now_utc()[..10].to_string();
+    let text_for = |key: &ScannedKey| {
+        host_text::render(&NewHost {
+            name: &req.name,
+            destination: &destination,
+            port: req.port,
+            identity: identity.as_deref(),
+            host_key: &key.line,
+            fingerprint: &key.fingerprint,
+            modules: &req.modules,
+            agents: &agents,
+            date: &today,
+        })
+    };
+    let stand_in = keyscan::parse(&format!("{addr} {STAND_IN_KEY}")).expect("a valid key");
+    compile(root, &file, &text_for(&stand_in), style)?;
 
     // First contact: read the key before anything trusts it.
     progress(
@@ -170,33 +222,9 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         trust(&req.name, addr, &key)?;
     }
 
-    // The host's file, checked with the repository before the host is
-    // touched (a misspelt --module stops here); applied and verified
+    // The host's file, checked with the repository; applied and verified
     // below as if it were on disk, and written only after that.
-    let destination = match &req.deploy_user {
-        Some(deploy) => format!("{deploy}@{addr}"),
-        None => req.destination.clone(),
-    };
-    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
-    let text = host_text::render(&NewHost {
-        name: &req.name,
-        destination: &destination,
-        port: req.port,
-        identity: identity.as_deref(),
-        host_key: &key.line,
-        fingerprint: &key.fingerprint,
-        modules: &req.modules,
-        date: &operator::now_utc()[..10],
-    });
-    let mut repo = Repo::open_with(
-        root,
-        Source {
-            path: file.clone(),
-            kind: SourceKind::Host,
-            text: text.clone(),
-        },
-    )?
-    .or_report(style)?;
+    let mut repo = compile(root, &file, &text_for(&key), style)?;
     // Every login from here on trusts the pinned key only.
     let target = |destination: String| {
         let mut t = SshTarget::new(destination);
@@ -291,7 +319,7 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
     }
     let ok = applied.ok();
     if ok {
-        write_file(&root.join(&file), &text)?;
+        write_file(&root.join(&file), &text_for(&key))?;
     }
     if style.json {
         let body = Body {
@@ -312,6 +340,24 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         eprintln!("{file} was not written: fix the above and run onboard again.");
     }
     Ok(applied.exit())
+}
+
+/// A well-formed ed25519 key of zero bytes (plainly no host's) that stands
+/// in for the host's in the check made before the host is contacted.
+const STAND_IN_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// The repository as if `file` held `text`, or its problems reported.
+fn compile(root: &Path, file: &str, text: &str, style: Style) -> Result<Repo, Error> {
+    Repo::open_with(
+        root,
+        Source {
+            path: file.to_string(),
+            kind: SourceKind::Host,
+            text: text.to_string(),
+        },
+    )?
+    .or_report(style)
 }
 
 /// Whether the fleet's `host` is the one at `addr` with `key`.
@@ -483,25 +529,29 @@ async fn prepare(t: &Transport, req: &Request, user: &str, style: Style) -> Resu
         if !packages.is_empty() {
             progress(
                 style,
-                &format!("{}: installing {}", req.name, packages.join(" ")),
+                &format!(
+                    "{}: installing {} (waiting up to {} s for the dpkg lock)",
+                    req.name,
+                    packages.join(" "),
+                    req.install_wait
+                ),
             );
         }
         let out = t
             .run_within(
-                &crate::script::onboard_prepare(&packages, PREPARE_WAIT_SECS),
+                &crate::script::onboard_prepare(&packages, req.install_wait),
                 b"",
-                Duration::from_secs(PREPARE_WAIT_SECS * 10),
+                Duration::from_secs(req.install_wait.max(1) * 10),
                 "installing packages",
             )
             .await
             .map_err(host_error)?;
         if !out.success() {
-            return Err(Error::Host(format!(
-                "{}: installing {} failed; log in and run `apt-get install {}` to see why:\n{}",
-                req.name,
-                packages.join(" "),
-                packages.join(" "),
-                out.stderr_lossy().trim()
+            return Err(Error::Host(crate::onboard::install::failure(
+                &req.name,
+                &packages,
+                req.install_wait,
+                &out.stderr_lossy(),
             )));
         }
     }

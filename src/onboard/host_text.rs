@@ -17,6 +17,8 @@ pub struct NewHost<'a> {
     pub fingerprint: &'a str,
     /// Modules the host uses.
     pub modules: &'a [String],
+    /// Agents, each made of one template.
+    pub agents: &'a [super::AgentSpec],
     /// The day it was onboarded (`YYYY-MM-DD`), for the comment.
     pub date: &'a str,
 }
@@ -53,6 +55,13 @@ pub fn render(h: &NewHost) -> String {
     for m in h.modules {
         out.push_str(&format!("    use {}\n", quoted(m)));
     }
+    for a in h.agents {
+        out.push_str(&format!(
+            "    agent {} {{\n        use {}\n    }}\n",
+            quoted(&a.name),
+            quoted(&a.template)
+        ));
+    }
     out.push_str("}\n");
     out
 }
@@ -72,6 +81,7 @@ mod tests {
             host_key: "ssh-ed25519 AAAAC3",
             fingerprint: "SHA256:abc",
             modules: &modules,
+            agents: &[],
             date: "2026-12-01",
         });
         assert_eq!(
@@ -91,6 +101,7 @@ mod tests {
                 host_key: "k",
                 fingerprint: "f",
                 modules: &[],
+                agents: &[],
                 date: "d",
             }
         });
@@ -100,9 +111,18 @@ mod tests {
         );
     }
 
+    fn module(name: &str, text: &str) -> crate::source::Source {
+        crate::source::Source {
+            path: format!("modules/{name}/module.kdl"),
+            kind: crate::source::SourceKind::Module,
+            text: text.into(),
+        }
+    }
+
     #[test]
     fn the_text_passes_check() {
-        let modules = ["m".to_string()];
+        // The host module and agent template `provision init` writes.
+        let modules = ["m".to_string(), "host".to_string()];
         let text = render(&NewHost {
             name: "web-1",
             destination: "deploy@10.0.0.2",
@@ -111,6 +131,10 @@ mod tests {
             host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs",
             fingerprint: "SHA256:ZI4WjU65dw+o2evmNznkqPOF5O/BYhWCbt28LWZp3Kg",
             modules: &modules,
+            agents: &[crate::onboard::AgentSpec {
+                name: "bot".into(),
+                template: "hello".into(),
+            }],
             date: "2026-12-01",
         });
         let sources = crate::source::SourceSet::new(vec![
@@ -124,6 +148,15 @@ mod tests {
                 kind: crate::source::SourceKind::Module,
                 text: "tags \"web\"\n".into(),
             },
+            module(
+                "host",
+                include_str!("../../scaffold/modules/host/module.kdl"),
+            ),
+            module(
+                "hello",
+                include_str!("../../scaffold/modules/hello/module.kdl"),
+            ),
+            module("agent", include_str!("../../modules/agent/module.kdl")),
         ]);
         let (fleet, diags) = crate::compile(&sources);
         assert!(!diags.has_errors(), "{diags:?}");
@@ -135,5 +168,7 @@ mod tests {
             )
         );
         assert_eq!(h.tags, ["web"]);
+        assert_eq!(h.agents.len(), 1);
+        assert_eq!(h.agents[0].name, "bot");
     }
 }

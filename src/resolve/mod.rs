@@ -40,7 +40,7 @@ use crate::syntax::{Decoder, Documents, Node};
 use schema::Block;
 use splice::{Expanded, Module};
 
-pub use splice::MAX_USE_DEPTH;
+pub use splice::{MAX_USE_DEPTH, module_name};
 
 /// The state of one decoding run, shared by every node's decoder.
 struct Resolver<'a, 'd> {

@@ -52,7 +52,7 @@ pub(super) struct Expanded<'a> {
 }
 
 /// `modules/a.kdl` → `a`; `modules/a/module.kdl` → `a`.
-pub(super) fn module_name(path: &str) -> String {
+pub fn module_name(path: &str) -> String {
     let p = path.strip_prefix("modules/").unwrap_or(path);
     let p = p.strip_suffix(".kdl").unwrap_or(p);
     p.strip_suffix("/module").unwrap_or(p).to_string()

@@ -235,11 +235,17 @@ impl SshTransport {
             Some("root") => {}
             Some("sudo") => transport.sudo = true,
             _ => {
+                let user = target
+                    .destination
+                    .rsplit_once('@')
+                    .map_or(target.destination.as_str(), |(u, _)| u);
                 return Err(TransportError::Auth {
                     host: host_name.to_owned(),
                     message: format!(
                         "logged in to {} as a user other than root, and `sudo -n true` fails \
-                         ({}); log in as root, or give the user passwordless sudo",
+                         ({}); log in as root, or give the user passwordless sudo: as root on \
+                         the host, `echo '{user} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{user} \
+                         && chmod 0440 /etc/sudoers.d/{user} && visudo -c`",
                         target.destination,
                         one_line(&probe.stderr_lossy()),
                     ),
