@@ -262,6 +262,12 @@ pub enum Command {
         /// waves are not attempted. Default 0.
         #[arg(long, value_name = "N|P%", value_parser = parse_share, requires = "waves")]
         max_fail: Option<Share>,
+        /// Plan again only the selected hosts whose last apply (recorded in
+        /// .provision/last-apply.json) did not end where it should: failed,
+        /// refused, verify-failed, activation-failed, withdrawn or
+        /// not-attempted.
+        #[arg(long)]
+        retry_failed: bool,
         /// Whether to ask.
         #[command(flatten)]
         confirm: Confirm,
@@ -516,6 +522,8 @@ pub enum Action {
         options: Options,
         /// `--waves`, `--max-fail`.
         rollout: Rollout,
+        /// `--retry-failed`.
+        retry_failed: bool,
     },
     /// `verify`.
     Verify {
@@ -663,6 +671,7 @@ impl Cli {
                 confirm_timeout,
                 waves,
                 max_fail,
+                retry_failed,
                 confirm,
                 fleet: f,
             } => {
@@ -675,6 +684,7 @@ impl Cli {
                         waves: waves.map(|w| w.0).unwrap_or_default(),
                         max_fail,
                     },
+                    retry_failed,
                     options: if no_verify {
                         base
                     } else {

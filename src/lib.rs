@@ -30,6 +30,7 @@ pub mod diagnostic;
 pub mod error;
 pub mod expiry;
 pub mod host_key;
+pub mod last_apply;
 pub mod lint;
 pub mod load;
 pub mod model;

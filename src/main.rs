@@ -73,7 +73,15 @@ fn main() -> ExitCode {
             yes,
             options,
             rollout,
-        } => command::apply::run(&dir, &selectors, shard, yes, (&options, &rollout), style),
+            retry_failed,
+        } => command::apply::run(
+            &dir,
+            &selectors,
+            shard,
+            (yes, retry_failed),
+            (&options, &rollout),
+            style,
+        ),
         Action::Verify {
             selectors,
             shard,

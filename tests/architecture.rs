@@ -43,6 +43,7 @@ const PURE: &[&str] = &[
     "src/expiry.rs",
     "src/problem.rs",
     "src/saved_plan.rs",
+    "src/last_apply.rs",
     "src/deploy/decide.rs",
 ];
 
