@@ -207,6 +207,11 @@ pub enum Command {
         /// are left out to fit, saying so.
         #[arg(long, value_name = "BYTES", default_value_t = crate::ui::markdown::DEFAULT_LIMIT)]
         max_bytes: usize,
+        /// Send each finding (a host that would change or drifted, one that
+        /// cannot be reached) through the fleet's alert channel CHANNEL,
+        /// from the hosts, once per finding.
+        #[arg(long, value_name = "CHANNEL")]
+        alert: Option<String>,
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
@@ -313,6 +318,11 @@ pub enum Command {
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// Send each finding (an unhealthy host or agent, a host that cannot
+        /// be reached) through the fleet's alert channel CHANNEL, from the
+        /// hosts, once per finding.
+        #[arg(long, value_name = "CHANNEL")]
+        alert: Option<String>,
         /// How to reach the hosts.
         #[command(flatten)]
         fleet: Fleet,
@@ -507,6 +517,8 @@ pub enum Action {
         detailed_exitcode: bool,
         /// `--format markdown`: its size limit (`--max-bytes`).
         markdown: Option<usize>,
+        /// `--alert CHANNEL`.
+        alert: Option<String>,
         /// How to reach the hosts.
         options: Options,
     },
@@ -542,6 +554,8 @@ pub enum Action {
         selectors: Vec<String>,
         /// `--shard I/N`.
         shard: Option<(usize, usize)>,
+        /// `--alert CHANNEL`.
+        alert: Option<String>,
         /// How to reach the hosts.
         options: Options,
     },
@@ -650,6 +664,7 @@ impl Cli {
                 detailed_exitcode,
                 format,
                 max_bytes,
+                alert,
                 shard,
                 fleet: f,
             } => Action::Plan {
@@ -658,6 +673,7 @@ impl Cli {
                 out,
                 detailed_exitcode,
                 markdown: (format == PlanFormat::Markdown).then_some(max_bytes),
+                alert,
                 options: fleet(&f),
             },
             Command::Apply {
@@ -708,10 +724,12 @@ impl Cli {
             Command::Status {
                 selectors,
                 shard,
+                alert,
                 fleet: f,
             } => Action::Status {
                 selectors,
                 shard,
+                alert,
                 options: fleet(&f),
             },
             Command::Generations { host, connect } => Action::Generations {

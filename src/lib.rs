@@ -29,6 +29,7 @@ pub mod desired;
 pub mod diagnostic;
 pub mod error;
 pub mod expiry;
+pub mod finding;
 pub mod host_key;
 pub mod last_apply;
 pub mod lint;

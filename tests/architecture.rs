@@ -44,6 +44,7 @@ const PURE: &[&str] = &[
     "src/problem.rs",
     "src/saved_plan.rs",
     "src/last_apply.rs",
+    "src/finding.rs",
     "src/deploy/decide.rs",
 ];
 
