@@ -207,6 +207,11 @@ pub enum Command {
         /// are left out to fit, saying so.
         #[arg(long, value_name = "BYTES", default_value_t = crate::ui::markdown::DEFAULT_LIMIT)]
         max_bytes: usize,
+        /// Send each finding (a host that would change or drifted, one that
+        /// cannot be reached) through the fleet's alert channel CHANNEL,
+        /// from the hosts, once per finding.
+        #[arg(long, value_name = "CHANNEL")]
+        alert: Option<String>,
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
@@ -262,6 +267,12 @@ pub enum Command {
         /// waves are not attempted. Default 0.
         #[arg(long, value_name = "N|P%", value_parser = parse_share, requires = "waves")]
         max_fail: Option<Share>,
+        /// Plan again only the selected hosts whose last apply (recorded in
+        /// .provision/last-apply.json) did not end where it should: failed,
+        /// refused, verify-failed, activation-failed, withdrawn or
+        /// not-attempted.
+        #[arg(long)]
+        retry_failed: bool,
         /// Whether to ask.
         #[command(flatten)]
         confirm: Confirm,
@@ -307,6 +318,11 @@ pub enum Command {
         /// Only shard I of N of the selected hosts (by name), for CI matrices.
         #[arg(long, value_name = "I/N", value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
+        /// Send each finding (an unhealthy host or agent, a host that cannot
+        /// be reached) through the fleet's alert channel CHANNEL, from the
+        /// hosts, once per finding.
+        #[arg(long, value_name = "CHANNEL")]
+        alert: Option<String>,
         /// How to reach the hosts.
         #[command(flatten)]
         fleet: Fleet,
@@ -521,6 +537,8 @@ pub enum Action {
         detailed_exitcode: bool,
         /// `--format markdown`: its size limit (`--max-bytes`).
         markdown: Option<usize>,
+        /// `--alert CHANNEL`.
+        alert: Option<String>,
         /// How to reach the hosts.
         options: Options,
     },
@@ -536,6 +554,8 @@ pub enum Action {
         options: Options,
         /// `--waves`, `--max-fail`.
         rollout: Rollout,
+        /// `--retry-failed`.
+        retry_failed: bool,
     },
     /// `verify`.
     Verify {
@@ -554,6 +574,8 @@ pub enum Action {
         selectors: Vec<String>,
         /// `--shard I/N`.
         shard: Option<(usize, usize)>,
+        /// `--alert CHANNEL`.
+        alert: Option<String>,
         /// How to reach the hosts.
         options: Options,
     },
@@ -662,6 +684,7 @@ impl Cli {
                 detailed_exitcode,
                 format,
                 max_bytes,
+                alert,
                 shard,
                 fleet: f,
             } => Action::Plan {
@@ -670,6 +693,7 @@ impl Cli {
                 out,
                 detailed_exitcode,
                 markdown: (format == PlanFormat::Markdown).then_some(max_bytes),
+                alert,
                 options: fleet(&f),
             },
             Command::Apply {
@@ -683,6 +707,7 @@ impl Cli {
                 confirm_timeout,
                 waves,
                 max_fail,
+                retry_failed,
                 confirm,
                 fleet: f,
             } => {
@@ -695,6 +720,7 @@ impl Cli {
                         waves: waves.map(|w| w.0).unwrap_or_default(),
                         max_fail,
                     },
+                    retry_failed,
                     options: if no_verify {
                         base
                     } else {
@@ -718,10 +744,12 @@ impl Cli {
             Command::Status {
                 selectors,
                 shard,
+                alert,
                 fleet: f,
             } => Action::Status {
                 selectors,
                 shard,
+                alert,
                 options: fleet(&f),
             },
             Command::Generations { host, connect } => Action::Generations {

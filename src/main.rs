@@ -57,13 +57,14 @@ fn main() -> ExitCode {
             out,
             detailed_exitcode,
             markdown,
+            alert,
             options,
         } => command::plan::run(
             &dir,
             &selectors,
             shard,
             out.as_deref(),
-            (detailed_exitcode, markdown),
+            (detailed_exitcode, markdown, alert.as_deref()),
             &options,
             style,
         ),
@@ -73,7 +74,15 @@ fn main() -> ExitCode {
             yes,
             options,
             rollout,
-        } => command::apply::run(&dir, &selectors, shard, yes, (&options, &rollout), style),
+            retry_failed,
+        } => command::apply::run(
+            &dir,
+            &selectors,
+            shard,
+            (yes, retry_failed),
+            (&options, &rollout),
+            style,
+        ),
         Action::Verify {
             selectors,
             shard,
@@ -83,8 +92,9 @@ fn main() -> ExitCode {
         Action::Status {
             selectors,
             shard,
+            alert,
             options,
-        } => command::status::run(&dir, &selectors, shard, &options, style),
+        } => command::status::run(&dir, &selectors, shard, alert.as_deref(), &options, style),
         Action::Generations { host, options } => {
             command::generations::list(&dir, &host, &options, style)
         }

@@ -53,6 +53,9 @@ pub const STATUS_SH: &str = concat!(
 /// `src/script/test-alert.sh`). It runs only the host's alert script, by its
 /// full path, so it goes without the library.
 pub const TEST_ALERT_SH: &str = include_str!("script/test-alert.sh");
+/// Sends a scheduled run's findings through a channel, once each
+/// (`plan --alert`, `status --alert`).
+pub const ALERT_FINDINGS_SH: &str = include_str!("script/alert-findings.sh");
 
 /// Confirms the current generation: stops its dead-man switch (see
 /// `src/script/confirm.sh`). Sent over a new connection once verification
@@ -157,6 +160,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("verify", VERIFY_SH),
     ("status", STATUS_SH),
     ("test-alert", TEST_ALERT_SH),
+    ("alert-findings", ALERT_FINDINGS_SH),
     ("confirm", CONFIRM_SH),
     ("onboard-facts", ONBOARD_FACTS_SH),
     ("onboard-prepare", ONBOARD_PREPARE_SH),

@@ -1497,3 +1497,58 @@ fn a_tampered_host_is_not_reported_as_unchanged() {
         plan.stdout
     );
 }
+
+/// Every apply records each host's outcome in `.provision/last-apply.json`;
+/// `--retry-failed` plans again only the hosts that failed there, and says
+/// which run the record came from. Without a record it says how to get one.
+#[test]
+fn retry_failed_takes_only_what_failed_in_the_last_apply() {
+    let demo = Demo::new();
+    let none = demo.run(&["apply", "--yes", "--retry-failed"]).expect(1);
+    assert_contains(&none.stderr, "no apply was recorded in this repository");
+    assert_contains(&none.stderr, "run `provision apply` first");
+    assert!(!demo.on_host(SCRIPT).exists(), "a host was touched");
+
+    // The secret cannot be resolved: the host fails, and the record says so.
+    demo.define("", SECRET);
+    demo.run(&["apply", "--yes"]).expect(1);
+    let path = demo.path().join(".provision/last-apply.json");
+    let record: Value = serde_json::from_str(&read_text(&path)).unwrap();
+    assert_eq!(record["version"], 1, "{record:#}");
+    assert_eq!(record["hosts"][0]["host"], "demo", "{record:#}");
+    assert_eq!(record["hosts"][0]["result"], "failed", "{record:#}");
+    assert_eq!(record["hosts"][0]["kind"], "secret", "{record:#}");
+    assert!(record["who"].as_str().unwrap().contains('@'), "{record:#}");
+    assert!(!demo.on_host(SCRIPT).exists());
+
+    // Retried once the secret is there: planned again, applied, recorded.
+    let token = [("DEMO_TOKEN", TOKEN_ONE)];
+    let retry = demo
+        .run_env(&["apply", "--yes", "--retry-failed"], &token)
+        .expect(0);
+    assert_contains(
+        &retry.stderr,
+        "Retrying 1 host that failed in the apply of ",
+    );
+    assert_contains(&retry.stdout, "Applied: 1 host switched");
+    assert!(demo.on_host(SCRIPT).exists());
+    let text = read_text(&path);
+    assert!(!text.contains(TOKEN_ONE), "{text}");
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(record["hosts"][0]["result"], "switched", "{record:#}");
+
+    // Nothing failed last time: nothing to retry, nothing touched.
+    let again = demo
+        .run_env(&["apply", "--yes", "--retry-failed"], &token)
+        .expect(0);
+    assert_contains(
+        &again.stderr,
+        "Nothing to retry: no selected host failed in the apply of ",
+    );
+
+    // A saved plan is applied as made: no retry of it.
+    let both = demo
+        .run(&["apply", "--retry-failed", "plan.json"])
+        .expect(1);
+    assert_contains(&both.stderr, "cannot apply a saved plan");
+}

@@ -44,6 +44,8 @@ const PURE: &[&str] = &[
     "src/expiry.rs",
     "src/problem.rs",
     "src/saved_plan.rs",
+    "src/last_apply.rs",
+    "src/finding.rs",
     "src/deploy/decide.rs",
 ];
 

@@ -727,4 +727,43 @@ fn plan_prints_a_markdown_summary_for_a_pull_request() {
         small.contains("the full plan is in the artifact"),
         "{small}"
     );
+    // Too small for even the header and table: refused, naming the minimum.
+    provision()
+        .args([
+            "-C",
+            d,
+            "plan",
+            "--format",
+            "markdown",
+            "--max-bytes",
+            "100",
+        ])
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(predicate::str::is_match(
+            "--max-bytes 100 cannot hold the summary's header and table for these hosts: pass --max-bytes [0-9]+ or more",
+        ).unwrap());
+}
+
+/// `--alert CHANNEL` names a channel no selected host has: refused before
+/// any host is reached, naming the channels there are.
+#[test]
+fn an_alert_channel_no_host_has_is_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    provision().args(["init", d]).assert().success();
+    for cmd in ["plan", "status"] {
+        provision()
+            .args(["-C", d, cmd, "--alert", "pager"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(
+                "--alert pager: no selected host has an alert channel `pager`; they have: ",
+            ));
+    }
+    assert!(
+        !tmp.path().join("example/root").exists(),
+        "a host was touched"
+    );
 }

@@ -132,3 +132,131 @@ fn a_failed_wave_stops_the_rollout_and_goes_back() {
 fn t_has(t: &nspawn::Target, marker: &str) -> bool {
     t.sh("cat /opt/agents/alpha/run.sh").contains(marker)
 }
+
+/// An `unreachable` route for a test subnet, removed when dropped: while a
+/// test's link is down, nothing to that subnet follows the default route.
+struct Unreachable(String);
+
+impl Unreachable {
+    fn add(net: &str) -> Self {
+        let ok = std::process::Command::new("ip")
+            .args(["route", "add", "unreachable", net, "metric", "4000"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot add an unreachable route for {net}");
+        Unreachable(net.to_string())
+    }
+}
+
+impl Drop for Unreachable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["route", "del", "unreachable", &self.0, "metric", "4000"])
+            .status();
+    }
+}
+
+/// A test's link taken down, brought back up when dropped.
+struct LinkDown(String);
+
+impl LinkDown {
+    fn take(link: &str) -> Self {
+        let ok = std::process::Command::new("ip")
+            .args(["link", "set", link, "down"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot take {link} down");
+        LinkDown(link.to_string())
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "set", &self.0, "up"])
+            .status();
+    }
+}
+
+/// Host a of wave 1 cannot be reached (its link is down, behind an
+/// `unreachable` route for its subnet): with `--max-fail 0` the rollout stops
+/// before wave 2, with `--max-fail 1` it goes on; `--retry-failed` then
+/// plans only a, and applies it once its link is back.
+#[test]
+fn an_unreachable_host_counts_against_the_budget_and_is_retried() {
+    if let Err(reason) = nspawn::available() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED e2e_rollout::unreachable: {reason}"
+        );
+        return;
+    }
+    let targets: Vec<nspawn::Target> = ["ua", "ub"]
+        .iter()
+        .map(|n| nspawn::Target::boot(n).unwrap_or_else(|e| panic!("boot: {e}")))
+        .collect();
+    let f = Fleet::new();
+    f.agent_script("alpha", "v1");
+    define(&f, "a", &targets[0], false);
+    define(&f, "b", &targets[1], false);
+
+    let down = targets[0].idx();
+    let route = Unreachable::add(&format!("10.213.{down}.0/24"));
+    let link = LinkDown::take(&format!("pvh-{down}"));
+
+    let started = std::time::Instant::now();
+    let run = f
+        .run(&["apply", "--yes", "--json", "--waves", "1,2"])
+        .expect(1);
+    eprintln!("max-fail 0, a unreachable: {:?}", started.elapsed());
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let a = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "a")
+        .unwrap();
+    assert_eq!(a["error"]["kind"], "unreachable", "{doc:#}");
+    assert_eq!(result_of(&doc, "b"), "not-attempted", "{doc:#}");
+    let b_state = targets[1].ssh("test -e /var/lib/provision/current");
+    assert!(!b_state.status.success(), "b was switched");
+
+    let run = f
+        .run(&[
+            "apply",
+            "--yes",
+            "--json",
+            "--waves",
+            "1,2",
+            "--max-fail",
+            "1",
+        ])
+        .expect(4);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(result_of(&doc, "b"), "switched", "{doc:#}");
+    assert_eq!(current(&targets[1]), "generations/1.json");
+
+    // Still down: the retry plans a only, and fails on it again.
+    let retry = f.run(&["apply", "--yes", "--retry-failed"]).expect(1);
+    let text = retry.all();
+    assert!(
+        text.contains("Retrying 1 host that failed in the apply of ") && text.contains(": a\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\nb"), "b was planned: {text}");
+
+    drop(link);
+    drop(route);
+    let started = std::time::Instant::now();
+    let retry = f
+        .run(&["apply", "--yes", "--json", "--retry-failed"])
+        .expect(0);
+    eprintln!("retry of a, back: {:?}", started.elapsed());
+    let doc: serde_json::Value = serde_json::from_str(&retry.stdout).unwrap();
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 1, "{doc:#}");
+    assert_eq!(result_of(&doc, "a"), "switched", "{doc:#}");
+    assert_eq!(current(&targets[0]), "generations/1.json");
+    f.run(&["apply", "--yes", "--retry-failed"]).expect(0);
+}

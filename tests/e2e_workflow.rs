@@ -6,8 +6,10 @@
 //! (systemd-nspawn). Steps that only GitHub can run (`uses:`) and the
 //! install step (the test puts the built binary on PATH) are left out. So
 //! the example cannot rot: the pull-request job plans and summarises, the
-//! main job applies the saved plan of the commit, and the drift job passes
-//! until a host is changed by hand, then fails.
+//! main job applies the saved plan of the commit and refuses one made stale
+//! by a hand edit on the host, and the drift job passes until a host is
+//! changed by hand, then fails and alerts a webhook receiver from the host,
+//! once.
 //!
 //! Needs root and the harness (`tests/harness/`); otherwise prints
 //! `SKIPPED e2e_workflow::NAME: <reason>`.
@@ -83,6 +85,17 @@ fn steps(job: &str) -> Vec<Step> {
 /// Runs `job`'s `run:` steps like a runner; returns each step's name and
 /// whether it passed, stopping at the first that fails.
 fn run_job(job: &str, repo: &Path, env: &BTreeMap<String, String>) -> Vec<(String, bool, String)> {
+    run_job_with(job, repo, env, ("", &|| {}))
+}
+
+/// [`run_job`], calling `between.1` just before the step named `between.0`
+/// (something that happens on the host while the job runs).
+fn run_job_with(
+    job: &str,
+    repo: &Path,
+    env: &BTreeMap<String, String>,
+    between: (&str, &dyn Fn()),
+) -> Vec<(String, bool, String)> {
     let runner = tempfile::tempdir().unwrap();
     let github_env = runner.path().join("env");
     std::fs::write(&github_env, "").unwrap();
@@ -92,6 +105,9 @@ fn run_job(job: &str, repo: &Path, env: &BTreeMap<String, String>) -> Vec<(Strin
         let Some(script) = &step.run else { continue };
         if step.name == "install provision" {
             continue;
+        }
+        if step.name == between.0 {
+            (between.1)();
         }
         let mut cmd = Command::new("bash");
         cmd.args([
@@ -158,10 +174,13 @@ fn the_example_workflow_plans_applies_and_catches_drift() {
     // The host as CI reaches it: no identity file, the key comes from the
     // ssh-agent the workflow loads; the host key is pinned.
     let body = agent("alpha", r#"secret "TOKEN" from="age:secrets/token.age""#);
+    // The drift job's alerts come from the host: the receiver listens on
+    // the host side of the target's link.
+    let (url, alerts) = webhook(&t, Duration::from_secs(280));
     f.write(
         "hosts/t.kdl",
         &format!(
-            "host \"t\" {{\n    ssh \"root@{}\"\n    host-key \"{}\"\n    journald max-use=\"50M\" keep-free=\"100M\" retention=\"3d\"\n    alert \"log\" command=\"logger -t provision-alert x\"\n{body}\n}}\n",
+            "host \"t\" {{\n    ssh \"root@{}\"\n    host-key \"{}\"\n    journald max-use=\"50M\" keep-free=\"100M\" retention=\"3d\"\n    alert \"log\" command=\"logger -t provision-alert x\"\n    alert \"ops\" webhook=\"{url}\" insecure=#true\n{body}\n}}\n",
             t.addr, t.host_key
         ),
     );
@@ -218,13 +237,114 @@ fn the_example_workflow_plans_applies_and_catches_drift() {
         "{log}"
     );
 
-    // The schedule: no drift, then a hand edit that fails the job.
+    // The schedule: no drift, nothing alerted.
     passed("drift", &run_job("drift", f.path(), &env));
-    t.sh("echo edited >>/opt/agents/alpha/run.sh");
+    assert!(
+        alerts.recv_timeout(Duration::from_secs(2)).is_err(),
+        "a healthy fleet alerted"
+    );
+
+    // main again, with a change; the host is edited by hand between the
+    // plan of the commit and its apply: the saved plan is refused.
+    f.agent_script("alpha", "v2");
+    let edit = || {
+        t.sh("echo edited >>/opt/agents/alpha/run.sh");
+    };
+    let results = run_job_with("apply", f.path(), &env, ("apply it", &edit));
+    let (name, ok, log) = results.last().unwrap();
+    assert!(
+        !ok && name == "apply it",
+        "the stale plan was applied:\n{log}"
+    );
+    assert!(
+        log.contains("the host changed since the plan was made"),
+        "{log}"
+    );
+    assert_eq!(
+        t.sh("readlink /var/lib/provision/current"),
+        "generations/1.json"
+    );
+
+    // The schedule finds the hand edit and alerts once, from the host.
+    let started = std::time::Instant::now();
     let results = run_job("drift", f.path(), &env);
+    eprintln!("drift job with an alert: {:?}", started.elapsed());
     let (name, ok, log) = results.last().unwrap();
     assert!(
         !ok && name == "drift and health",
         "the drift job passed:\n{log}"
     );
+    assert!(log.contains("--alert ops: 1 finding(s) sent"), "{log}");
+    let got = alerts
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the webhook got no alert");
+    assert!(
+        got.contains("changed by hand on the host: /opt/agents/alpha/run.sh"),
+        "{got}"
+    );
+    assert!(got.contains(r#""host":"t""#), "{got}");
+    assert!(!got.contains("tok-Wf81"), "{got}");
+    // The same drift on the next run: nothing new is sent.
+    let results = run_job("drift", f.path(), &env);
+    let (_, ok, log) = results.last().unwrap();
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("0 finding(s) sent, 1 already sent before"),
+        "{log}"
+    );
+    assert!(
+        alerts.recv_timeout(Duration::from_secs(3)).is_err(),
+        "the same drift alerted twice"
+    );
+}
+
+/// A webhook receiver on the host side of the target's link (the alert is
+/// sent from the target): every request it gets is sent on the channel.
+/// Stops after `life`.
+fn webhook(t: &nspawn::Target, life: Duration) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind((t.host_addr.as_str(), 0)).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + life;
+        while std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = stream.read(&mut chunk).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf);
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    });
+    (url, rx)
 }

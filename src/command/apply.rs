@@ -9,6 +9,7 @@ use crate::deploy::Failed;
 use crate::deploy::decide::Rollout;
 use crate::deploy::{self, HostResult, Options, decide};
 use crate::error::{Error, Exit};
+use crate::last_apply::{self, LastApply};
 use crate::model::Host;
 use crate::plan::HostPlan;
 use crate::report::{AppliedHost, Document};
@@ -21,11 +22,16 @@ pub fn run(
     root: &Path,
     selectors: &[String],
     shard: Option<(usize, usize)>,
-    yes: bool,
+    (yes, retry_failed): (bool, bool),
     (options, rollout): (&Options, &Rollout),
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
+    if retry_failed && crate::saved_plan::arg(selectors).is_some() {
+        return Err(Error::Usage(
+            "--retry-failed plans afresh and cannot apply a saved plan: drop one of them".into(),
+        ));
+    }
     let saved = match crate::saved_plan::arg(selectors) {
         Some(path) => Some(super::read_plan(path)?),
         None => None,
@@ -37,7 +43,30 @@ pub fn run(
     if saved.is_some() && names.is_empty() {
         return Err(Error::Usage("the saved plan holds no host".into()));
     }
-    let hosts = repo.select(&names, if saved.is_some() { None } else { shard })?;
+    let mut hosts = repo.select(&names, if saved.is_some() { None } else { shard })?;
+    if retry_failed {
+        let record = read_record(root)?;
+        let selected: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let again: Vec<String> = last_apply::retry(&record, &selected)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if again.is_empty() {
+            eprintln!(
+                "Nothing to retry: no selected host failed in {}.",
+                record.run()
+            );
+            return Ok(Exit::Ok);
+        }
+        eprintln!(
+            "Retrying {} host{} that failed in {}: {}",
+            again.len(),
+            if again.len() == 1 { "" } else { "s" },
+            record.run(),
+            again.join(", ")
+        );
+        hosts.retain(|h| again.contains(&h.name));
+    }
     let applied = switch(
         &mut repo,
         root,
@@ -50,6 +79,12 @@ pub fn run(
     if applied.declined {
         return Ok(Exit::Error);
     }
+    if let Err(e) = write_record(root, &applied.record()) {
+        eprintln!(
+            "{} {e}; a later --retry-failed will not know this run's outcomes",
+            style.paint("1;33", "warning:")
+        );
+    }
     if style.json {
         let body = serde_json::json!({"hosts": applied.hosts()});
         crate::ui::json::print(style, &Document::new("apply", applied.ok(), body));
@@ -57,6 +92,60 @@ pub fn run(
         applied.print(style);
     }
     Ok(applied.exit())
+}
+
+/// The record of the last apply in `root`, or an error saying how to get one.
+fn read_record(root: &Path) -> Result<LastApply, Error> {
+    let path = root.join(last_apply::PATH);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "--retry-failed: no apply was recorded in this repository ({} does not exist): run `provision apply` first; every apply records its hosts' outcomes there",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "--retry-failed: cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    LastApply::parse(&text).map_err(|why| {
+        Error::Usage(format!(
+            "--retry-failed: cannot use {}: {why}; remove it and run `provision apply` to record a new one",
+            path.display()
+        ))
+    })
+}
+
+/// Writes `record` to `root`'s record file atomically: a temporary file in
+/// the same directory, synced, renamed over the old record, so a reader sees
+/// the old record or the new one, never half of one.
+fn write_record(root: &Path, record: &LastApply) -> Result<(), Error> {
+    use std::io::Write as _;
+    let path = root.join(last_apply::PATH);
+    let dir = path.parent().expect("the record's path has a directory");
+    let failed = |e: std::io::Error| Error::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let tmp = dir.join(format!(".last-apply.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(record.to_text().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(failed)
 }
 
 /// How an apply ended, for its caller to report.
@@ -67,6 +156,9 @@ pub struct Applied {
     failed: Vec<Failed>,
     /// The operator said no: nothing was switched.
     declined: bool,
+    /// Who ran it, and when it started switching.
+    who: String,
+    time: String,
 }
 
 /// The engine of `apply` for `hosts` of a loaded repository (which need not
@@ -140,19 +232,20 @@ pub fn switch(
                 results: Vec::new(),
                 failed,
                 declined: true,
+                who: String::new(),
+                time: String::new(),
             });
         }
     }
     let who = operator::who();
-    let total = ready.len() + failed.len();
+    let time = operator::now_utc();
+    let unplanned: Vec<String> = failed.iter().map(|f| f.host.clone()).collect();
     let results = runtime.block_on(deploy::rollout::run(
         ready,
         rollout,
-        failed.len(),
-        total,
+        &unplanned,
         options,
-        &who,
-        &operator::now_utc(),
+        (&who, &time),
         display.clone(),
     ));
     display.clear();
@@ -161,6 +254,8 @@ pub fn switch(
         results,
         failed,
         declined: false,
+        who,
+        time,
     })
 }
 
@@ -173,6 +268,31 @@ impl Applied {
     /// Every host ended where it should.
     pub fn ok(&self) -> bool {
         !self.declined && self.counts().1 == 0
+    }
+
+    /// The record of this run's outcomes, for `--retry-failed`.
+    pub fn record(&self) -> LastApply {
+        let mut hosts: Vec<last_apply::Outcome> = self
+            .results
+            .iter()
+            .map(|(plan, result)| last_apply::Outcome {
+                host: plan.host.clone(),
+                result: result.class().into(),
+                kind: result.failure().map(|f| f.kind),
+            })
+            .chain(self.failed.iter().map(|f| last_apply::Outcome {
+                host: f.host.clone(),
+                result: "failed".into(),
+                kind: Some(f.error.kind().into()),
+            }))
+            .collect();
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        LastApply {
+            version: last_apply::VERSION,
+            time: self.time.clone(),
+            who: self.who.clone(),
+            hosts,
+        }
     }
 
     /// Each host's entry of the JSON document.

@@ -2,6 +2,7 @@
 //! the effects, hand the results to `ui`. The only place where the core and
 //! the effects meet.
 
+pub mod alert;
 pub mod apply;
 pub mod check;
 pub mod generations;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Repo;
 use crate::deploy::{Failed, Options, decide};
 use crate::error::{Error, Exit};
+use crate::finding::{self, Finding, Scope};
 use crate::plan::HostPlan;
 use crate::report::{Document, Failure, PlannedHost};
 use crate::saved_plan::SavedPlan;
@@ -18,12 +19,16 @@ pub fn run(
     selectors: &[String],
     shard: Option<(usize, usize)>,
     out: Option<&Path>,
-    (detailed, markdown): (bool, Option<usize>),
+    (detailed, markdown, alert): (bool, Option<usize>, Option<&str>),
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
     let mut repo = Repo::checked(root, style)?;
     let hosts = repo.select(selectors, shard)?;
+    if let Some(channel) = alert {
+        super::alert::check(&hosts, channel)?;
+    }
+    let selected = hosts.clone();
     let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
     let prepared = super::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
@@ -87,7 +92,15 @@ pub fn run(
             .iter()
             .map(|f| (f.host.clone(), f.error.summary()))
             .collect();
-        print!("{}", crate::ui::markdown::summary(&plans, &failed, limit));
+        match crate::ui::markdown::summary(&plans, &failed, limit) {
+            Ok(md) => print!("{md}"),
+            Err(small) => {
+                return Err(Error::Usage(format!(
+                    "--max-bytes {limit} cannot hold the summary's header and table for these hosts: pass --max-bytes {} or more",
+                    small.minimum
+                )));
+            }
+        }
     } else {
         for p in &plans {
             println!("{}", show::host(p, style));
@@ -119,7 +132,32 @@ pub fn run(
             )
         );
     }
+    let mut sent = true;
+    if let Some(channel) = alert {
+        let findings: Vec<Finding> = plans
+            .iter()
+            .filter_map(finding::of_plan)
+            .chain(
+                failed
+                    .iter()
+                    .map(|f| Finding::unreachable(&f.host, &f.error.summary())),
+            )
+            .collect();
+        let reachable: Vec<String> = plans.iter().map(|p| p.host.clone()).collect();
+        sent = super::alert::send(
+            &runtime,
+            root,
+            &options.connect(),
+            (&selected, &reachable),
+            (channel, Scope::Plan),
+            findings,
+            style,
+        );
+    }
     let exit = decide::exit_for(plans.len() - blocked, failed.len() + blocked);
+    if !sent {
+        return Ok(Exit::Error);
+    }
     if exit == Exit::Ok && detailed && changes > 0 {
         return Ok(Exit::Changes);
     }

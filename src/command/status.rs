@@ -10,6 +10,7 @@ use crate::deploy::host::{self, Progress, Stage};
 use crate::deploy::{self, Options};
 use crate::error::{Error, Exit};
 use crate::expiry::span;
+use crate::finding::{self, Finding, Scope};
 use crate::report::{Document, Failure};
 use crate::status::{self, HostStatus, age};
 use crate::transport::Transport;
@@ -21,11 +22,17 @@ pub fn run(
     root: &Path,
     selectors: &[String],
     shard: Option<(usize, usize)>,
+    alert: Option<&str>,
     options: &Options,
     style: Style,
 ) -> Result<Exit, Error> {
     let repo = Repo::checked(root, style)?;
     let hosts = repo.select(selectors, shard)?;
+    if let Some(channel) = alert {
+        super::alert::check(&hosts, channel)?;
+    }
+    let selected = hosts.clone();
+    let repo_root = root;
     let runtime = super::runtime();
     let root = root.to_path_buf();
     let connect = options.connect();
@@ -72,6 +79,31 @@ pub fn run(
         );
     } else {
         print!("{}", table(&results, style));
+    }
+    if let Some(channel) = alert {
+        let mut findings = Vec::new();
+        let mut reachable = Vec::new();
+        for r in &results {
+            match r {
+                Ok(s) => {
+                    reachable.push(s.host.clone());
+                    findings.extend(finding::of_status(s));
+                }
+                Err(e) => findings.push(Finding::unreachable(&e.host, &e.failure.message)),
+            }
+        }
+        let sent = super::alert::send(
+            &runtime,
+            repo_root,
+            &options.connect(),
+            (&selected, &reachable),
+            (channel, Scope::Status),
+            findings,
+            style,
+        );
+        if !sent {
+            return Ok(Exit::Error);
+        }
     }
     Ok(if unhealthy + unreachable == 0 {
         Exit::Ok

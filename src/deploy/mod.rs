@@ -265,6 +265,21 @@ impl std::fmt::Display for Refusal {
 }
 
 impl HostResult {
+    /// Its outcome class, as the JSON `result` names it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            HostResult::Unchanged { .. } => "unchanged",
+            HostResult::Switched { .. } => "switched",
+            HostResult::Confirmed { .. } => "confirmed",
+            HostResult::ActivationFailed { .. } => "activation-failed",
+            HostResult::VerifyFailed { .. } => "verify-failed",
+            HostResult::Refused { .. } => "refused",
+            HostResult::NotAttempted { .. } => "not-attempted",
+            HostResult::Withdrawn { .. } => "withdrawn",
+            HostResult::Failed { .. } => "failed",
+        }
+    }
+
     /// Whether the host ended where it should.
     pub fn ok(&self) -> bool {
         matches!(

@@ -14,35 +14,59 @@ use super::{HostResult, Options, Prepared, rollback, switch_all};
 use crate::model::Host;
 use crate::plan::HostPlan;
 
-/// Switches `prepared` as `rollout` says; `failed` hosts (unreachable,
-/// secrets missing) already count against the budget, out of `total`.
-#[allow(clippy::too_many_arguments)]
+/// Switches `prepared` as `rollout` says. `failed` names the selected hosts
+/// that could not be planned (unreachable, secrets missing): they take their
+/// place in the waves by name like the others, and count against the budget
+/// in their wave.
 pub async fn run(
     prepared: Vec<Prepared>,
     rollout: &Rollout,
-    failed: usize,
-    total: usize,
+    failed: &[String],
     options: &Options,
-    who: &str,
-    time: &str,
+    (who, time): (&str, &str),
     progress: Arc<dyn Progress>,
 ) -> Vec<(HostPlan, HostResult)> {
     if rollout.waves.is_empty() {
         return switch_all(prepared, options, who, time, progress).await;
     }
-    let bounds = decide::wave_bounds(&rollout.waves, prepared.len());
+    let total = prepared.len() + failed.len();
+    let bounds = decide::wave_bounds(&rollout.waves, total);
     let hosts: BTreeMap<String, (Host, PathBuf)> = prepared
         .iter()
         .map(|p| (p.host.name.clone(), (p.host.clone(), p.root.clone())))
         .collect();
-    let mut rest = prepared.into_iter();
+    // Every selected host in name order; `None` for one that already failed.
+    let mut order: Vec<(String, Option<Prepared>)> = prepared
+        .into_iter()
+        .map(|p| (p.host.name.clone(), Some(p)))
+        .chain(failed.iter().map(|n| (n.clone(), None)))
+        .collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rest = order.into_iter();
     let mut out = Vec::new();
-    let mut failed_so_far = failed;
+    let mut failed_so_far = 0;
     let mut stopped: Option<String> = None;
     let mut done = 0;
+    let budget = rollout
+        .max_fail
+        .map_or("none (--max-fail)".to_string(), |m| m.to_string());
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     for (i, bound) in bounds.iter().enumerate() {
-        let wave: Vec<Prepared> = rest.by_ref().take(bound - done).collect();
+        let members: Vec<(String, Option<Prepared>)> = rest.by_ref().take(bound - done).collect();
         done = *bound;
+        let unplanned = members.iter().filter(|(_, p)| p.is_none()).count();
+        let wave: Vec<Prepared> = members.into_iter().filter_map(|(_, p)| p).collect();
+        failed_so_far += unplanned;
+        if stopped.is_none() && decide::over_budget(rollout.max_fail, failed_so_far, total) {
+            // Hosts of this wave could not even be planned: switching the
+            // rest would only be undone with it.
+            stopped = Some(format!(
+                "wave {} of {} had {failed_so_far} failed host{} in the run before it switched (not reached or not planned), more than the budget of {budget}; the rollout stopped",
+                i + 1,
+                bounds.len(),
+                plural(failed_so_far)
+            ));
+        }
         if let Some(why) = &stopped {
             for p in wave {
                 progress.stage(&p.host.name, Stage::Failed("not attempted".into()));
@@ -60,14 +84,11 @@ pub async fn run(
         let bad = results.iter().filter(|(_, r)| !r.ok()).count();
         failed_so_far += bad;
         if decide::over_budget(rollout.max_fail, failed_so_far, total) {
-            let budget = rollout
-                .max_fail
-                .map_or("none (--max-fail)".to_string(), |m| m.to_string());
             stopped = Some(format!(
                 "wave {} of {} ended with {failed_so_far} failed host{} in the run, more than the budget of {budget}; the rollout stopped",
                 i + 1,
                 bounds.len(),
-                if failed_so_far == 1 { "" } else { "s" }
+                plural(failed_so_far)
             ));
             // The hosts of this wave that did switch go back with it.
             for (plan, result) in results.iter_mut() {

@@ -16,7 +16,11 @@ pub const DEFAULT_LIMIT: usize = 65_000;
 
 /// The summary of `plans` (and of `failed` hosts, with why), at most
 /// `limit` bytes.
-pub fn summary(plans: &[HostPlan], failed: &[(String, String)], limit: usize) -> String {
+pub fn summary(
+    plans: &[HostPlan],
+    failed: &[(String, String)],
+    limit: usize,
+) -> Result<String, TooSmall> {
     let changed = plans
         .iter()
         .filter(|p| p.has_changes() && p.errors.is_empty())
@@ -61,8 +65,20 @@ pub fn summary(plans: &[HostPlan], failed: &[(String, String)], limit: usize) ->
             "\n_Diffs left out to fit; the full plan is in the artifact (`provision plan -o plan.json`)._\n".to_string()
         };
         if head.len() + body.len() + note.len() <= limit {
-            return head + &body + &note;
+            return Ok(head + &body + &note);
         }
+    }
+    let note = |cut: usize| {
+        format!(
+            "\n**Truncated**: the details of {cut} host{} did not fit in {limit} bytes; the full plan is in the artifact (`provision plan -o plan.json`).\n",
+            if cut == 1 { "" } else { "s" }
+        )
+    };
+    // The header and the table are the summary: a budget that cannot hold
+    // them (with the line saying what was left out) is refused, never cut.
+    let minimum = head.len() + note(details.len()).len();
+    if limit < minimum {
+        return Err(TooSmall { minimum });
     }
     let mut out = head;
     let mut shown = 0;
@@ -73,24 +89,18 @@ pub fn summary(plans: &[HostPlan], failed: &[(String, String)], limit: usize) ->
         out.push_str(short);
         shown += 1;
     }
-    let cut = details.len() - shown;
-    let note = format!(
-        "\n**Truncated**: the details of {cut} host{} did not fit in {limit} bytes; the full plan is in the artifact (`provision plan -o plan.json`).\n",
-        if cut == 1 { "" } else { "s" }
-    );
-    if out.len() + note.len() > limit {
-        // Not even the table fits: keep its start, cut at a line.
-        let mut end = limit.saturating_sub(note.len());
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        let end = out[..end].rfind('\n').map_or(0, |i| i + 1);
-        out.truncate(end);
-    }
-    out + &note
+    let note = note(details.len() - shown);
+    debug_assert!(out.len() + note.len() <= limit);
+    Ok(out + &note)
 }
 
-/// Room kept for the truncation line.
+/// A `--max-bytes` too small for the summary's header and table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooSmall {
+    /// The least that holds them, for these hosts.
+    pub minimum: usize,
+}
+
 const TRUNCATED_ROOM: usize = 200;
 
 fn row(p: &HostPlan) -> String {
@@ -271,7 +281,8 @@ mod tests {
             &[plan("web-1", 3, 2)],
             &[("db-1".into(), "cannot reach the host".into())],
             DEFAULT_LIMIT,
-        );
+        )
+        .unwrap();
         assert!(
             md.starts_with(
                 "### provision plan: 1 host to change, 0 unchanged, 1 blocked or failed"
@@ -297,7 +308,7 @@ mod tests {
         let big: Vec<HostPlan> = (0..40)
             .map(|i| plan(&format!("h{i:02}"), 20, 200))
             .collect();
-        let md = summary(&big, &[], DEFAULT_LIMIT);
+        let md = summary(&big, &[], DEFAULT_LIMIT).unwrap();
         assert!(md.len() <= DEFAULT_LIMIT, "{}", md.len());
         // Every host is still in the table.
         for i in 0..40 {
@@ -305,13 +316,19 @@ mod tests {
         }
         assert!(!md.contains("```diff"), "diffs should go first");
         let small: Vec<HostPlan> = (0..40).map(|i| plan(&format!("h{i:02}"), 20, 5)).collect();
-        let md = summary(&small, &[], 20_000);
+        let md = summary(&small, &[], 20_000).unwrap();
         assert!(md.len() <= 20_000, "{}", md.len());
         assert!(md.contains("**Truncated**: the details of "), "{md}");
         assert!(md.contains("the full plan is in the artifact"));
-        // Not even the table fits: still within the limit, still says so.
-        let md = summary(&small, &[], 1_000);
-        assert!(md.len() <= 1_000, "{}", md.len());
-        assert!(md.contains("**Truncated**"));
+        // Not even the table fits: refused, naming the least that does.
+        let TooSmall { minimum } = summary(&small, &[], 1_000).unwrap_err();
+        assert!(minimum > 1_000, "{minimum}");
+        let md = summary(&small, &[], minimum).unwrap();
+        assert!(md.len() <= minimum, "{} > {minimum}", md.len());
+        assert!(md.contains("| h39 | 3 → 4 |"), "{md}");
+        assert!(
+            md.contains("**Truncated**: the details of 40 hosts"),
+            "{md}"
+        );
     }
 }
