@@ -162,10 +162,36 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         trust(&req.name, addr, &key)?;
     }
 
+    // The host's file, checked with the repository before the host is
+    // touched (a misspelt --module stops here); applied and verified
+    // below as if it were on disk, and written only after that. A login
+    // other than root goes through sudo (the first login below refuses one
+    // without passwordless sudo), and so does a deploy user.
     let destination = match &req.deploy_user {
         Some(deploy) => format!("{deploy}@{addr}"),
         None => req.destination.clone(),
     };
+    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
+    let text = host_text::render(&NewHost {
+        name: &req.name,
+        destination: &destination,
+        port: req.port,
+        identity: identity.as_deref(),
+        sudo: req.deploy_user.is_some() || user != "root",
+        host_key: &key.line,
+        fingerprint: &key.fingerprint,
+        modules: &req.modules,
+        date: &operator::now_utc()[..10],
+    });
+    let mut repo = Repo::open_with(
+        root,
+        Source {
+            path: file.clone(),
+            kind: SourceKind::Host,
+            text: text.clone(),
+        },
+    )?
+    .or_report(style)?;
     // Every login from here on trusts the pinned key only.
     let target = |destination: String, login: Login| {
         let mut t = SshTarget::new(destination);
@@ -176,8 +202,6 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         t.login = login;
         t
     };
-    // The first login may be root or a user with passwordless sudo: it
-    // finds out which, and the host file says so.
     progress(style, &format!("{}: logging in as {user}", req.name));
     let login = runtime
         .block_on(SshTransport::connect(
@@ -186,39 +210,6 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         ))
         .map_err(|e| Error::Host(HostError::from(e).to_string()))?;
     let login_kind = if login.uses_sudo() { "sudo" } else { "root" };
-
-    // The host's file, checked with the repository before anything is
-    // changed on the host (a misspelt --module stops here); applied and
-    // verified below as if it were on disk, and written only after that. A
-    // deploy user is never root, so it goes through sudo.
-    let identity = req.ssh_key.as_ref().map(|p| absolute(p));
-    let text = host_text::render(&NewHost {
-        name: &req.name,
-        destination: &destination,
-        port: req.port,
-        identity: identity.as_deref(),
-        sudo: req.deploy_user.is_some() || login.uses_sudo(),
-        host_key: &key.line,
-        fingerprint: &key.fingerprint,
-        modules: &req.modules,
-        date: &operator::now_utc()[..10],
-    });
-    let opened = Repo::open_with(
-        root,
-        Source {
-            path: file.clone(),
-            kind: SourceKind::Host,
-            text: text.clone(),
-        },
-    )
-    .and_then(|r| r.or_report(style));
-    let mut repo = match opened {
-        Ok(repo) => repo,
-        Err(e) => {
-            runtime.block_on(login.close());
-            return Err(e);
-        }
-    };
     let t = Transport::Ssh(login);
     let prepared = runtime.block_on(prepare(&t, req, user, style));
     let prepared = match prepared {
