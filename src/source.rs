@@ -46,6 +46,12 @@ impl SourceSet {
         Self { files }
     }
 
+    /// Where `span` starts, as `path:line` (`hosts/web.kdl:3`).
+    pub fn location(&self, span: Span) -> String {
+        let src = self.get(span.source);
+        format!("{}:{}", src.path, line_col(&src.text, span.offset).0)
+    }
+
     /// The file behind an id.
     pub fn get(&self, id: SourceId) -> &Source {
         &self.files[id.0]

@@ -526,7 +526,8 @@ fn a_missing_repo_file_or_bad_template_is_an_error_at_the_node() {
         .stderr(predicate::str::contains("nmae"));
 }
 
-/// The example of DESIGN.md, as written, with the `agent` module it uses.
+/// The example of DESIGN.md, as written (plus the `sudo=#true` its deploy
+/// login needs), with the `agent` module it uses.
 #[test]
 fn the_design_example_is_accepted_as_written() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/design");

@@ -311,8 +311,13 @@ fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
         "700 deploy\n600 deploy"
     );
     let file = std::fs::read_to_string(f.path().join("hosts/box.kdl")).unwrap();
+    let ssh_line = file
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssh "))
+        .unwrap_or("");
     assert!(
-        file.contains(&format!("ssh \"deploy@{}\" port=22", t.addr)),
+        ssh_line.starts_with(&format!("    ssh \"deploy@{}\" port=22", t.addr))
+            && ssh_line.ends_with(" sudo=#true"),
         "{file}"
     );
     // The fleet now reaches the host as deploy, through sudo.

@@ -1074,3 +1074,69 @@ fn an_auth_needs_a_rotation_or_a_known_expiry() {
         warning.help
     );
 }
+
+#[test]
+fn a_login_other_than_root_needs_sudo_declared() {
+    let text = host("").replace("ssh \"root@127.0.0.1\"", "ssh \"deploy@127.0.0.1\" port=22");
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        2,
+        5,
+        "`deploy` is not root, and the ssh node does not say `sudo=#true`",
+        "add `sudo=#true` to this node and give deploy passwordless sudo (`deploy ALL=(ALL) NOPASSWD:ALL`",
+    );
+    // Declared, it is no error; a destination without a user is judged at connect time.
+    for ssh in ["ssh \"deploy@127.0.0.1\" sudo=#true", "ssh \"127.0.0.1\""] {
+        let text = host("").replace("ssh \"root@127.0.0.1\"", ssh);
+        let set = sources(&[("hosts/h1.kdl", &text)]);
+        let (fleet, diags) = provision::compile(&set);
+        assert!(diags.into_sorted().is_empty(), "{ssh}");
+        let sudo = ssh.contains("sudo");
+        assert!(
+            matches!(&fleet.hosts[0].connection, provision::model::Connection::Ssh { sudo: s, declared_at, .. } if *s == sudo && declared_at == "hosts/h1.kdl:2"),
+            "{:?}",
+            fleet.hosts[0].connection
+        );
+    }
+    let text = host("").replace(
+        "ssh \"root@127.0.0.1\"",
+        "ssh \"deploy@127.0.0.1\" sudo=\"yes\"",
+    );
+    expect_one(
+        &[("hosts/h1.kdl", &text)],
+        "hosts/h1.kdl",
+        2,
+        28,
+        "`sudo` takes #true or #false",
+        "#true",
+    );
+}
+
+#[test]
+fn sudo_on_a_root_login_is_a_warning() {
+    let text = host("").replace(
+        "ssh \"root@127.0.0.1\"",
+        "ssh \"root@127.0.0.1\" sudo=#true",
+    );
+    let set = sources(&[("hosts/h1.kdl", &text)]);
+    let (fleet, diags) = provision::compile(&set);
+    assert!(!diags.has_errors());
+    let all = diags.into_sorted();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].severity, Severity::Warning);
+    assert!(
+        all[0]
+            .message
+            .contains("`sudo=#true` on a root login does nothing")
+    );
+    assert!(
+        all[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("remove `sudo=#true`")
+    );
+    assert_eq!(all[0].location(&set).unwrap().line, 2);
+    assert_eq!(fleet.hosts.len(), 1);
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provision::transport::{
-    LocalTransport, SshTarget, SshTransport, Transport, TransportError, fingerprint,
+    LocalTransport, Login, SshTarget, SshTransport, Transport, TransportError, fingerprint,
 };
 use sha2::{Digest as _, Sha256};
 use sshd::Sshd;
@@ -38,6 +38,7 @@ fn target(sshd: &Sshd) -> SshTarget {
         accept_new: false,
         connect_timeout: Duration::from_secs(5),
         config_file: None,
+        login: Login::Detect,
     }
 }
 
@@ -608,6 +609,7 @@ impl Jumped {
             accept_new: false,
             connect_timeout: Duration::from_secs(5),
             config_file: Some(self.config()),
+            login: Login::Detect,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::onboard::keyscan::{self, ScannedKey};
 use crate::onboard::{AgentSpec, parse_agent, split_destination, valid_name};
 use crate::report::Document;
 use crate::source::{Source, SourceKind};
-use crate::transport::{SshTarget, SshTransport, Transport, keyscan as scan};
+use crate::transport::{Login, SshTarget, SshTransport, Transport, keyscan as scan};
 use crate::ui::Style;
 
 /// What the operator asked for.
@@ -157,6 +157,10 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
             destination: &destination,
             port: req.port,
             identity: identity.as_deref(),
+            // A login other than root goes through sudo (the first login
+            // refuses one without passwordless sudo), and so does a deploy
+            // user.
+            sudo: req.deploy_user.is_some() || user != "root",
             host_key: &key.line,
             fingerprint: &key.fingerprint,
             modules: &req.modules,
@@ -226,19 +230,20 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
     // below as if it were on disk, and written only after that.
     let mut repo = compile(root, &file, &text_for(&key), style)?;
     // Every login from here on trusts the pinned key only.
-    let target = |destination: String| {
+    let target = |destination: String, login: Login| {
         let mut t = SshTarget::new(destination);
         t.port = Some(req.port);
         t.host_key = Some(key.line.clone());
         t.identity = req.ssh_key.clone();
         t.connect_timeout = timeout;
+        t.login = login;
         t
     };
     progress(style, &format!("{}: logging in as {user}", req.name));
     let login = runtime
         .block_on(SshTransport::connect(
             &req.name,
-            &target(req.destination.clone()),
+            &target(req.destination.clone(), Login::Detect),
         ))
         .map_err(|e| Error::Host(HostError::from(e).to_string()))?;
     let login_kind = if login.uses_sudo() { "sudo" } else { "root" };
@@ -271,7 +276,7 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
         let second = runtime
             .block_on(SshTransport::connect(
                 &req.name,
-                &target(destination.clone()),
+                &target(destination.clone(), Login::Sudo),
             ))
             .map_err(|e| {
                 Error::Host(format!(
@@ -291,11 +296,16 @@ pub fn run(root: &Path, req: &Request, style: Style) -> Result<Exit, Error> {
     }
     if req.harden_ssh {
         let fleet_user = split_destination(&destination).map_or(user, |(u, _)| u);
+        let login = if fleet_user == "root" {
+            Login::Root { declared_at: None }
+        } else {
+            Login::Sudo
+        };
         harden::run(
             &runtime,
             &harden::Harden {
                 name: &req.name,
-                target: target(destination.clone()),
+                target: target(destination.clone(), login),
                 user: fleet_user,
                 guard_secs: req.harden_guard,
             },

@@ -11,7 +11,7 @@ use crate::model::{Connection, Host};
 use crate::observed::{Observed, parse_probe};
 use crate::record::Record;
 use crate::script::{self, Outcome, Request};
-use crate::transport::{LocalTransport, SshTarget, SshTransport, Transport, TransportError};
+use crate::transport::{LocalTransport, Login, SshTarget, SshTransport, Transport, TransportError};
 
 /// Where a host is in its run, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,8 +153,17 @@ pub async fn connect(
             destination,
             port,
             identity,
+            sudo,
+            declared_at,
         } => {
             let mut target = SshTarget::new(destination.clone());
+            target.login = if *sudo {
+                Login::Sudo
+            } else {
+                Login::Root {
+                    declared_at: Some(declared_at.clone()),
+                }
+            };
             target.port = *port;
             target.host_key = host.host_key.clone();
             target.identity = identity.as_ref().map(|i| expand_home(repo, i));

@@ -31,7 +31,7 @@ impl Fleet {
 /// How provision reaches a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
-    /// Over SSH (`ssh "user@addr" port=22`).
+    /// Over SSH (`ssh "user@addr" port=22 sudo=#true`).
     Ssh {
         /// `user@host` or `host`.
         destination: String,
@@ -39,6 +39,12 @@ pub enum Connection {
         port: Option<u16>,
         /// Private key file for this host, when not the agent's or ssh_config's.
         identity: Option<String>,
+        /// `sudo=#true`: the login user is not root and every script runs
+        /// through `sudo -n`. Without it the login must be root.
+        sudo: bool,
+        /// Where the `ssh` node is (`hosts/web.kdl:3`), for errors that
+        /// tell the operator which line to change.
+        declared_at: String,
     },
     /// A directory on this machine standing in for the host's `/`
     /// (`local "demo/root"`, relative to the repository).

@@ -11,6 +11,8 @@ pub struct NewHost<'a> {
     pub port: u16,
     /// The private key to log in with, when the operator named one.
     pub identity: Option<&'a str>,
+    /// The login is not root and runs scripts through `sudo -n` (`sudo=#true`).
+    pub sudo: bool,
     /// The pinned key, `ssh-ed25519 AAAA…`.
     pub host_key: &'a str,
     /// Its fingerprint, for the comment.
@@ -45,6 +47,9 @@ pub fn render(h: &NewHost) -> String {
     if let Some(identity) = h.identity {
         ssh.push_str(&format!(" identity={}", quoted(identity)));
     }
+    if h.sudo {
+        ssh.push_str(" sudo=#true");
+    }
     let mut out = format!(
         "// Onboarded {} by `provision onboard`; host key {}.\nhost {} {{\n{ssh}\n    host-key {}\n",
         h.date,
@@ -78,6 +83,7 @@ mod tests {
             destination: "deploy@10.0.0.2",
             port: 2222,
             identity: Some("/home/me/.ssh/id_ed25519"),
+            sudo: true,
             host_key: "ssh-ed25519 AAAAC3",
             fingerprint: "SHA256:abc",
             modules: &modules,
@@ -87,7 +93,7 @@ mod tests {
         assert_eq!(
             text,
             "// Onboarded 2026-12-01 by `provision onboard`; host key SHA256:abc.\n\
-             host \"web-1\" {\n    ssh \"deploy@10.0.0.2\" port=2222 identity=\"/home/me/.ssh/id_ed25519\"\n    \
+             host \"web-1\" {\n    ssh \"deploy@10.0.0.2\" port=2222 identity=\"/home/me/.ssh/id_ed25519\" sudo=#true\n    \
              host-key \"ssh-ed25519 AAAAC3\"\n    use \"ops-host\"\n    use \"x\\\"y\"\n}\n"
         );
         let bare = render(&NewHost {
@@ -98,6 +104,7 @@ mod tests {
                 destination: "root@h",
                 port: 22,
                 identity: None,
+                sudo: false,
                 host_key: "k",
                 fingerprint: "f",
                 modules: &[],
@@ -106,7 +113,7 @@ mod tests {
             }
         });
         assert!(
-            !bare.contains("identity") && !bare.contains("use "),
+            !bare.contains("identity") && !bare.contains("use ") && !bare.contains("sudo"),
             "{bare}"
         );
     }
@@ -128,6 +135,7 @@ mod tests {
             destination: "deploy@10.0.0.2",
             port: 22,
             identity: Some("/k"),
+            sudo: true,
             host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8+J7XH4Ja6bY2nh35Id6I9YrwU0oMuYUSqNaff57rs",
             fingerprint: "SHA256:ZI4WjU65dw+o2evmNznkqPOF5O/BYhWCbt28LWZp3Kg",
             modules: &modules,
@@ -170,5 +178,10 @@ mod tests {
         assert_eq!(h.tags, ["web"]);
         assert_eq!(h.agents.len(), 1);
         assert_eq!(h.agents[0].name, "bot");
+        assert!(
+            matches!(&h.connection, crate::model::Connection::Ssh { sudo: true, declared_at, .. } if declared_at == "hosts/web-1.kdl:3"),
+            "{:?}",
+            h.connection
+        );
     }
 }

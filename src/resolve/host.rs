@@ -28,9 +28,9 @@ pub(super) static BLOCK: Block<HostDraft> = Block {
         NodeKind {
             name: "ssh",
             args: 1..=1,
-            props: &["port", "identity"],
+            props: &["port", "identity", "sudo"],
             children: false,
-            usage: "`ssh \"user@address\" port=22`",
+            usage: "`ssh \"user@address\" port=22` (`sudo=#true` for a login other than root)",
             decode: ssh,
         },
         NodeKind {
@@ -211,12 +211,59 @@ fn ssh(r: &mut Resolver<'_, '_>, c: Node<'_>, h: &mut HostDraft) {
             .help("write `ssh \"user@address\"`; options belong in ssh_config"),
         );
     }
+    let sudo = r.dec.prop_bool(c, "sudo");
+    // A `sudo=` that is not a boolean was reported; judging the login
+    // without it would only add a second error.
+    if sudo.is_some() || c.prop("sudo").is_none() {
+        check_login(r, c, &dest, sudo.unwrap_or(false));
+    }
+    let sudo = sudo.unwrap_or(false);
     let ssh = Connection::Ssh {
+        declared_at: r.sources.location(c.span()),
         destination: dest,
         port,
         identity,
+        sudo,
     };
     h.connect(r, ssh, c.span());
+}
+
+/// Every script runs as root, so the login says how it gets there: as root,
+/// or through passwordless `sudo -n` when `sudo=#true` says so. A user named
+/// in the destination who is not root, without `sudo=#true`, is an error
+/// here rather than a refused connection later. A destination without a user
+/// (`ssh "web-1"`, the user from ssh_config) cannot be judged here: the
+/// connection checks it.
+fn check_login(r: &mut Resolver<'_, '_>, c: Node<'_>, dest: &str, sudo: bool) {
+    let Some((user, _)) = dest.rsplit_once('@') else {
+        return;
+    };
+    if user.is_empty() {
+        return;
+    }
+    if user != "root" && !sudo {
+        r.dec.error(
+            Diagnostic::error(
+                c.span(),
+                format!("`{user}` is not root, and the ssh node does not say `sudo=#true`"),
+            )
+            .label("every script runs as root")
+            .help(format!(
+                "add `sudo=#true` to this node and give {user} passwordless sudo \
+                 (`{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/{user}), or log in as `root@…`"
+            )),
+        );
+    } else if user == "root" && sudo {
+        // A warning, not an error: nothing goes wrong (root's scripts run
+        // directly, never through sudo, which a minimal image may not even
+        // have), but the file says two things at once, and one of them is
+        // likely a leftover of a change of login the operator meant to make.
+        r.dec.error(
+            Diagnostic::warning(c.span(), "`sudo=#true` on a root login does nothing")
+                .label("root needs no sudo")
+                .help("remove `sudo=#true`, or log in as the deploy user (`ssh \"deploy@…\" sudo=#true`)"),
+        );
+    }
 }
 
 fn local(r: &mut Resolver<'_, '_>, c: Node<'_>, h: &mut HostDraft) {

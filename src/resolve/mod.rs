@@ -51,6 +51,8 @@ struct Resolver<'a, 'd> {
     /// module would have given, and "missing" errors would only echo it.
     broken_use: bool,
     dec: Decoder<'d>,
+    /// The files, to name where a node is in a value the model keeps.
+    sources: &'d SourceSet,
 }
 
 impl<'a> Resolver<'a, '_> {
@@ -110,6 +112,7 @@ pub fn resolve(sources: &SourceSet, docs: &Documents, diags: &mut Diagnostics) -
         memo: BTreeMap::new(),
         broken_use: false,
         dec: Decoder { diags },
+        sources,
     };
     let mut hosts = Hosts {
         list: Vec::new(),

@@ -23,7 +23,7 @@ mod local;
 mod ssh;
 
 pub use local::LocalTransport;
-pub use ssh::{SshTarget, SshTransport};
+pub use ssh::{Login, SshTarget, SshTransport};
 
 pub(crate) use crate::host_key::PublicKey;
 pub use crate::host_key::{InvalidPublicKey, fingerprint};

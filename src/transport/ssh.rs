@@ -19,8 +19,8 @@
 //!   of the `-o` options; so the pin's settings sit in that file under `Match originalhost`
 //!   with the destination's host name, which the jump's ssh (whose destination is the jump
 //!   host) does not match. The jump host is checked as the user's configuration says.
-//! - Every script runs as `sh -c <script>` (through `sudo -n` when the login user is not root),
-//!   with stdin piped: bulk data never goes on the command line.
+//! - Every script runs as `/bin/sh -c <script>` (through `sudo -n` when the login user is not
+//!   root: `sudo=#true`), with stdin piped: bulk data never goes on the command line.
 //! - At most [`MAX_CONCURRENT`] commands run at a time on a host; sshd refuses channels beyond
 //!   its `MaxSessions` (10 by default), so more callers queue here instead of failing there.
 
@@ -65,10 +65,119 @@ const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1;
 /// `$1`, untouched) in a child `sh`. Keeping this shell as the parent means a script killed by
 /// a signal is reported as `128 + signal`, as locally, instead of as a session without exit
 /// status, which looks exactly like a dropped connection.
-const WRAPPER: &str = r#"PROVISION_ROOT=; export PROVISION_ROOT; sh -c "$1" provision; exit $?"#;
+///
+/// `/bin/sh` by its path, here and in [`remote_command`]: `sudo` looks a bare `sh` up in the
+/// login user's PATH when the host's sudoers has no `secure_path`, and the root shell's PATH
+/// before the script's own prologue fixes it is whatever the session was given.
+const WRAPPER: &str =
+    r#"PROVISION_ROOT=; export PROVISION_ROOT; /bin/sh -c "$1" provision; exit $?"#;
 
-/// Decides, right after connecting, whether scripts must go through sudo.
-const PROBE: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true; then echo sudo; else echo no-sudo; fi"#;
+/// Decides, right after connecting, whether scripts must go through sudo, in the one round
+/// trip every connection other than `root@…` makes anyway. Its last line is `root`, `sudo`,
+/// or `no-sudo USER` (`sudo -n true` failed; its own words are on stderr).
+const PROBE_SUDO: &str = r#"if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true; then echo sudo; else echo "no-sudo $(id -un)"; fi"#;
+
+/// The same for a login that must be root: its last line is `root` or `not-root USER`.
+/// It does not try sudo, which the host was not declared to use: a refused `sudo` is logged
+/// and may be mailed to the host's administrator as an incident.
+const PROBE_ROOT: &str =
+    r#"if [ "$(id -u)" = 0 ]; then echo root; else echo "not-root $(id -un)"; fi"#;
+
+/// How the login user runs scripts as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Find out after connecting: root, or else passwordless `sudo -n`. For a first login
+    /// that may be either (`onboard`), and for callers that take what works.
+    Detect,
+    /// The login must be root: the host's `ssh` node has no `sudo=#true`. `declared_at`
+    /// (`hosts/web.kdl:3`) names that node in the error a login as someone else gets.
+    Root {
+        /// Where the host's `ssh` node is.
+        declared_at: Option<String>,
+    },
+    /// Through `sudo -n` (`sudo=#true`), which must work without a password. A login that
+    /// turns out to be root (a user named in ssh_config) runs scripts directly.
+    Sudo,
+}
+
+/// What the connection probe found, when it is not a way to run scripts as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// Logged in as USER, not root, and the host does not say `sudo=#true`.
+    NotRoot(String),
+    /// Logged in as USER, and `sudo -n true` failed.
+    NoSudo(String),
+}
+
+/// Reads the probe's answer: `Ok(true)` when scripts go through sudo, `Ok(false)` when the
+/// login is root. Only the last line counts: a chatty shell startup file on the host may
+/// print before it.
+fn judge(stdout: &str) -> Result<bool, Refusal> {
+    let last = stdout.lines().map(str::trim).rfind(|l| !l.is_empty());
+    let (word, user) = last
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .unwrap_or_default();
+    // The name is printed in messages: nothing but what user names are made of.
+    let user: String = user
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '$') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let user = if user.is_empty() {
+        "the user".to_owned()
+    } else {
+        user
+    };
+    match word {
+        "root" => Ok(false),
+        "sudo" => Ok(true),
+        "not-root" => Err(Refusal::NotRoot(user)),
+        _ => Err(Refusal::NoSudo(user)),
+    }
+}
+
+/// The error for a login that cannot run scripts as root, saying what to change.
+fn refusal_message(destination: &str, login: &Login, refusal: &Refusal, stderr: &str) -> String {
+    match refusal {
+        Refusal::NotRoot(user) => {
+            let node = match login {
+                Login::Root {
+                    declared_at: Some(at),
+                } => format!("the ssh node at {at}"),
+                _ => "the host's ssh node".to_owned(),
+            };
+            format!(
+                "logged in to {destination} as {user}, not root, and the host does not say \
+                 `sudo=#true`: add `sudo=#true` to {node} and give {user} passwordless sudo \
+                 (`{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/{user}), or log in as root"
+            )
+        }
+        Refusal::NoSudo(user) => {
+            let why = one_line(stderr);
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            };
+            let or_root = if *login == Login::Detect {
+                ", or log in as root"
+            } else {
+                ""
+            };
+            format!(
+                "logged in to {destination} as {user}, but passwordless sudo is missing: \
+                 `sudo -n true` fails{why}; as root on the host, add the line \
+                 `{user} ALL=(ALL) NOPASSWD:ALL` to /etc/sudoers.d/{user} (check it with \
+                 `visudo -cf /etc/sudoers.d/{user}`){or_root}"
+            )
+        }
+    }
+}
 
 /// Where and how to reach a host over SSH.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,11 +201,14 @@ pub struct SshTarget {
     /// The ssh configuration to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`
     /// (ssh's `-F`); `None` reads those, as ssh does. Jump hosts are configured there.
     pub config_file: Option<PathBuf>,
+    /// How the login user runs scripts as root.
+    pub login: Login,
 }
 
 impl SshTarget {
     /// A target with ssh's defaults for everything but the destination, strict host key
-    /// checking against the user's known_hosts, and a 10 s connect timeout.
+    /// checking against the user's known_hosts, a 10 s connect timeout, and root or sudo,
+    /// whichever the login turns out to have ([`Login::Detect`]).
     pub fn new(destination: impl Into<String>) -> Self {
         SshTarget {
             destination: destination.into(),
@@ -106,6 +218,7 @@ impl SshTarget {
             accept_new: false,
             connect_timeout: Duration::from_secs(10),
             config_file: None,
+            login: Login::Detect,
         }
     }
 }
@@ -228,26 +341,21 @@ impl SshTransport {
         }
         // Find out now whether we need sudo, and whether it works without a password, so that
         // the failure is one clear message here rather than one per command later.
-        let probe = transport.exec(PROBE, &[], false).await?;
-        // The last line only: a chatty shell startup file on the host may print before it.
-        let stdout = probe.stdout_lossy();
-        match stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) {
-            Some("root") => {}
-            Some("sudo") => transport.sudo = true,
-            _ => {
-                let user = target
-                    .destination
-                    .rsplit_once('@')
-                    .map_or(target.destination.as_str(), |(u, _)| u);
+        let probe = match target.login {
+            Login::Root { .. } => PROBE_ROOT,
+            Login::Detect | Login::Sudo => PROBE_SUDO,
+        };
+        let probe = transport.exec(probe, &[], false).await?;
+        match judge(&probe.stdout_lossy()) {
+            Ok(sudo) => transport.sudo = sudo,
+            Err(refusal) => {
                 return Err(TransportError::Auth {
                     host: host_name.to_owned(),
-                    message: format!(
-                        "logged in to {} as a user other than root, and `sudo -n true` fails \
-                         ({}); log in as root, or give the user passwordless sudo: as root on \
-                         the host, `echo '{user} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{user} \
-                         && chmod 0440 /etc/sudoers.d/{user} && visudo -c`",
-                        target.destination,
-                        one_line(&probe.stderr_lossy()),
+                    message: refusal_message(
+                        &target.destination,
+                        &target.login,
+                        &refusal,
+                        &probe.stderr_lossy(),
                     ),
                 });
             }
@@ -442,12 +550,18 @@ struct Pin {
 }
 
 /// Builds the command line the login shell runs: the wrapper, then the script as its `$1`.
+///
+/// Through sudo it is `sudo -n -- /bin/sh -c …`: `-n` fails instead of asking for a password
+/// nobody would type; no `-E`, `--preserve-env` or `VAR=value` is ever passed, so sudo's own
+/// `env_reset` decides the root shell's environment, not the login's; the script is one fixed
+/// argument and its data comes on stdin. The script's prologue (`script/lib.sh`) then fixes
+/// PATH and clears what could steer a shell.
 fn remote_command(script: &str, sudo: bool) -> Result<String, String> {
     let nul = |_| "the script contains a NUL byte, which a shell cannot run".to_owned();
     let wrapper = shlex::try_quote(WRAPPER).map_err(nul)?;
     let script = shlex::try_quote(script).map_err(nul)?;
     let sudo = if sudo { "sudo -n -- " } else { "" };
-    let command = format!("{sudo}sh -c {wrapper} provision {script}");
+    let command = format!("{sudo}/bin/sh -c {wrapper} provision {script}");
     if command.len() > MAX_COMMAND_BYTES {
         return Err(format!(
             "the script is {} bytes, over the {MAX_COMMAND_BYTES} bytes a remote command line \
@@ -753,11 +867,66 @@ mod tests {
         assert!(
             remote_command("id", true)
                 .unwrap()
-                .starts_with("sudo -n -- sh -c ")
+                .starts_with("sudo -n -- /bin/sh -c ")
         );
         assert!(remote_command("a\0b", false).unwrap_err().contains("NUL"));
         let big = "#".repeat(MAX_COMMAND_BYTES);
         assert!(remote_command(&big, false).unwrap_err().contains("stdin"));
+    }
+
+    #[test]
+    fn the_probe_answer_decides_sudo() {
+        assert_eq!(judge("root\n"), Ok(false));
+        // A chatty startup file prints first; only the last line counts.
+        assert_eq!(judge("Welcome!\nsudo\n\n"), Ok(true));
+        assert_eq!(
+            judge("not-root deploy\n"),
+            Err(Refusal::NotRoot("deploy".into()))
+        );
+        assert_eq!(
+            judge("no-sudo de\x1b[2Jploy\n"),
+            Err(Refusal::NoSudo("de??2Jploy".into()))
+        );
+        assert_eq!(judge(""), Err(Refusal::NoSudo("the user".into())));
+    }
+
+    #[test]
+    fn a_refused_login_says_what_to_change() {
+        let declared = Login::Root {
+            declared_at: Some("hosts/web.kdl:3".into()),
+        };
+        let m = refusal_message(
+            "deploy@10.0.0.5",
+            &declared,
+            &Refusal::NotRoot("deploy".into()),
+            "",
+        );
+        assert!(
+            m.contains("as deploy, not root")
+                && m.contains("add `sudo=#true` to the ssh node at hosts/web.kdl:3")
+                && m.contains("`deploy ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/deploy"),
+            "{m}"
+        );
+        let m = refusal_message(
+            "deploy@10.0.0.5",
+            &Login::Sudo,
+            &Refusal::NoSudo("deploy".into()),
+            "sudo: a password is required\n",
+        );
+        assert!(
+            m.contains(
+                "passwordless sudo is missing: `sudo -n true` fails (sudo: a password is required)"
+            ) && m
+                .contains("add the line `deploy ALL=(ALL) NOPASSWD:ALL` to /etc/sudoers.d/deploy")
+                && m.contains("visudo -cf /etc/sudoers.d/deploy")
+                && !m.contains("log in as root"),
+            "{m}"
+        );
+        let m = refusal_message("x@h", &Login::Detect, &Refusal::NoSudo("x".into()), "");
+        assert!(
+            m.contains("fails; as root") && m.ends_with("or log in as root"),
+            "{m}"
+        );
     }
 
     #[tokio::test]
