@@ -77,7 +77,7 @@ fn no_leftovers(t: &nspawn::Target) {
     assert_eq!(
         t.sh(
             "find /etc /opt /usr/local /var/lib/agents /var/lib/provision -xdev \
-             \\( -name '.provision-new.*' -o -name '.in.*' \\) 2>/dev/null | wc -l"
+             \\( -name '.provision-new.*' -o -name '.in.*' -o -name .incoming \\) 2>/dev/null | wc -l"
         ),
         "0"
     );
@@ -217,14 +217,14 @@ fn signal(pids: &[String], sig: &str) {
 
 /// Holds provision's upload to `t` half-way: stops its ssh processes (the
 /// connections stay open and silent) at a moment the host is receiving the
-/// contents, seen as a partial file in its store. Bounded tries; returns the
-/// stopped processes.
+/// contents, seen as a partial file in its store's incoming directory.
+/// Bounded tries; returns the stopped processes.
 fn hold_mid_upload(t: &nspawn::Target) -> Vec<String> {
     for _ in 0..200 {
         let pids = ssh_pids(t);
         signal(&pids, "-STOP");
         if !pids.is_empty()
-            && t.sh("ls -A /var/lib/provision/store | grep -c '^\\.in\\.' || true") != "0"
+            && t.sh("ls -A /var/lib/provision/store/.incoming 2>/dev/null | wc -l") != "0"
         {
             return pids;
         }
@@ -262,7 +262,7 @@ fn session_ended(t: &nspawn::Target) {
         "free"
     );
     assert_eq!(
-        t.sh("ls -A /var/lib/provision/store | grep -c '^\\.in\\.' || true; test -e /var/lib/provision/incoming && echo incoming || true"),
+        t.sh("ls -A /var/lib/provision/store | grep -c '^\\.in' || true; test -e /var/lib/provision/incoming && echo incoming || true"),
         "0"
     );
     assert!(

@@ -273,7 +273,7 @@ fn onboard_refuses_a_refused_key_a_full_disk_and_no_sudo_with_the_fix() {
         nosudo.stderr.contains("`sudo -n true` fails")
             && nosudo
                 .stderr
-                .contains("'alice ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/alice"),
+                .contains("add the line `alice ALL=(ALL) NOPASSWD:ALL` to /etc/sudoers.d/alice"),
         "{}",
         nosudo.all()
     );
