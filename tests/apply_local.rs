@@ -245,6 +245,11 @@ fn footprint(dir: &Path) -> Footprint {
             .to_str()
             .unwrap()
             .to_string();
+        // The probe's own record of the files it read: it is how a plan
+        // avoids reading them again, not a change to the host.
+        if rel == "var/lib/provision/stat" || rel.starts_with("var/lib/provision/stat/") {
+            return;
+        }
         let link = m
             .file_type()
             .is_symlink()
@@ -943,6 +948,64 @@ fn plan_reports_pending_changes_drift_and_removals() {
     demo.run(&["apply", "--yes"]).expect(0);
     assert!(!demo.on_host("/etc/motd").exists());
     demo.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+/// A plan reads again only the files whose device, inode, size, mtime and
+/// ctime changed since it last read them (the host's root-only
+/// `stat/record`), and a hand edit that keeps the size and puts the mtime
+/// back is still drift: its ctime moved, which only root can set back.
+#[test]
+fn a_same_size_edit_with_its_mtime_put_back_is_still_drift() {
+    let demo = Demo::new();
+    demo.define(r#"file "/etc/motd" content="managed\n""#, "");
+    demo.run(&["apply", "--yes"]).expect(0);
+    // A file changed in the last 2 s is not recorded (a second write in the
+    // same clock tick could leave every value equal): wait past that.
+    std::thread::sleep(Duration::from_millis(2500));
+    demo.run(&["plan", "--detailed-exitcode"]).expect(0);
+    let record_file = demo.state().join("stat/record");
+    let record = std::fs::read_to_string(&record_file).unwrap();
+    assert_eq!(mode(&record_file), 0o600);
+    let managed = sha256_hex(b"managed\n");
+    let line = record
+        .lines()
+        .find(|l| l.ends_with("\t/etc/motd"))
+        .unwrap_or_else(|| panic!("/etc/motd is not recorded:\n{record}"));
+    assert!(line.contains(&format!("\t{managed}\t")), "{line}");
+
+    // The record is believed while the file matches it: a forged id for an
+    // untouched file shows as drift, so the file was not read again.
+    let forged = record.replace(&managed, &sha256_hex(b"forged\n"));
+    std::fs::write(&record_file, forged).unwrap();
+    let plan = demo.run(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(
+        plan_line(&plan.stdout, "/etc/motd").contains("drift"),
+        "{}",
+        plan.stdout
+    );
+    std::fs::write(&record_file, &record).unwrap();
+    demo.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // Same size, mtime put back to the nanosecond: ctime still gives it away.
+    let motd = demo.on_host("/etc/motd");
+    let mtime = std::fs::metadata(&motd).unwrap().modified().unwrap();
+    std::fs::write(&motd, "MANAGED\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&motd)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let now = std::fs::metadata(&motd).unwrap();
+    assert_eq!(now.modified().unwrap(), mtime);
+    assert_eq!(now.len(), 8);
+    let plan = demo.run(&["plan", "--detailed-exitcode"]).expect(2);
+    let line = plan_line(&plan.stdout, "/etc/motd");
+    assert!(
+        line.trim_start().starts_with('~') && line.contains("drift"),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]

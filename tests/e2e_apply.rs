@@ -32,12 +32,15 @@ fn setup(test: &str, body: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-/// Inode, mtime and ctime of everything provision manages or keeps.
+/// Inode, mtime and ctime of everything provision manages or keeps, but the
+/// probe's record of the files it read (`/var/lib/provision/stat`), which
+/// every plan may rewrite.
 fn footprint(t: &nspawn::Target) -> String {
     t.sh(
         "find /etc/systemd/system /etc/provision /etc/sysusers.d /etc/tmpfiles.d \
          /etc/systemd/journald.conf.d /usr/local/lib/provision /opt/agents /var/lib/provision \
-         /var/lib/agents -xdev -printf '%p %i %T@ %C@\\n' 2>/dev/null | sort",
+         /var/lib/agents -xdev -path /var/lib/provision/stat -prune -o -printf '%p %i %T@ %C@\\n' \
+         2>/dev/null | sort",
     )
 }
 

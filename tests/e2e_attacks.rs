@@ -98,7 +98,7 @@ fn footprint(t: &nspawn::Target) -> String {
            -not -path '/usr/local/lib/provision/*' -not -path '/var/lib/provision/generations/*' \
            -not -path '/var/lib/provision/store/*' -not -path '/var/lib/provision/quarantine/*' \
            -not -path '/var/lib/provision/rotation/*' -not -path '/var/lib/provision/alerts/*' \
-           -not -name 'last-switch' -not -name 'current' -not -name 'lock*' -not -name 'key' \
+           -not -name 'last-switch' -not -name 'current' -not -name 'lock*' -not -name 'key' -not -path '/var/lib/provision/stat/*' \
            -not -path '/etc/ld.so.cache' -not -path '/etc/mtab' \
            -printf '%p %U %G %m %l\\n' | sort; \
          find /etc /root /usr/local -xdev -type f -not -path '/etc/systemd/system/*' \

@@ -22,7 +22,7 @@ die() {
 
 # Contents (secrets among them) and records are for root only.
 umask 077
-mkdir -p "$S/store" "$S/generations" && chmod 700 "$S" || die "cannot create $S"
+mkdir -p "$S/store" "$S/generations" "$S/stat" && chmod 700 "$S" || die "cannot create $S"
 exec 9>>"$S/lock" || die "cannot open $S/lock"
 if ! flock -n 9; then
     if [ "$LOCK_WAIT" -gt 0 ] && flock -w "$LOCK_WAIT" 9; then

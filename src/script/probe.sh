@@ -7,7 +7,8 @@
 # paths of the current generation are looked at too.
 # stdout: tab-separated records, read by `observed::parse_probe`.
 # Paths go through printf, never echo: dash's echo reads backslashes.
-# It writes nothing, except the host's fingerprint key on first contact.
+# It writes nothing but the host's fingerprint key on first contact and its
+# record of the files it read (stat/record, below).
 set -u
 R=${PROVISION_ROOT:-}
 set_root "$R"
@@ -158,25 +159,82 @@ done <<BATCH
 $batch
 BATCH
 [ $# -gt 0 ] || exit 0
-hashes=$(sha256sum -- "$@") || exit 0
-stats=$(stat --printf '%a\t%U\t%G\t%s\n' -- "$@") || exit 0
-while IFS="$tab" read -r flag sha path; do
+
+# The record of what each of these files was when it was last read
+# (root-only, like the rest of $S): device, inode, size, mtime and ctime to
+# the nanosecond -> its id. A file whose five still match keeps its id
+# without being read or keyed again: any write or metadata change sets
+# ctime to the present, and nobody but root (by setting the clock) can set
+# it back. A file changed within the last 2 s is not recorded: a second
+# write in the same clock tick would leave every value equal.
+REC="$S/stat/record"
+now=$(date +%s)
+stats=$(stat --printf '%a\t%U\t%G\t%s\t%d:%i:%s:%.9Y:%.9Z\n' -- "$@") || exit 0
+# One line per file, in batch order: FLAG SHA PATH MODE OWNER GROUP SIZE
+# STAMP ID, ID `-` when the record does not vouch for it.
+joined=$(
+    {
+        [ -f "$REC" ] && [ ! -L "$REC" ] && cat -- "$REC"
+        echo "@batch"
+        printf '%s' "$batch"
+        echo "@stats"
+        printf '%s\n' "$stats"
+    } | awk -F "$tab" -v OFS="$tab" '
+        # Three parts: the record (STAMP ID PATH), the batch (FLAG SHA
+        # PATH), the stats (MODE OWNER GROUP SIZE STAMP), in the same order
+        # as the batch. No line of theirs starts with @.
+        $0 == "@batch" { part = 1; next }
+        $0 == "@stats" { part = 2; next }
+        $0 == "" { next }
+        part == 0 { stamp[$3] = $1; id[$3] = $2; next }
+        part == 1 { n++; flag[n] = $1; sha[n] = $2; path[n] = $3; next }
+        part == 2 {
+            m++
+            p = path[m]
+            got = "-"
+            # A keyed file needs a keyed id, a plain one a plain id.
+            if ((p in stamp) && stamp[p] == $5 && ((flag[m] == "k") == (id[p] ~ /^hmac-/))) got = id[p]
+            print flag[m], sha[m], p, $1, $2, $3, $4, $5, got
+        }')
+# The files the record does not vouch for, read in one call.
+set --
+while IFS="$tab" read -r _ _ path _ _ _ _ _ got; do
+    [ "$got" = - ] && set -- "$@" "$RP$path"
+done <<JOINED
+$joined
+JOINED
+hashes=
+if [ $# -gt 0 ]; then
+    hashes=$(sha256sum -- "$@") || exit 0
+fi
+# Written aside and renamed; where it cannot be written, nothing is kept.
+umask 077
+new="$REC.new.$$"
+keep=/dev/null
+# The directory is made by apply: a plan of a host never applied keeps none.
+if [ -d "$S/stat" ] && [ ! -L "$S/stat" ] && true 2>/dev/null >"$new"; then
+    keep=$new
+fi
+while IFS="$tab" read -r flag sha path mode owner group size stamp got; do
     [ -n "$path" ] || continue
-    IFS= read -r h <&3
-    IFS="$tab" read -r mode owner group size <&4
-    h=${h#\\}
-    h=${h%% *}
-    [ "$flag" = k ] && h="hmac-$(hmac_hex "$h")"
+    h=$got
+    if [ "$h" = - ]; then
+        IFS= read -r h <&3
+        h=${h#\\}
+        h=${h%% *}
+        [ "$flag" = k ] && h="hmac-$(hmac_hex "$h")"
+    fi
     printf 'file\t%s\t%s\t%s\t%s\t%s\n' "$h" "$mode" "$owner" "$group" "$path"
+    ctime=${stamp##*:}
+    [ "${ctime%.*}" -lt $((now - 2)) ] && printf '%s\t%s\t%s\n' "$stamp" "$h" "$path" >&5
     if [ "$flag" = t ] && [ "$h" != "$sha" ] && [ "$size" -le 262144 ]; then
         printf 'content\t%s\n' "$path"
         base64 <"$RP$path"
         echo "end"
     fi
-done 3<<HASHES 4<<STATS <<BATCH
+done 3<<HASHES 5>"$keep" <<JOINED
 $hashes
 HASHES
-$stats
-STATS
-$batch
-BATCH
+$joined
+JOINED
+[ "$keep" = /dev/null ] || mv -f -- "$new" "$REC" 2>/dev/null || rm -f -- "$new"
