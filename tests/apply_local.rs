@@ -959,9 +959,10 @@ fn a_same_size_edit_with_its_mtime_put_back_is_still_drift() {
     let demo = Demo::new();
     demo.define(r#"file "/etc/motd" content="managed\n""#, "");
     demo.run(&["apply", "--yes"]).expect(0);
-    // A file changed in the last 2 s is not recorded (a second write in the
-    // same clock tick could leave every value equal): wait past that.
-    std::thread::sleep(Duration::from_millis(2500));
+    // A file whose ctime is not at least 2 whole seconds behind the host's
+    // clock is not recorded (a second write in the same clock tick could
+    // leave every value equal): wait past the 3 s that can take.
+    std::thread::sleep(Duration::from_millis(3200));
     demo.run(&["plan", "--detailed-exitcode"]).expect(0);
     let record_file = demo.state().join("stat/record");
     let record = std::fs::read_to_string(&record_file).unwrap();

@@ -165,8 +165,9 @@ BATCH
 # the nanosecond -> its id. A file whose five still match keeps its id
 # without being read or keyed again: any write or metadata change sets
 # ctime to the present, and nobody but root (by setting the clock) can set
-# it back. A file changed within the last 2 s is not recorded: a second
-# write in the same clock tick would leave every value equal.
+# it back. A file whose ctime is not 2 whole seconds behind the clock
+# (changed in the last 2 to 3 s) is not recorded: a second write in the same
+# clock tick would leave every value equal.
 REC="$S/stat/record"
 now=$(date +%s)
 stats=$(stat --printf '%a\t%U\t%G\t%s\t%d:%i:%s:%.9Y:%.9Z\n' -- "$@") || exit 0
