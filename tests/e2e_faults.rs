@@ -60,18 +60,6 @@ fn wait_for_ok(t: &nspawn::Target, cmd: &str, timeout: Duration) -> bool {
     false
 }
 
-/// Polls `cmd` on the target until it succeeds (bounded).
-fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if t.ssh(cmd).status.success() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("`{cmd}` did not succeed within {timeout:?}");
-}
-
 /// No provision temporary file is left anywhere it writes.
 fn no_leftovers(t: &nspawn::Target) {
     assert_eq!(
@@ -288,8 +276,7 @@ fn a_stalled_operator_does_not_hold_the_lock() {
     let pids = hold_mid_upload(&t);
     let stopped = Instant::now();
     // Bounded poll over a connection of the test's own.
-    wait_for(
-        &t,
+    t.wait_for(
         "flock -n /var/lib/provision/lock true",
         Duration::from_secs(40),
     );
@@ -367,8 +354,7 @@ fn a_silent_link_drop_does_not_hold_the_lock() {
     eprintln!("the operator's run ended {failed_after:?} after the drop");
     assert_ne!(code, 0, "{report}");
     assert!(report.contains("connection"), "{report}");
-    wait_for(
-        &t,
+    t.wait_for(
         "flock -n /var/lib/provision/lock true",
         Duration::from_secs(20),
     );
@@ -384,8 +370,7 @@ fn connection_cut_during_switch_completes_on_the_host() {
     };
     let (mut child, rx) = f.spawn(&["apply", "--yes"]);
     wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
-    wait_for(
-        &t,
+    t.wait_for(
         "test -e /var/lib/provision/switching/ops",
         Duration::from_secs(20),
     );
@@ -394,8 +379,7 @@ fn connection_cut_during_switch_completes_on_the_host() {
     assert_ne!(code, 0);
 
     // The job goes on without the connection and finishes the switch.
-    wait_for(
-        &t,
+    t.wait_for(
         "test ! -e /var/lib/provision/switching",
         Duration::from_secs(60),
     );
@@ -419,8 +403,7 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
     // Phase 2 has begun (files renamed, units starting): kill the job, as a
     // power cut would.
-    wait_for(
-        &t,
+    t.wait_for(
         "grep -q prepared /var/lib/provision/switching/log",
         Duration::from_secs(20),
     );
@@ -431,8 +414,7 @@ fn a_switch_killed_half_way_is_finished_by_the_next_apply() {
     let _ = t.ssh(&format!(
         "systemctl kill --kill-whom=main -s KILL {unit}.service"
     ));
-    wait_for(
-        &t,
+    t.wait_for(
         &format!("! systemctl is-active --quiet {unit}.service"),
         Duration::from_secs(20),
     );
@@ -498,8 +480,7 @@ fn a_second_apply_at_once_is_refused_naming_the_first() {
     };
     let (mut first, rx) = f.spawn(&["apply", "--yes"]);
     wait_line(&rx, "switching to generation 1", Duration::from_secs(60));
-    wait_for(
-        &t,
+    t.wait_for(
         "test -e /var/lib/provision/switching/ops",
         Duration::from_secs(20),
     );
@@ -668,13 +649,11 @@ fn without_a_confirmation_the_host_switches_back_by_itself() {
     let _ = child.wait();
     cut(&t);
 
-    wait_for(
-        &t,
+    t.wait_for(
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
         Duration::from_secs(70),
     );
-    wait_for(
-        &t,
+    t.wait_for(
         "test ! -e /var/lib/provision/switching",
         Duration::from_secs(30),
     );
@@ -824,8 +803,7 @@ fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
     let _ = child.wait();
     cut(&t);
 
-    wait_for(
-        &t,
+    t.wait_for(
         "test \"$(cat /var/lib/provision/deadman/tries 2>/dev/null)\" = 1",
         Duration::from_secs(80),
     );
@@ -850,8 +828,7 @@ fn a_dead_man_switch_that_could_not_switch_back_tries_again() {
     );
 
     t.sh(&format!("mv /root/held-blob {blob}"));
-    wait_for(
-        &t,
+    t.wait_for(
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json && test ! -e /var/lib/provision/deadman",
         Duration::from_secs(90),
     );
@@ -1028,8 +1005,7 @@ fn an_interrupted_switch_is_finished_at_boot_before_the_agents_start() {
     f.agent_script("alpha", "v2");
     let (mut child, rx) = f.spawn(&["apply", "--yes", "--no-verify"]);
     wait_line(&rx, "switching to generation 2", Duration::from_secs(60));
-    wait_for(
-        &t,
+    t.wait_for(
         "grep -q prepared /var/lib/provision/switching/log",
         Duration::from_secs(20),
     );
@@ -1037,8 +1013,7 @@ fn an_interrupted_switch_is_finished_at_boot_before_the_agents_start() {
     let _ = t.ssh(&format!(
         "systemctl kill --kill-whom=main -s KILL {unit}.service"
     ));
-    wait_for(
-        &t,
+    t.wait_for(
         &format!("! systemctl is-active --quiet {unit}.service"),
         Duration::from_secs(20),
     );
@@ -1063,8 +1038,7 @@ fn an_interrupted_switch_is_finished_at_boot_before_the_agents_start() {
         "generations/2.json"
     );
     assert!(t.sh("cat /opt/agents/alpha/run.sh").contains("# v2"));
-    wait_for(
-        &t,
+    t.wait_for(
         "systemctl is-active --quiet agent-alpha.service",
         Duration::from_secs(30),
     );
@@ -1155,7 +1129,7 @@ fn a_power_loss_during_the_renames_boots_into_one_whole_generation() {
     );
     let (mut child, rx) = f.spawn(&["apply", "--yes"]);
     wait_line(&rx, "switching to generation 2", Duration::from_secs(60));
-    wait_for(&t, "test -e /run/frozen", Duration::from_secs(60));
+    t.wait_for("test -e /run/frozen", Duration::from_secs(60));
     let new = t
         .sh("grep -lx v2 /opt/many/f* | wc -l")
         .parse::<u32>()
@@ -1182,8 +1156,7 @@ fn a_power_loss_during_the_renames_boots_into_one_whole_generation() {
         t.ssh("test -e /var/lib/provision/switching").status.code(),
         Some(1)
     );
-    wait_for(
-        &t,
+    t.wait_for(
         "systemctl is-active --quiet agent-alpha.service",
         Duration::from_secs(30),
     );
@@ -1301,8 +1274,7 @@ fn a_link_drop_during_verification_ends_at_the_old_generation_and_says_so() {
     );
     // Past the dead-man deadline (75 s from the switch), the host is back.
     std::thread::sleep(Duration::from_secs(80).saturating_sub(switched.elapsed()));
-    wait_for(
-        &t,
+    t.wait_for(
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
         Duration::from_secs(60),
     );

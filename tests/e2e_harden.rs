@@ -48,24 +48,6 @@ fn setup(test: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-/// The fingerprint `ssh-keygen -lf` prints for the target's host key.
-fn keygen_fingerprint(t: &nspawn::Target) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("key.pub");
-    std::fs::write(&file, format!("{}\n", t.host_key)).unwrap();
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 /// onboard's arguments for `dest`, with `extra` after them.
 fn onboard_args(t: &nspawn::Target, dest: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -76,7 +58,7 @@ fn onboard_args(t: &nspawn::Target, dest: &str, extra: &[&str]) -> Vec<String> {
         "--ssh-key",
         &t.identity.display().to_string(),
         "--expect-fingerprint",
-        &keygen_fingerprint(t),
+        &t.fingerprint(),
         "--yes",
     ]
     .iter()

@@ -43,25 +43,6 @@ fn setup(test: &str) -> Option<(nspawn::Target, Fleet)> {
     Some((t, f))
 }
 
-/// The fingerprint `ssh-keygen -lf` prints for the target's host key.
-fn keygen_fingerprint(t: &nspawn::Target) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("key.pub");
-    std::fs::write(&file, format!("{}\n", t.host_key)).unwrap();
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    // `256 SHA256:… root@NAME (ED25519)`
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 fn identity(t: &nspawn::Target) -> String {
     t.identity.display().to_string()
 }
@@ -87,7 +68,7 @@ fn onboard_refuses_a_wrong_key_then_brings_the_host_in_once() {
     };
     let dest = format!("root@{}", t.addr);
     let id = identity(&t);
-    let fp = keygen_fingerprint(&t);
+    let fp = t.fingerprint();
 
     // A wrong fingerprint: refused before any login, nothing written.
     let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -275,7 +256,7 @@ fn onboard_makes_a_deploy_user_and_the_fleet_goes_through_it() {
     };
     let dest = format!("root@{}", t.addr);
     let id = identity(&t);
-    let fp = keygen_fingerprint(&t);
+    let fp = t.fingerprint();
     let run = f
         .run(&[
             "onboard",

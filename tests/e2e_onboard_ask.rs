@@ -106,31 +106,13 @@ fn on_a_terminal(f: &Fleet, home: &Path, args: &[&str], answer: &str) -> (i32, S
     (status.code().unwrap_or(-1), shown.replace('\r', ""))
 }
 
-/// The fingerprint `ssh-keygen -lf` prints for the target's host key.
-fn keygen_fingerprint(t: &nspawn::Target) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("key.pub");
-    std::fs::write(&file, format!("{}\n", t.host_key)).unwrap();
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn onboard_asks_on_a_terminal_and_pins_only_a_trusted_key() {
     let Some((t, f)) = setup("onboard-ask") else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let fp = keygen_fingerprint(&t);
+    let fp = t.fingerprint();
     let dest = format!("root@{}", t.addr);
     let id = t.identity.display().to_string();
     let args = [
@@ -198,7 +180,7 @@ fn onboard_refuses_a_refused_key_a_full_disk_and_no_sudo_with_the_fix() {
     let Some((t, f)) = setup("onboard-refused") else {
         return;
     };
-    let fp = keygen_fingerprint(&t);
+    let fp = t.fingerprint();
     let id = t.identity.display().to_string();
     let onboard = |dest: &str, key: &str| {
         f.run(&[

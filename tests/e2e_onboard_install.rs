@@ -101,42 +101,12 @@ fn hold_dpkg_lock(t: &nspawn::Target) {
          my $l = pack(\"ssx4qqix4\", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die $!; \
          open(my $m, \">\", \"/run/dpkg-lock-held\"); close $m; sleep 600'"
     ));
-    wait_for(t, "test -e /run/dpkg-lock-held", Duration::from_secs(30));
+    t.wait_for("test -e /run/dpkg-lock-held", Duration::from_secs(30));
 }
 
 /// Lets go of the lock [`hold_dpkg_lock`] took.
 fn release_dpkg_lock(t: &nspawn::Target) {
     t.sh(&format!("systemctl stop {HOLDER}.service"));
-}
-
-/// Polls `cmd` on the target until it succeeds (bounded).
-fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if t.ssh(cmd).status.success() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("`{cmd}` did not succeed within {timeout:?}");
-}
-
-/// The fingerprint `ssh-keygen -lf` prints for the target's host key.
-fn keygen_fingerprint(t: &nspawn::Target) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("key.pub");
-    std::fs::write(&file, format!("{}\n", t.host_key)).unwrap();
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
 }
 
 /// `onboard root@TARGET --name web` with the template agent, and `extra`.
@@ -149,7 +119,7 @@ fn args(t: &nspawn::Target, extra: &[&str]) -> Vec<String> {
         "--ssh-key",
         &t.identity.display().to_string(),
         "--expect-fingerprint",
-        &keygen_fingerprint(t),
+        &t.fingerprint(),
         "--module",
         "host",
         "--agent",
@@ -273,7 +243,7 @@ fn an_onboarding_cut_while_it_waits_to_install_is_finished_by_the_next_run() {
         Duration::from_secs(60),
     );
     // apt itself is waiting for the lock on the host.
-    wait_for(&t, "pgrep -x apt-get", Duration::from_secs(30));
+    t.wait_for("pgrep -x apt-get", Duration::from_secs(30));
     // The operator's machine goes away: the client and its connections.
     let _ = child.kill();
     let _ = child.wait();
@@ -285,8 +255,7 @@ fn an_onboarding_cut_while_it_waits_to_install_is_finished_by_the_next_run() {
 
     // The lock goes; the install the cut run started finishes on the host.
     release_dpkg_lock(&t);
-    wait_for(
-        &t,
+    t.wait_for(
         "dpkg-query -W -f '${Status}' curl | grep -qx 'install ok installed' && ! pgrep -x apt-get",
         Duration::from_secs(120),
     );

@@ -130,18 +130,6 @@ fn with_token(f: &Fleet, args: &[&str]) -> fleet::Run {
     fleet::Run::from(fleet::run_bounded(&mut cmd, Duration::from_secs(120)))
 }
 
-/// Polls `cmd` on the target until it succeeds, bounded.
-fn wait_for(t: &nspawn::Target, cmd: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if t.ssh(cmd).status.success() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("`{cmd}` did not succeed within {timeout:?}");
-}
-
 /// Kills, by PID, the ssh processes that talk to this test's target as
 /// deploy (provision's connection; the harness logs in as root).
 fn cut(t: &nspawn::Target) {
@@ -256,8 +244,7 @@ fn a_sudo_login_does_everything_and_the_dead_man_switch_works_through_it() {
     let _ = child.wait();
     cut(&t);
     let cut_at = Instant::now();
-    wait_for(
-        &t,
+    t.wait_for(
         "test \"$(readlink /var/lib/provision/current)\" = generations/1.json",
         Duration::from_secs(90),
     );
@@ -266,8 +253,7 @@ fn a_sudo_login_does_everything_and_the_dead_man_switch_works_through_it() {
         "e2e_sudo: the dead-man switch went back {:?} after the client was killed",
         cut_at.elapsed()
     );
-    wait_for(
-        &t,
+    t.wait_for(
         "test ! -e /var/lib/provision/switching",
         Duration::from_secs(30),
     );

@@ -320,6 +320,39 @@ impl Target {
         }
     }
 
+    /// Runs `cmd` on the target until it succeeds, every 100 ms, for at most
+    /// `timeout`; panics naming it otherwise.
+    pub fn wait_for(&self, cmd: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.ssh(cmd).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{}: `{cmd}` did not succeed within {timeout:?}", self.name);
+    }
+
+    /// The fingerprint `ssh-keygen -lf` prints for the target's host key
+    /// (`SHA256:…`), to check provision's against.
+    pub fn fingerprint(&self) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key.pub");
+        fs::write(&file, format!("{}\n", self.host_key)).unwrap();
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        // `256 SHA256:… root@NAME (ED25519)`
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+
     /// Path of the target's console log (until the target is stopped).
     pub fn console_log(&self) -> PathBuf {
         state_dir()
