@@ -18,7 +18,6 @@ mod process;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use fleet::{Fleet, agent};
 
