@@ -14,7 +14,9 @@ R=${PROVISION_ROOT:-}
 set_root "$R"
 S="$R/var/lib/provision"
 echo "probe${tab}1"
-echo "now${tab}$(date +%s)"
+# Also the clock the stat record is judged against (below).
+now=$(date +%s)
+echo "now${tab}$now"
 
 # The key that makes secret fingerprints unguessable offline: random, 0600,
 # created once.
@@ -169,7 +171,6 @@ BATCH
 # (changed in the last 2 to 3 s) is not recorded: a second write in the same
 # clock tick would leave every value equal.
 REC="$S/stat/record"
-now=$(date +%s)
 stats=$(stat --printf '%a\t%U\t%G\t%s\t%d:%i:%s:%.9Y:%.9Z\n' -- "$@") || exit 0
 # One line per file, in batch order: FLAG SHA PATH MODE OWNER GROUP SIZE
 # STAMP ID, ID `-` when the record does not vouch for it.

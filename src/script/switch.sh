@@ -216,7 +216,12 @@ while IFS="$tab" read -r op a b c d e; do
         esac
         dir_name "$e"
         find_stage "$DIR"
-        if [ -n "$STAGE" ] && safe_dir "$DIR" "$c" "$d" && [ "$TRUSTED" = yes ]; then
+        if [ -z "$STAGE" ] || ! safe_dir "$DIR" "$c" "$d"; then
+            fail "cannot put $e in place: ${why:-it was not staged}"
+            cd /
+            continue
+        fi
+        if [ "$TRUSTED" = yes ]; then
             # Only root can write DIR and the directories above it: nobody
             # can have moved the staging directory or planted anything but
             # root. A link or a directory at the name is still set aside.
@@ -233,7 +238,7 @@ while IFS="$tab" read -r op a b c d e; do
             cd /
             continue
         fi
-        if [ -z "$STAGE" ] || ! safe_dir "$DIR" "$c" "$d" || ! here || ! stage_dir "$STAGE"; then
+        if ! here || ! stage_dir "$STAGE"; then
             fail "cannot put $e in place: ${why:-it was not staged}"
             cd /
             continue
