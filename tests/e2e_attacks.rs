@@ -443,3 +443,68 @@ fn an_agent_cannot_move_the_staging_directory_away() {
         "the last round's AGENTS.md is not in place"
     );
 }
+
+/// The probe's record vouches for a file in the agent's workdir only while
+/// the file is the one it read: a same-size edit with the mtime put back is
+/// drift (ctime moved), and a link put in its place afterwards is reported as
+/// a link: the root-only file it points at is never read into the plan.
+#[test]
+fn the_probe_record_vouches_for_nothing_the_agent_changed() {
+    let Some((t, f)) = setup("record") else {
+        return;
+    };
+    let md = format!("{WORKDIR}/AGENTS.md");
+    t.sh("echo root-only-text-42 >/root/private && chmod 600 /root/private");
+    // Recorded once its ctime is 2 whole seconds old: wait past the 3 s.
+    std::thread::sleep(Duration::from_millis(3200));
+    let plan = f.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let record = t.sh("cat /var/lib/provision/stat/record");
+    assert!(
+        record.lines().any(|l| l.ends_with(&format!("\t{md}"))),
+        "the workdir's AGENTS.md is not recorded:\n{record}"
+    );
+
+    // Same size, one byte changed, mtime put back to the nanosecond.
+    as_agent(
+        &t,
+        &format!(
+            "m=$(stat -c %y {md}) && sed -i '1s/^./X/' {md} && touch -d \"$m\" {md} && \
+             [ \"$(stat -c %y {md})\" = \"$m\" ]"
+        ),
+    );
+    let plan = f.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains(&md) && l.contains("drift")),
+        "the edit is not drift:\n{}",
+        plan.stdout
+    );
+
+    // Put back by an apply, recorded again, then swapped for a link to a
+    // root-only file.
+    let apply = f.run(&["apply", "--yes", "--no-verify"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(f.run(&["plan", "--detailed-exitcode"]).code, 0);
+    as_agent(
+        &t,
+        &format!("ln -sfn /root/private {md}.l && mv -fT {md}.l {md}"),
+    );
+    let plan = f.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains(&md) && l.contains("symlink")),
+        "the link is not reported:\n{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.all().contains("root-only-text-42"),
+        "the plan shows a root-only file:\n{}",
+        plan.all()
+    );
+}

@@ -78,165 +78,256 @@ j="$R/var/log/journal"
 [ -d "$j" ] || j="$R/"
 df -Pk "$j" 2>/dev/null | { read -r _ && read -r _ size _ avail _ && echo "journalfs${tab}$((size * 1024))${tab}$((avail * 1024))"; }
 
-# The paths: the desired ones, then the current generation's. A path that
-# holds a secret in either is keyed: only its HMAC under the host's key
-# leaves the host, never its plain hash nor its content.
-#   id mode owner group secret path -> "k|n<TAB>-<TAB>path"
-list=$(cat)
-old=
+# The paths: the desired ones, then the current generation's, each once, in
+# the order given (desired first), keyed when either list keys it: only the
+# HMAC under the host's key of a path that holds a secret in either leaves
+# the host, never its plain hash nor its content. Every step below is one
+# process for all paths (awk, stat, sha256sum): a host's size costs no
+# process per file or directory, only the files whose record (below) no
+# longer vouches for them are read, and a file in a directory someone else
+# may write is read one by one, carefully.
+#   FLAG SHA PATH, FLAG `t`, `k`, or `n` for an old path that is not secret
+old=/dev/null
 if [ -n "$current" ] && [ -f "$S/generations/$current.files" ]; then
-    old=$(while IFS="$tab" read -r _ _ _ _ secret path; do
-        if [ "$secret" = s ]; then printf 'k\t-\t%s\n' "$path"; else printf 'n\t-\t%s\n' "$path"; fi
-    done <"$S/generations/$current.files")
+    old="$S/generations/$current.files"
 fi
-# Each path once, in the order given (desired first), keyed when either
-# list keys it. One awk: string lookups in sh grow with the square of the
-# number of paths.
-paths=$(awk -F "$tab" '$3 != "" {
-    if (!($3 in flag)) { order[++n] = $3; flag[$3] = $1; sha[$3] = $2 }
-    else if ($1 == "k") flag[$3] = "k"
-} END { for (i = 1; i <= n; i++) printf "%s\t%s\t%s\n", flag[order[i]], sha[order[i]], order[i] }' <<LIST
-$list
-$old
-LIST
+paths=$(
+    {
+        cat
+        echo "@old"
+        cat -- "$old"
+    } | awk -F "$tab" -v OFS="$tab" '
+        $0 == "@old" { part = 1; next }
+        # The old list: ID MODE OWNER GROUP SECRET PATH.
+        part == 1 { f = ($5 == "s") ? "k" : "n"; s = "-"; p = $6 }
+        part == 0 { f = $1; s = $2; p = $3 }
+        p == "" { next }
+        !(p in flag) { order[++n] = p; flag[p] = f; sha[p] = s; next }
+        f == "k" { flag[p] = "k" }
+        END { for (i = 1; i <= n; i++) print flag[order[i]], sha[order[i]], order[i] }'
 )
 case "$nl$paths" in *"${nl}k$tab"*) hmac_init "$(cat "$S/key" 2>/dev/null)" ;; esac
 
-# report PATH FLAG SHA: one regular file in a directory someone else may
-# write, read in the current directory (entered by safe_dir) without
-# following a link or blocking on a FIFO.
-report() {
-    st=$(stat -c '%a	%U	%G	%s' -- "./$NAME") || return
-    h=$(read_nofollow "./$NAME" | sha256sum) || return
-    h=${h%% *}
-    [ "$2" = k ] && h="hmac-$(hmac_hex "$h")"
-    printf 'file\t%s\t%s\t%s\n' "$h" "${st%"$tab"*}" "$1"
-    if [ "$2" = t ] && [ "$h" != "$3" ] && [ "${st##*"$tab"}" -le 262144 ]; then
-        printf 'content\t%s\n' "$1"
-        read_nofollow "./$NAME" | base64
-        echo "end"
-    fi
-}
-
-# Classify every path. Regular files in directories only root can write are
-# hashed and stat'ed in one call each (nobody can swap them); the others one
-# by one, without following links.
-batch=
-while IFS="$tab" read -r flag sha path; do
-    [ -n "$path" ] || continue
-    if [ "$sha" != - ] && [ -f "$S/store/$sha" ]; then
-        printf 'stored\t%s\n' "$sha"
-    fi
-    dir_name "$path"
-    if ! safe_dir "$DIR" '*' '*'; then
-        if [ "$why" = missing ]; then
-            printf 'missing\t%s\n' "$path"
-        else
-            printf 'unsafe\t%s\t%s\n' "$why" "$path"
-        fi
-        cd /
-        continue
-    fi
-    classify "$NAME"
-    if [ "$KIND" = other ]; then
-        printf 'other\t%s\t%s\n' "$WHAT" "$path"
-    elif [ "$KIND" = missing ]; then
-        printf 'missing\t%s\n' "$path"
-    elif [ "$TRUSTED" = yes ]; then
-        batch="$batch$flag$tab$sha$tab$path$nl"
-    elif [ "$(links "$NAME")" != 1 ]; then
-        printf 'other\thard link (%s links)\t%s\n' "$(links "$NAME")" "$path"
-    else
-        report "$path" "$flag" "$sha"
-    fi
-    cd /
-done <<LIST
-$paths
-LIST
-
-set --
-while IFS="$tab" read -r flag sha path; do
-    [ -n "$path" ] && set -- "$@" "$RP$path"
-done <<BATCH
-$batch
-BATCH
-[ $# -gt 0 ] || exit 0
-
-# The record of what each of these files was when it was last read
-# (root-only, like the rest of $S): device, inode, size, mtime and ctime to
-# the nanosecond -> its id. A file whose five still match keeps its id
-# without being read or keyed again: any write or metadata change sets
-# ctime to the present, and nobody but root (by setting the clock) can set
-# it back. A file whose ctime is not 2 whole seconds behind the clock
-# (changed in the last 2 to 3 s) is not recorded: a second write in the same
-# clock tick would leave every value equal.
+# The record of what each file was when it was last read (root-only, like
+# the rest of $S): device, inode, size, mtime and ctime to the nanosecond ->
+# its id. A file whose five still match keeps its id without being read or
+# keyed again: any write or metadata change sets ctime to the present, and
+# nobody but root (by setting the clock) can set it back. A file whose ctime
+# is not 2 whole seconds behind the clock (changed in the last 2 to 3 s) is
+# not recorded: a second write in the same clock tick would leave every
+# value equal. The stamp of a file in a directory someone else may write is
+# taken inside that directory, entered carefully, before it is read: a swap
+# made after it changes the ctime of the file that was there, so that stamp
+# never matches again.
 REC="$S/stat/record"
-stats=$(stat --printf '%a\t%U\t%G\t%s\t%d:%i:%s:%.9Y:%.9Z\n' -- "$@") || exit 0
-# One line per file, in batch order: FLAG SHA PATH MODE OWNER GROUP SIZE
-# STAMP ID, ID `-` when the record does not vouch for it.
-joined=$(
+STAMP="%d:%i:%s:%.9Y:%.9Z"
+# The store, as a host path ($S is under the root as given, not resolved).
+STORE=/var/lib/provision/store/
+
+# One stat, without following links, of every path, every component of
+# their directories and every store entry they name: TYPE OWNER GROUP MODE
+# LINKS STAMP SIZE NAME. What does not exist is not listed.
+looked=$(printf '%s\n' "$paths" | awk -F "$tab" -v rp="$RP" -v store="$STORE" '
+    $3 == "" { next }
+    {
+        print rp $3
+        if ($2 != "-") print rp store $2
+        d = $3
+        while (sub(/\/[^\/]*$/, "", d) && d != "" && !(d in seen)) { seen[d]; print rp d }
+    }' | xargs -r -d "$nl" stat -c "%F$tab%U$tab%G$tab%a$tab%h$tab$STAMP$tab%s$tab%n" -- 2>/dev/null)
+
+# Each path, judged from that: one line each, in order.
+#   missing PATH | unsafe WHY PATH | other WHAT PATH | stored SHA: final
+#   careful FLAG SHA PATH: in a directory someone else may write; read below
+#   batch FLAG SHA PATH MODE OWNER GROUP SIZE STAMP ID TRUSTED: ID `-` when
+#     the record does not vouch for it (then it is read); TRUSTED `yes` when
+#     only root can write its directories (only then is it read by name)
+judged=$(
     {
         [ -f "$REC" ] && [ ! -L "$REC" ] && cat -- "$REC"
-        echo "@batch"
-        printf '%s' "$batch"
-        echo "@stats"
-        printf '%s\n' "$stats"
-    } | awk -F "$tab" -v OFS="$tab" '
-        # Three parts: the record (STAMP ID PATH), the batch (FLAG SHA
-        # PATH), the stats (MODE OWNER GROUP SIZE STAMP), in the same order
-        # as the batch. No line of theirs starts with @.
-        $0 == "@batch" { part = 1; next }
-        $0 == "@stats" { part = 2; next }
+        echo "@looked"
+        printf '%s\n' "$looked"
+        echo "@paths"
+        printf '%s\n' "$paths"
+    } | awk -F "$tab" -v OFS="$tab" -v rp="$RP" -v store="$STORE" -v me="$ME" '
+        # No line of the record, stat or paths starts with @.
+        $0 == "@looked" { part = 1; next }
+        $0 == "@paths" { part = 2; next }
         $0 == "" { next }
-        part == 0 { stamp[$3] = $1; id[$3] = $2; next }
-        part == 1 { n++; flag[n] = $1; sha[n] = $2; path[n] = $3; next }
-        part == 2 {
-            m++
-            p = path[m]
+        part == 0 { rstamp[$3] = $1; rid[$3] = $2; next }
+        part == 1 {
+            p = $8
+            if (substr(p, 1, length(rp)) == rp) p = substr(p, length(rp) + 1)
+            type[p] = $1; owner[p] = $2; group[p] = $3; mode[p] = $4
+            links[p] = $5; stamp[p] = $6; size[p] = $7
+            next
+        }
+        function writable(digit) { return digit ~ /[2367]/ }
+        # The verdict on directory D, as safe_dir (lib.sh) gives it with
+        # OWNER and GROUP `*`: yes (only root can write any component), no
+        # (someone else can), missing, or why it is refused.
+        function verdict(d,   n, c, i, p, v, m) {
+            if (d in seen) return seen[d]
+            n = split(d, c, "/")
+            p = ""
+            v = "yes"
+            for (i = 2; i <= n; i++) {
+                if (c[i] == "") continue
+                p = p "/" c[i]
+                if (!(p in type)) { v = "missing"; break }
+                if (type[p] != "directory") {
+                    v = "why:" p " is a " type[p] ", not a directory: provision does not follow it"
+                    break
+                }
+                m = "00" mode[p]
+                if (writable(substr(m, length(m), 1))) {
+                    v = "why:" p " is writable by every user: provision does not write under it"
+                    break
+                }
+                if (writable(substr(m, length(m) - 2, 1)) && owner[p] != me) v = "no"
+                if (writable(substr(m, length(m) - 1, 1)) && group[p] != "root" && group[p] != me) v = "no"
+            }
+            seen[d] = v
+            return v
+        }
+        {
+            f = $1; s = $2; p = $3
+            if (s != "-" && type[store s] ~ /^regular/) print "stored", s
+            d = p
+            sub(/\/[^\/]*$/, "", d)
+            if (d == "") d = "/"
+            v = verdict(d)
+            if (v == "missing") { print "missing", p; next }
+            if (v ~ /^why:/) { print "unsafe", substr(v, 5), p; next }
             got = "-"
             # A keyed file needs a keyed id, a plain one a plain id.
-            if ((p in stamp) && stamp[p] == $5 && ((flag[m] == "k") == (id[p] ~ /^hmac-/))) got = id[p]
-            print flag[m], sha[m], p, $1, $2, $3, $4, $5, got
-        }')
-# The files the record does not vouch for, read in one call.
-set --
-while IFS="$tab" read -r _ _ path _ _ _ _ _ got; do
-    [ "$got" = - ] && set -- "$@" "$RP$path"
-done <<JOINED
-$joined
-JOINED
-hashes=
-if [ $# -gt 0 ]; then
-    hashes=$(sha256sum -- "$@") || exit 0
-fi
-# Written aside and renamed; where it cannot be written, nothing is kept.
+            if ((p in rstamp) && rstamp[p] == stamp[p] && ((f == "k") == (rid[p] ~ /^hmac-/))) got = rid[p]
+            if (v == "no") {
+                # Read by name only when nothing needs reading: its content
+                # is sent for a diff when it differs.
+                if (got != "-" && (f != "t" || got == s || size[p] > 262144)) {
+                    print "batch", f, s, p, mode[p], owner[p], group[p], size[p], stamp[p], got, "no"
+                } else print "careful", f, s, p
+                next
+            }
+            if (!(p in type)) print "missing", p
+            else if (type[p] == "symbolic link") print "careful", f, s, p
+            else if (type[p] !~ /^regular/) print "other", type[p], p
+            else print "batch", f, s, p, mode[p], owner[p], group[p], size[p], stamp[p], got, "yes"
+        }'
+)
+
+# The batch files the record does not vouch for, read in one call, in order.
+hashes=$(printf '%s\n' "$judged" | awk -F "$tab" -v rp="$RP" '$1 == "batch" && $10 == "-" { print rp $4 }' |
+    xargs -r -d "$nl" sha256sum --) || {
+    # Only root writes these files: one that went away meanwhile was changed
+    # by another run as root.
+    echo "a file changed while it was read (another run as root?); plan again" >&2
+    exit 1
+}
+# Their ids: the plain hash, or `key:HASH` for a secret, which the shell
+# keys below.
+judged=$(
+    {
+        printf '%s\n' "$hashes"
+        echo "@judged"
+        printf '%s\n' "$judged"
+    } | awk -F "$tab" -v OFS="$tab" '
+        $0 == "@judged" { part = 1; next }
+        part == 0 {
+            if ($0 == "") next
+            # sha256sum marks a name with a backslash or newline with a
+            # leading backslash.
+            h = $0; sub(/^\\/, "", h); sub(/ .*/, "", h)
+            hash[++n] = h
+            next
+        }
+        $1 == "batch" && $10 == "-" { $10 = ($2 == "k") ? "key:" hash[++i] : hash[++i] }
+        { print }'
+)
+
+# The new record is written aside and renamed; where it cannot be written,
+# nothing is kept. The directory is made by apply: a plan of a host never
+# applied keeps none.
 umask 077
 new="$REC.new.$$"
 keep=/dev/null
-# The directory is made by apply: a plan of a host never applied keeps none.
 if [ -d "$S/stat" ] && [ ! -L "$S/stat" ] && true 2>/dev/null >"$new"; then
     keep=$new
 fi
-while IFS="$tab" read -r flag sha path mode owner group size stamp got; do
-    [ -n "$path" ] || continue
-    h=$got
-    if [ "$h" = - ]; then
-        IFS= read -r h <&3
-        h=${h#\\}
-        h=${h%% *}
-        [ "$flag" = k ] && h="hmac-$(hmac_hex "$h")"
+
+# What needs no shell is printed (and recorded) by awk: the shell reads its
+# input a byte at a time. Left for the shell: the careful reads, secrets to
+# key, and contents to send.
+NEEDS_SHELL='$1 == "careful" || ($1 == "batch" && ($10 ~ /^key:/ || ($11 == "yes" && $2 == "t" && $10 != $3 && $8 <= 262144)))'
+printf '%s\n' "$judged" | awk -F "$tab" -v OFS="$tab" -v now="$now" -v rec="$keep" "
+    \$0 == \"\" || $NEEDS_SHELL { next }
+    \$1 != \"batch\" { print; next }
+    {
+        print \"file\", \$10, \$5, \$6, \$7, \$4
+        ctime = \$9; sub(/.*:/, \"\", ctime); sub(/\\..*/, \"\", ctime)
+        if (ctime + 0 < now - 2) print \$9, \$10, \$4 >rec
+    }"
+
+# remember STAMP ID PATH: into the new record, once its ctime is old enough.
+remember() {
+    r_ctime=${1##*:}
+    [ "${r_ctime%.*}" -lt $((now - 2)) ] && printf '%s\t%s\t%s\n' "$1" "$2" "$3" >&5
+}
+
+# careful PATH FLAG SHA: one file in a directory someone else may write,
+# read in that directory (entered and checked with getcwd) without following
+# a link or blocking on a FIFO.
+careful() {
+    dir_name "$1"
+    if ! enter_dir "$DIR"; then
+        printf 'unsafe\t%s\t%s\n' "$why" "$1"
+        cd /
+        return
     fi
-    printf 'file\t%s\t%s\t%s\t%s\t%s\n' "$h" "$mode" "$owner" "$group" "$path"
-    ctime=${stamp##*:}
-    [ "${ctime%.*}" -lt $((now - 2)) ] && printf '%s\t%s\t%s\n' "$stamp" "$h" "$path" >&5
-    if [ "$flag" = t ] && [ "$h" != "$sha" ] && [ "$size" -le 262144 ]; then
-        printf 'content\t%s\n' "$path"
-        base64 <"$RP$path"
-        echo "end"
+    classify "$NAME"
+    if [ "$KIND" = other ]; then
+        printf 'other\t%s\t%s\n' "$WHAT" "$1"
+    elif [ "$KIND" = missing ]; then
+        printf 'missing\t%s\n' "$1"
+    elif st=$(stat -c "%a$tab%U$tab%G$tab%s$tab%h$tab$STAMP" -- "./$NAME"); then
+        c_mode=${st%%"$tab"*} st=${st#*"$tab"}
+        c_owner=${st%%"$tab"*} st=${st#*"$tab"}
+        c_group=${st%%"$tab"*} st=${st#*"$tab"}
+        c_size=${st%%"$tab"*} st=${st#*"$tab"}
+        c_links=${st%%"$tab"*} c_stamp=${st#*"$tab"}
+        if [ "$c_links" != 1 ]; then
+            printf 'other\thard link (%s links)\t%s\n' "$c_links" "$1"
+        elif h=$(read_nofollow "./$NAME" | sha256sum); then
+            h=${h%% *}
+            [ "$2" = k ] && h="hmac-$(hmac_hex "$h")"
+            printf 'file\t%s\t%s\t%s\t%s\t%s\n' "$h" "$c_mode" "$c_owner" "$c_group" "$1"
+            remember "$c_stamp" "$h" "$1"
+            if [ "$2" = t ] && [ "$h" != "$3" ] && [ "$c_size" -le 262144 ]; then
+                printf 'content\t%s\n' "$1"
+                read_nofollow "./$NAME" | base64
+                echo "end"
+            fi
+        fi
     fi
-done 3<<HASHES 5>"$keep" <<JOINED
-$hashes
-HASHES
-$joined
-JOINED
+    cd /
+}
+
+while IFS="$tab" read -r kind flag sha path mode owner group size stamp id trusted; do
+    case $kind in
+    careful) careful "$path" "$flag" "$sha" ;;
+    batch)
+        case $id in key:*) id="hmac-$(hmac_hex "${id#key:}")" ;; esac
+        printf 'file\t%s\t%s\t%s\t%s\t%s\n' "$id" "$mode" "$owner" "$group" "$path"
+        remember "$stamp" "$id" "$path"
+        if [ "$trusted" = yes ] && [ "$flag" = t ] && [ "$id" != "$sha" ] && [ "$size" -le 262144 ]; then
+            printf 'content\t%s\n' "$path"
+            base64 <"$RP$path"
+            echo "end"
+        fi
+        ;;
+    esac
+done 5>>"$keep" <<SHELL
+$(printf '%s\n' "$judged" | awk -F "$tab" "$NEEDS_SHELL")
+SHELL
 [ "$keep" = /dev/null ] || mv -f -- "$new" "$REC" 2>/dev/null || rm -f -- "$new"
