@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use crate::deploy::HostResult;
-use crate::deploy::host::HostError;
+use crate::deploy::host::{HostError, Phase};
 use crate::error::Error;
 use crate::plan::HostPlan;
 
@@ -141,6 +141,9 @@ pub struct PlannedHost<'a> {
     /// The plan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<&'a HostPlan>,
+    /// How long each phase took (`connect`, `probe`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<Phase>,
 }
 
 /// A host in `apply` and `rollback`: its plan and how its switch ended.
@@ -159,6 +162,13 @@ pub struct AppliedHost<'a> {
     /// How the switch ended (none when the host was not reached).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'a HostResult>,
+    /// How long each phase took, in order: `connect`, `probe`, the switch's
+    /// phases on the host (`lock`, `upload`, `check`, `job-start`,
+    /// `prepare`, `rename`, `stop`, `remove`, `record`, `daemon-reload`,
+    /// `hooks`, `units`, `gc`, `job-exit`), `session` (the rest of the
+    /// switch's round trip) and `verify`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<Phase>,
 }
 
 impl<'a> AppliedHost<'a> {
@@ -170,7 +180,13 @@ impl<'a> AppliedHost<'a> {
             error: outcome.failure(),
             plan: Some(plan),
             outcome: Some(outcome),
+            timings: Vec::new(),
         }
+    }
+
+    /// With the phases' times.
+    pub fn with_timings(self, timings: Vec<Phase>) -> Self {
+        Self { timings, ..self }
     }
 
     /// A host that could not be reached or probed.
@@ -181,6 +197,7 @@ impl<'a> AppliedHost<'a> {
             error: Some(Failure::from(error)),
             plan: None,
             outcome: None,
+            timings: Vec::new(),
         }
     }
 }

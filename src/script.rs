@@ -546,7 +546,12 @@ pub enum Outcome {
 /// Reads the session's exit status and output.
 pub fn outcome(status: i32, stdout: &str, stderr: &str) -> Outcome {
     let first = stdout.lines().next().unwrap_or_default();
-    let rest = stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    let rest = stdout
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(PHASE_MARK))
+        .collect::<Vec<_>>()
+        .join("\n");
     match status {
         EXIT_LOCKED => Outcome::Locked {
             holder: first
@@ -590,9 +595,71 @@ pub fn outcome(status: i32, stdout: &str, stderr: &str) -> Outcome {
     }
 }
 
+/// How a phase mark of the apply and switch scripts starts:
+/// `phase<TAB>NAME<TAB>NANOSECONDS`, NAME starting then, by the host's clock.
+const PHASE_MARK: &str = "phase\t";
+
+/// The phases an apply's output marks, in the order they began, each with
+/// how long it took until the next mark, in nanoseconds (the last mark,
+/// `end`, only ends the one before). A phase marked more than once is
+/// summed. Empty when the host's `date` does not give nanoseconds.
+pub fn phases(stdout: &str) -> Vec<(String, u64)> {
+    let mut marks: Vec<(u128, &str)> = Vec::new();
+    for line in stdout.lines() {
+        let Some(mark) = line.strip_prefix(PHASE_MARK) else {
+            continue;
+        };
+        let Some((name, ns)) = mark.split_once('\t') else {
+            return Vec::new();
+        };
+        let Ok(ns) = ns.parse::<u128>() else {
+            return Vec::new();
+        };
+        marks.push((ns, name));
+    }
+    // The job's marks come in its log, the apply's after it.
+    marks.sort_by_key(|(ns, _)| *ns);
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for pair in marks.windows(2) {
+        let (start, name) = pair[0];
+        let took = u64::try_from(pair[1].0 - start).unwrap_or(u64::MAX);
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, sum)) => *sum += took,
+            None => out.push((name.to_string(), took)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phases_are_timed_from_mark_to_mark_and_summed_by_name() {
+        let out = "ok 3\nwrote /etc/x\nphase\tprepare\t1000000000\nphase\trename\t1002000000\n\
+                   phase\tunits\t1003000000\nphase\trename\t1003500000\nphase\tjob-exit\t1004000000\n\
+                   phase\tlock\t990000000\nphase\tupload\t995000000\nphase\tend\t1010000000\n";
+        let ms = |n: u64| n * 1_000_000;
+        assert_eq!(
+            phases(out),
+            vec![
+                ("lock".to_string(), ms(5)),
+                ("upload".to_string(), ms(5)),
+                ("prepare".to_string(), ms(2)),
+                ("rename".to_string(), 1_500_000),
+                ("units".to_string(), 500_000),
+                ("job-exit".to_string(), ms(6)),
+            ]
+        );
+        // Not part of the log the report shows.
+        let Outcome::Switched { log } = outcome(0, out, "") else {
+            panic!("not switched");
+        };
+        assert_eq!(log, "wrote /etc/x");
+        // A `date` without nanoseconds prints `%N`: no timings, no error.
+        assert!(phases("ok 1\nphase\tlock\t1700000000%N\n").is_empty());
+    }
 
     #[test]
     fn quoting_survives_any_text() {

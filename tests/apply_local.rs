@@ -1616,3 +1616,63 @@ fn retry_failed_takes_only_what_failed_in_the_last_apply() {
         .expect(1);
     assert_contains(&both.stderr, "cannot apply a saved plan");
 }
+
+/// `--json` and `-v` say where each host's time went: connect and probe for
+/// a plan; for a switch also its phases on the host, the rest of its round
+/// trip, each once, in the order they began.
+#[test]
+fn plan_and_apply_report_the_time_of_each_phase() {
+    let demo = Demo::new();
+    demo.define(r#"file "/etc/motd" content="one\n""#, "");
+    let phases = |v: &Value| -> Vec<String> {
+        v["hosts"][0]["timings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no timings: {v}"))
+            .iter()
+            .map(|p| {
+                assert!(p["ms"].is_u64(), "{p}");
+                p["phase"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let plan = json(&demo.run(&["plan", "--json"]).expect(0));
+    assert_eq!(phases(&plan), ["connect", "probe"]);
+
+    let apply = json(&demo.run(&["apply", "--yes", "--json"]).expect(0));
+    let got = phases(&apply);
+    // A first switch stops and removes nothing; on a local host the
+    // daemon-reload, hooks and verification are skipped, but still phases.
+    let want = [
+        "connect",
+        "probe",
+        "lock",
+        "upload",
+        "check",
+        "job-start",
+        "prepare",
+        "rename",
+        "record",
+        "daemon-reload",
+        "hooks",
+        "units",
+        "gc",
+        "job-exit",
+        "session",
+        "verify",
+    ];
+    assert_eq!(got, want, "{apply}");
+
+    demo.define(r#"file "/etc/motd" content="two\n""#, "");
+    let verbose = demo.run(&["-v", "apply", "--yes"]).expect(0);
+    let line = verbose
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("demo: took "))
+        .unwrap_or_else(|| panic!("no timings line:\n{}", verbose.all()));
+    for phase in ["connect", "probe", "upload", "prepare", "rename", "session"] {
+        assert!(line.contains(&format!("{phase} ")), "{line}");
+    }
+    // Not without -v.
+    let quiet = demo.run(&["apply", "--yes"]).expect(0);
+    assert!(!quiet.all().contains(" took "), "{}", quiet.all());
+}

@@ -159,6 +159,8 @@ pub struct Applied {
     /// Who ran it, and when it started switching.
     who: String,
     time: String,
+    /// The progress display, which holds each host's phases' times.
+    display: Arc<Display>,
 }
 
 /// The engine of `apply` for `hosts` of a loaded repository (which need not
@@ -217,23 +219,22 @@ pub fn switch(
         let go = match operator::confirm(&question, yes) {
             Ok(go) => go,
             Err(e) => {
-                for p in ready {
-                    runtime.block_on(p.transport.close());
-                }
+                let open = ready.into_iter().map(|p| p.transport).collect();
+                super::close_all(&runtime, open, options.parallel);
                 return Err(e);
             }
         };
         if !go {
             eprintln!("Not applied.");
-            for p in ready {
-                runtime.block_on(p.transport.close());
-            }
+            let open = ready.into_iter().map(|p| p.transport).collect();
+            super::close_all(&runtime, open, options.parallel);
             return Ok(Applied {
                 results: Vec::new(),
                 failed,
                 declined: true,
                 who: String::new(),
                 time: String::new(),
+                display,
             });
         }
     }
@@ -256,6 +257,7 @@ pub fn switch(
         declined: false,
         who,
         time,
+        display,
     })
 }
 
@@ -299,12 +301,12 @@ impl Applied {
     pub fn hosts(&self) -> Vec<AppliedHost<'_>> {
         self.results
             .iter()
-            .map(|(plan, result)| AppliedHost::switched(plan, result))
-            .chain(
-                self.failed
-                    .iter()
-                    .map(|f| AppliedHost::failed(&f.host, &f.error)),
-            )
+            .map(|(plan, result)| {
+                AppliedHost::switched(plan, result).with_timings(self.display.phases(&plan.host))
+            })
+            .chain(self.failed.iter().map(|f| {
+                AppliedHost::failed(&f.host, &f.error).with_timings(self.display.phases(&f.host))
+            }))
             .collect()
     }
 
@@ -329,6 +331,11 @@ impl Applied {
         if self.declined {
             return;
         }
+        let names = self.results.iter().map(|(p, _)| p.host.as_str());
+        self.display.print_timings(
+            style,
+            names.chain(self.failed.iter().map(|f| f.host.as_str())),
+        );
         let results = &self.results;
         let (ok, bad) = self.counts();
         let switched = results

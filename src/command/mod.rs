@@ -252,6 +252,16 @@ pub fn plan_hosts(
     Ok(prepared)
 }
 
+/// Closes every connection, `parallel` at once: a closing SSH connection
+/// waits for its master to exit, and one after the other that adds up.
+pub fn close_all(
+    runtime: &tokio::runtime::Runtime,
+    open: Vec<crate::transport::Transport>,
+    parallel: usize,
+) {
+    runtime.block_on(crate::deploy::each(open, parallel, |t| t.close()));
+}
+
 fn name_of(p: &Result<Prepared, Failed>) -> &str {
     match p {
         Ok(p) => &p.host.name,

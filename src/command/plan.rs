@@ -31,19 +31,29 @@ pub fn run(
     let selected = hosts.clone();
     let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
-    let prepared = super::plan_hosts(&mut repo, root, hosts, options, style, &runtime, display)?;
+    let prepared = super::plan_hosts(
+        &mut repo,
+        root,
+        hosts,
+        options,
+        style,
+        &runtime,
+        display.clone(),
+    )?;
 
     // In the order the hosts were selected, for the JSON document.
     let mut rows = Vec::new();
+    let mut open = Vec::new();
     for p in prepared {
         rows.push(match p {
             Ok(p) => {
-                runtime.block_on(p.transport.close());
+                open.push(p.transport);
                 Ok(p.plan)
             }
             Err(f) => Err(f),
         });
     }
+    super::close_all(&runtime, open, options.parallel);
     let plans: Vec<HostPlan> = rows
         .iter()
         .filter_map(|r| r.as_ref().ok())
@@ -73,12 +83,14 @@ pub fn run(
                     error: (!plan.errors.is_empty())
                         .then(|| Failure::new("plan", plan.error_text())),
                     plan: Some(plan),
+                    timings: display.phases(&plan.host),
                 },
                 Err(f) => PlannedHost {
                     host: &f.host,
                     ok: false,
                     error: Some(Failure::from(&f.error)),
                     plan: None,
+                    timings: display.phases(&f.host),
                 },
             })
             .collect();
@@ -108,6 +120,7 @@ pub fn run(
         for f in &failed {
             style.host_error(&f.error.to_string(), "");
         }
+        display.print_timings(style, plans.iter().map(|p| p.host.as_str()));
         let unchanged = plans.len() - changes - blocked;
         println!(
             "{}",

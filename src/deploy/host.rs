@@ -54,10 +54,23 @@ pub enum Stage {
     Failed(String),
 }
 
+/// How long one phase of a host's run took, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Phase {
+    /// Its name: `connect`, `probe`, `upload`, `prepare`, `rename`, …
+    pub phase: String,
+    /// Its duration, in milliseconds.
+    pub ms: u64,
+}
+
 /// Receives progress; implemented by the terminal UI.
 pub trait Progress: Send + Sync {
     /// `host` reached `stage`.
     fn stage(&self, host: &str, stage: Stage);
+
+    /// `host` finished `phase` (`connect`, `probe`, `upload`, …), which took
+    /// `took`: for the report's timings.
+    fn phase(&self, _host: &str, _phase: &str, _took: Duration) {}
 }
 
 /// Why a host's run stopped.
@@ -216,6 +229,27 @@ pub async fn run(t: &Transport, request: &Request) -> Result<Outcome, HostError>
         &out.stdout_lossy(),
         &out.stderr_lossy(),
     ))
+}
+
+/// Runs a switch request like [`run`], and tells `progress` how long each
+/// of its phases on the host took (see [`script::phases`]), and `session`:
+/// the rest of the round trip (the SSH session, and the output's way back).
+pub async fn switch(
+    t: &Transport,
+    request: &Request,
+    progress: &dyn Progress,
+) -> Result<Outcome, HostError> {
+    let started = std::time::Instant::now();
+    let out = t.run(&request.script, &request.stdin).await?;
+    let took = started.elapsed();
+    let stdout = out.stdout_lossy();
+    let phases = script::phases(&stdout);
+    let on_host = Duration::from_nanos(phases.iter().map(|(_, ns)| *ns).sum());
+    for (name, ns) in &phases {
+        progress.phase(t.host(), name, Duration::from_nanos(*ns));
+    }
+    progress.phase(t.host(), "session", took.saturating_sub(on_host));
+    Ok(script::outcome(out.status, &stdout, &out.stderr_lossy()))
 }
 
 /// One generation as the host lists it.

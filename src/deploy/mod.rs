@@ -26,7 +26,7 @@ pub mod verify;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -433,9 +433,13 @@ pub async fn prepare(
             let name = host.name.clone();
             let result = async {
                 progress.stage(&name, Stage::Connecting);
+                let started = Instant::now();
                 let transport = host::connect(&host, &root, &connect).await?;
+                progress.phase(&name, "connect", started.elapsed());
                 progress.stage(&name, Stage::Probing);
+                let started = Instant::now();
                 let observed = host::probe(&transport, &observed::desired_paths(&state)).await?;
+                progress.phase(&name, "probe", started.elapsed());
                 let local = matches!(transport, Transport::Local(_));
                 let (target, mut plan) = plan_for(&host, &state, &observed, local);
                 crate::verify::redact_plan(&mut plan, &exposed(&secrets));

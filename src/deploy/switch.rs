@@ -148,7 +148,7 @@ pub async fn one(
             bytes,
         },
     );
-    let result = match host::run(&p.transport, &request).await {
+    let result = match host::switch(&p.transport, &request, progress).await {
         Ok(outcome) => decide::outcome(outcome, p.plan.number, options.lock_wait),
         Err(e) => failed(e),
     };
@@ -189,7 +189,12 @@ pub async fn one(
                     ),
                 },
             );
-            super::verify::after_switch(&p, generation, log, error, armed, v, options, who).await
+            let started = std::time::Instant::now();
+            let result =
+                super::verify::after_switch(&p, generation, log, error, armed, v, options, who)
+                    .await;
+            progress.phase(&name, "verify", started.elapsed());
+            result
         }
         Err(other) => other,
     };

@@ -15,6 +15,13 @@ set_root "$R"
 S="$R/var/lib/provision"
 J="$S/switching"
 
+# mark PHASE: PHASE starts now. The marks follow the switch's outcome and
+# log ("phase<TAB>NAME<TAB>NANOSECONDS"), for the report's timings; the
+# switch job adds its own to its log.
+MARKS=
+mark() { MARKS="${MARKS}phase$tab$1$tab$(date +%s%N)$nl"; }
+mark lock
+
 die() {
     printf '%s\n' "$*" >&2
     exit 1
@@ -53,6 +60,8 @@ done
 
 # What a run that died (a dropped connection, a kill) left half-written; we
 # hold the lock, so nobody else is writing these.
+mark upload
+
 cleanup() {
     rm -f "$S"/store/.in.*
     rm -rf "$S/incoming" "$S/store/.incoming"
@@ -99,12 +108,14 @@ run_job() {
             i=$((i + 1))
         done
     fi
+    mark end
     if [ -e "$J/ops" ]; then
         printf 'job\tunfinished\n'
         cat "$J/log" 2>/dev/null
         exit 1
     fi
     cat "$S/last-switch"
+    printf '%s' "$MARKS"
     case $(head -n 1 "$S/last-switch") in ok*) exit 0 ;; *) exit 1 ;; esac
 }
 
@@ -262,6 +273,7 @@ fi
 rmdir "$IN"
 
 kill "$WATCHDOG" 2>/dev/null
+mark check
 check_paths " (while its contents were uploaded)"
 
 # The journal appears at once, by rename: from here on the switch completes
@@ -273,4 +285,5 @@ printf '%s\n' "$GEN" >"$I/generation"
 rm -f "$I/blobs" "$I/checks" "$S/last-switch"
 rm -rf "$J.new"
 mv "$I" "$J" || die "cannot create $J"
+mark job-start
 run_job

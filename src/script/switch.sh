@@ -31,6 +31,10 @@ previous=${previous##*/}
 previous=${previous%.json}
 exec >>"$J/log" 2>&1
 
+# mark PHASE: PHASE starts now, in the log (see apply.sh), for the report's
+# timings; the apply that started this job prints them with its outcome.
+mark() { printf 'phase\t%s\t%s\n' "$1" "$(date +%s%N)"; }
+
 # New files are staged in a root-only directory made (by mktemp) inside the
 # directory they go to, so the final rename stays on one filesystem and
 # lands on exactly the target name; "DIR<TAB>NAME" lines in the journal say
@@ -65,6 +69,7 @@ tidy_stage() { rmdir -- "./$1" 2>/dev/null; }
 
 
 finish() {
+    mark job-exit
     each_stage tidy_stage
     {
         printf '%s\n' "$1"
@@ -82,6 +87,7 @@ abort() {
 }
 
 # Phase 1: prepare. Nothing outside the staging directories changes.
+mark prepare
 refused=$nl
 staged_in=
 while IFS="$tab" read -r op a b c d e; do
@@ -206,7 +212,18 @@ systemd() {
         systemctl $block "$@" || fail "systemctl $* failed"
     fi
 }
+last_op=
 while IFS="$tab" read -r op a b c d e; do
+    # A mark where the operations change kind: they come in runs.
+    if [ "$op" != "$last_op" ]; then
+        case $op in
+        write) mark rename ;;
+        reload) mark daemon-reload ;;
+        run) mark hooks ;;
+        stop | remove | record) mark "$op" ;;
+        esac
+        last_op=$op
+    fi
     case $op in
     write)
         case $refused in *"$nl$e$nl"*)
@@ -330,6 +347,7 @@ while IFS="$tab" read -r op a b c d e; do
     restart) restart="$restart $a" ;;
     esac
 done <"$J/ops"
+mark units
 # shellcheck disable=SC2086 # unit names: no blanks, no globs
 if [ -n "$enable$restart" ]; then
     # A unit that hit its start limit refuses to start until reset.
@@ -343,6 +361,7 @@ fi
 
 # Keep the newest generations (and the current one); drop contents no kept
 # generation refers to.
+mark gc
 keep=$(cat "$J/keep" 2>/dev/null || echo 10)
 n=0
 for f in $(for g in "$S"/generations/*.json; do g=${g##*/}; g=${g%.json}; case $g in *[!0-9]* | "") ;; *) echo "$g" ;; esac; done | sort -rn); do

@@ -10,11 +10,20 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Style, Terminal, Verbosity};
-use crate::deploy::host::{Progress, Stage};
+use crate::deploy::host::{Phase, Progress, Stage};
 use crate::plan::human_bytes;
 
-/// The progress display for one command.
-pub enum Display {
+/// The progress display for one command, and the phases' times it was told
+/// (for the report: `-v` and `--json`).
+pub struct Display {
+    /// Where progress goes.
+    out: Out,
+    /// Each host's phases, in the order they ended.
+    phases: Mutex<BTreeMap<String, Vec<Phase>>>,
+}
+
+/// Where progress goes.
+enum Out {
     /// Spinners on a terminal.
     Bars {
         /// The bars' container.
@@ -50,35 +59,62 @@ impl Display {
     /// and with `-v` a line for every step when there are no bars.
     pub fn for_style(style: Style) -> Self {
         if style.events {
-            return Display::Events {
+            return Display::to(Out::Events {
                 started: Mutex::new(BTreeMap::new()),
-            };
+            });
         }
         Self::with(style.json, style.color_err, style.verbosity)
     }
 
-    fn with(json: bool, color: bool, verbosity: Verbosity) -> Self {
-        let animate = Terminal::from_env().animate(std::io::stderr().is_terminal());
-        if json || verbosity == Verbosity::Quiet {
-            Display::Quiet
-        } else if animate {
-            Display::Bars {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                bars: Mutex::new(BTreeMap::new()),
-            }
-        } else {
-            Display::Lines {
-                started: Mutex::new(BTreeMap::new()),
-                color,
-                every_step: verbosity == Verbosity::Verbose,
+    fn to(out: Out) -> Self {
+        Display {
+            out,
+            phases: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Prints each host's phases on stderr, one line per host, with `-v`
+    /// and without JSON.
+    pub fn print_timings<'a>(&self, style: Style, hosts: impl IntoIterator<Item = &'a str>) {
+        if style.json || style.events || style.verbosity != Verbosity::Verbose {
+            return;
+        }
+        for host in hosts {
+            let phases = self.phases(host);
+            if !phases.is_empty() {
+                let _ = writeln!(std::io::stderr(), "{}", timings_line(host, &phases));
             }
         }
     }
 
+    /// The phases `host` was told to have taken, in order.
+    pub fn phases(&self, host: &str) -> Vec<Phase> {
+        let phases = self.phases.lock().expect("phases lock");
+        phases.get(host).cloned().unwrap_or_default()
+    }
+
+    fn with(json: bool, color: bool, verbosity: Verbosity) -> Self {
+        let animate = Terminal::from_env().animate(std::io::stderr().is_terminal());
+        Display::to(if json || verbosity == Verbosity::Quiet {
+            Out::Quiet
+        } else if animate {
+            Out::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::new(BTreeMap::new()),
+            }
+        } else {
+            Out::Lines {
+                started: Mutex::new(BTreeMap::new()),
+                color,
+                every_step: verbosity == Verbosity::Verbose,
+            }
+        })
+    }
+
     /// Runs `f` with the bars hidden, so plain output does not tear them.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match self {
-            Display::Bars { multi, .. } => multi.suspend(f),
+        match &self.out {
+            Out::Bars { multi, .. } => multi.suspend(f),
             _ => f(),
         }
     }
@@ -86,7 +122,7 @@ impl Display {
     /// Removes the bars still spinning, before printing a report; a bar
     /// that ended stays as the host's result line (host, outcome, time).
     pub fn clear(&self) {
-        if let Display::Bars { bars, .. } = self {
+        if let Out::Bars { bars, .. } = &self.out {
             let mut bars = bars.lock().expect("progress lock");
             for bar in bars.values().filter(|b| !b.is_finished()) {
                 bar.finish_and_clear();
@@ -94,6 +130,15 @@ impl Display {
             bars.clear();
         }
     }
+}
+
+/// `HOST: took connect 120 ms, probe 45 ms, …`.
+pub fn timings_line(host: &str, phases: &[Phase]) -> String {
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|p| format!("{} {} ms", p.phase, p.ms))
+        .collect();
+    super::clean_line(&format!("{host}: took {}", parts.join(", "))).into_owned()
 }
 
 /// One line about a stage. Failures and outcomes quote the host, so the
@@ -163,10 +208,18 @@ fn event(stage: &Stage) -> serde_json::Value {
 }
 
 impl Progress for Display {
+    fn phase(&self, host: &str, phase: &str, took: Duration) {
+        let mut phases = self.phases.lock().expect("phases lock");
+        phases.entry(host.to_string()).or_default().push(Phase {
+            phase: phase.to_string(),
+            ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+
     fn stage(&self, host: &str, stage: Stage) {
-        match self {
-            Display::Quiet => {}
-            Display::Events { started } => {
+        match &self.out {
+            Out::Quiet => {}
+            Out::Events { started } => {
                 let t0 = *started
                     .lock()
                     .expect("progress lock")
@@ -178,7 +231,7 @@ impl Progress for Display {
                     ((t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0).into();
                 super::json::line("stage", &fields);
             }
-            Display::Bars { multi, bars } => {
+            Out::Bars { multi, bars } => {
                 let mut bars = bars.lock().expect("progress lock");
                 let bar = bars.entry(host.to_string()).or_insert_with(|| {
                     let style =
@@ -205,7 +258,7 @@ impl Progress for Display {
                     _ => bar.set_message(describe(host, &stage)),
                 }
             }
-            Display::Lines {
+            Out::Lines {
                 started,
                 color,
                 every_step,
