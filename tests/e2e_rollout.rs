@@ -57,7 +57,28 @@ fn a_failed_wave_stops_the_rollout_and_goes_back() {
     for (n, t) in names.iter().zip(&targets) {
         define(&f, n, t, false);
     }
-    f.run(&["apply", "--yes"]).expect(0);
+    // A run holds at most --parallel connections: with 1, one host keeps
+    // the connection it was planned over, the two others are closed and
+    // connected again when their turn comes.
+    let first = f
+        .run(&["apply", "--yes", "--json", "--parallel", "1"])
+        .expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&first.stdout).unwrap();
+    let reconnected: Vec<&str> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            assert_eq!(h["outcome"]["result"], "switched", "{doc:#}");
+            h["timings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["phase"] == "reconnect")
+        })
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(reconnected.len(), 2, "{doc:#}");
 
     // Generation 2 everywhere; on b its auth check fails.
     f.agent_script("alpha", "v2");

@@ -178,7 +178,16 @@ pub fn switch(
 ) -> Result<Applied, Error> {
     let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
-    let prepared = super::plan_hosts(repo, root, hosts, options, style, &runtime, display.clone())?;
+    let prepared = super::plan_hosts(
+        repo,
+        root,
+        hosts,
+        options,
+        crate::deploy::Keep::Busy,
+        style,
+        &runtime,
+        display.clone(),
+    )?;
 
     let mut ready = Vec::new();
     let mut failed = Vec::new();

@@ -228,12 +228,15 @@ pub fn render(
 }
 
 /// Renders `hosts` with their secrets, then connects to, probes and plans
-/// each (in parallel, with progress on `display`).
+/// each (in parallel, with progress on `display`), keeping the connections
+/// `keep` says.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_hosts(
     repo: &mut Repo,
     root: &Path,
     hosts: Vec<Host>,
     options: &Options,
+    keep: crate::deploy::Keep,
     style: crate::ui::Style,
     runtime: &tokio::runtime::Runtime,
     display: Arc<crate::ui::progress::Display>,
@@ -243,6 +246,7 @@ pub fn plan_hosts(
         root,
         rendered.ready,
         options,
+        keep,
         display.clone(),
     ));
     display.clear();

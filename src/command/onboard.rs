@@ -415,6 +415,7 @@ fn already(
         root,
         vec![host],
         &req.options,
+        crate::deploy::Keep::None,
         style,
         &runtime,
         display,
@@ -429,7 +430,6 @@ fn already(
                 }
                 hosts.push(serde_json::json!({"host": p.host.name, "ok": p.plan.errors.is_empty(), "changes": p.plan.has_changes()}));
                 ok &= p.plan.errors.is_empty();
-                runtime.block_on(p.transport.close());
             }
             Err(f) => {
                 ok = false;

@@ -31,29 +31,21 @@ pub fn run(
     let selected = hosts.clone();
     let display = Arc::new(Display::for_style(style));
     let runtime = super::runtime();
+    // Each connection is closed once its host is planned.
     let prepared = super::plan_hosts(
         &mut repo,
         root,
         hosts,
         options,
+        crate::deploy::Keep::None,
         style,
         &runtime,
         display.clone(),
     )?;
 
     // In the order the hosts were selected, for the JSON document.
-    let mut rows = Vec::new();
-    let mut open = Vec::new();
-    for p in prepared {
-        rows.push(match p {
-            Ok(p) => {
-                open.push(p.transport);
-                Ok(p.plan)
-            }
-            Err(f) => Err(f),
-        });
-    }
-    super::close_all(&runtime, open, options.parallel);
+    let rows: Vec<Result<HostPlan, Failed>> =
+        prepared.into_iter().map(|p| p.map(|p| p.plan)).collect();
     let plans: Vec<HostPlan> = rows
         .iter()
         .filter_map(|r| r.as_ref().ok())

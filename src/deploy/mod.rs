@@ -26,6 +26,7 @@ pub mod verify;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -416,19 +417,38 @@ pub fn plan_for(
     (target, plan)
 }
 
-/// Connects to and probes every host in parallel, then plans each.
+/// Which connections [`prepare`] keeps open once their host is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// None: the caller only reads the plans.
+    None,
+    /// Those of hosts with something to do (a change, an interrupted switch
+    /// to finish, a generation to confirm), at most `--parallel` of them;
+    /// the rest are closed and opened again when their turn comes, so a
+    /// run never holds more than `--parallel` SSH connections (and their
+    /// master processes), however large the fleet.
+    Busy,
+}
+
+/// Connects to and probes every host in parallel, then plans each; keeps
+/// the connections `keep` says.
 pub async fn prepare(
     root: &Path,
     hosts: Vec<(Host, (DesiredState, Vec<Secret>))>,
     options: &Options,
+    keep: Keep,
     progress: Arc<dyn Progress>,
 ) -> Vec<Result<Prepared, Failed>> {
     let root = root.to_path_buf();
     let connect = options.connect();
+    let parallel = options.parallel;
+    // How many connections are kept so far.
+    let kept = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     each(hosts, options.parallel, move |(host, (state, secrets))| {
         let progress = progress.clone();
         let root = root.clone();
         let connect = connect.clone();
+        let kept = kept.clone();
         async move {
             let name = host.name.clone();
             let result = async {
@@ -443,6 +463,18 @@ pub async fn prepare(
                 let local = matches!(transport, Transport::Local(_));
                 let (target, mut plan) = plan_for(&host, &state, &observed, local);
                 crate::verify::redact_plan(&mut plan, &exposed(&secrets));
+                let busy =
+                    plan.has_changes() || plan.pending.is_some() || observed.unconfirmed.is_some();
+                let keep = keep == Keep::Busy
+                    && busy
+                    && kept
+                        .fetch_update(SeqCst, SeqCst, |n| (n < parallel).then_some(n + 1))
+                        .is_ok();
+                let transport = if keep {
+                    transport
+                } else {
+                    transport.park().await
+                };
                 Ok::<_, HostError>(Prepared {
                     host,
                     transport,

@@ -27,6 +27,18 @@ pub async fn one(
     let interrupted = |why: String| HostResult::Refused {
         reason: Refusal::Interrupted(why),
     };
+    // Closed while it waited for its turn (see `Keep`): the host is
+    // connected again. Whatever changed on it since the plan, the switch
+    // refuses as stale.
+    if p.transport.is_closed() {
+        progress.stage(&name, Stage::Connecting);
+        let started = std::time::Instant::now();
+        match host::connect(&p.host, &p.root, &options.connect()).await {
+            Ok(t) => p.transport = t,
+            Err(e) => return (p.plan, failed(e), p.transport),
+        }
+        progress.phase(&name, "reconnect", started.elapsed());
+    }
     // An earlier run's switch did not finish: finish it, then plan again
     // from what the host has now.
     if let Some(n) = p.plan.pending {

@@ -233,7 +233,7 @@ async fn checks(
     let fresh = async {
         match p.transport {
             Transport::Ssh(_) => Some(host::connect(p.host, p.root, &connect).await),
-            Transport::Local(_) => None,
+            Transport::Local(_) | Transport::Closed { .. } => None,
         }
     };
     let started = std::time::Instant::now();

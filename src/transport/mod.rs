@@ -233,6 +233,13 @@ pub enum Transport {
     Ssh(SshTransport),
     /// This machine, with paths under a local root directory.
     Local(LocalTransport),
+    /// An SSH connection closed while its host waits for its turn, so that
+    /// a run holds at most `--parallel` open (see [`Transport::park`]):
+    /// [`Transport::run`] fails until the host is connected again.
+    Closed {
+        /// The host's inventory name.
+        host: String,
+    },
 }
 
 impl Transport {
@@ -241,6 +248,7 @@ impl Transport {
         match self {
             Transport::Ssh(t) => t.host(),
             Transport::Local(t) => t.host(),
+            Transport::Closed { host } => host,
         }
     }
 
@@ -258,6 +266,10 @@ impl Transport {
         match self {
             Transport::Ssh(t) => t.run(script, stdin).await,
             Transport::Local(t) => t.run(script, stdin).await,
+            Transport::Closed { host } => Err(TransportError::Lost {
+                host: host.clone(),
+                message: "the connection was closed to wait for its turn".into(),
+            }),
         }
     }
 
@@ -287,8 +299,27 @@ impl Transport {
     pub async fn close(self) {
         match self {
             Transport::Ssh(t) => t.close().await,
-            Transport::Local(_) => {}
+            Transport::Local(_) | Transport::Closed { .. } => {}
         }
+    }
+
+    /// Closes an SSH connection and keeps the host's name, as
+    /// [`Transport::Closed`]; a local one stays as it is (it holds nothing
+    /// open).
+    pub async fn park(self) -> Transport {
+        match self {
+            Transport::Ssh(t) => {
+                let host = t.host().to_string();
+                t.close().await;
+                Transport::Closed { host }
+            }
+            other => other,
+        }
+    }
+
+    /// Closed by [`Transport::park`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Transport::Closed { .. })
     }
 }
 
