@@ -3,14 +3,14 @@
 //! The `kdl` crate's parser keeps every byte of formatting and recovers from
 //! errors, which makes it slow (about 1.5 MB/s per core): on a fleet of a
 //! thousand hosts it took most of `check`. This reader builds the same
-//! [`KdlDocument`] (names, entries, values, children and every span the
-//! resolver reads) for the common subset: bare and quoted names, plain
+//! [`KdlDocument`] (names, entries, values as read and as written, children
+//! and every span the resolver reads) for the common subset: bare and quoted names, plain
 //! strings, integers (decimal, `0x`, `0o`, `0b`), `#true`/`#false`/`#null`, properties, child
 //! blocks, `;` and `//` comments. On anything else (another construct, or
 //! any mistake) it gives up and the caller parses with `kdl`, so what is
 //! accepted and every error message stay `kdl`'s.
 
-use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode, KdlValue};
+use kdl::{KdlDocument, KdlEntry, KdlEntryFormat, KdlIdentifier, KdlNode, KdlValue};
 
 /// The document, or `None` when the text needs the full parser.
 pub(super) fn parse(text: &str) -> Option<KdlDocument> {
@@ -169,10 +169,12 @@ impl Reader<'_> {
     fn entry(&mut self) -> Option<KdlEntry> {
         let start = self.i;
         let c = self.peek()?;
+        let mut value_start = start;
         let mut entry = if c == b'"' || ident_start(c) {
             let key = self.identifier()?;
             if self.peek() == Some(b'=') {
                 self.i += 1;
+                value_start = self.i;
                 KdlEntry::new_prop(key, self.value()?)
             } else {
                 self.ends_token()?;
@@ -181,6 +183,12 @@ impl Reader<'_> {
         } else {
             KdlEntry::new(self.value()?)
         };
+        // The value as written: the resolver reads it to tell `mode=0o640`
+        // from `mode=416`.
+        entry.set_format(KdlEntryFormat {
+            value_repr: self.s[value_start..self.i].to_string(),
+            ..Default::default()
+        });
         entry.set_span(start..self.i);
         Some(entry)
     }
@@ -342,7 +350,12 @@ mod tests {
             }
             for (x, y) in a.entries().iter().zip(b.entries()) {
                 let key = |e: &KdlEntry| e.name().map(|n| (n.value().to_string(), n.span()));
-                if key(x) != key(y) || x.value() != y.value() || x.span() != y.span() {
+                let repr = |e: &KdlEntry| e.format().map(|f| f.value_repr.clone());
+                if key(x) != key(y)
+                    || x.value() != y.value()
+                    || x.span() != y.span()
+                    || repr(x) != repr(y)
+                {
                     return fail(&format!("entry {y}"));
                 }
             }
