@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+mod fast;
+
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
@@ -54,7 +56,12 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
                     .stack_size(16 << 20)
                     .spawn_scoped(scope, move || {
                         part.iter()
-                            .map(|(id, text)| (*id, text.parse::<KdlDocument>()))
+                            .map(|(id, text)| {
+                                // The quick reader handles plain files; the
+                                // full parser takes the rest and every error.
+                                let doc = fast::parse(text).map_or_else(|| text.parse(), Ok);
+                                (*id, doc)
+                            })
                             .collect::<Vec<_>>()
                     })
                     .expect("cannot start a KDL parser thread")

@@ -5,6 +5,7 @@ const PURE: &[&str] = &[
     "src/source.rs",
     "src/diagnostic.rs",
     "src/syntax.rs",
+    "src/syntax/fast.rs",
     "src/resolve/mod.rs",
     "src/resolve/accounts.rs",
     "src/resolve/agent.rs",

@@ -15,9 +15,9 @@ pub fn run(root: &Path, style: Style) -> Result<Exit, Error> {
     let mut repo = Repo::open(root)?;
     if !repo.diags.has_errors() {
         // Rendering finds what only rendering can: template errors, missing files.
-        for host in &repo.fleet.hosts {
-            crate::render::render(host, &repo.templates, &repo.assets, None, &mut repo.diags);
-        }
+        let (_, diags) =
+            crate::render::each_host(&repo.fleet.hosts, &repo.templates, &repo.assets, |_, _| ());
+        repo.diags.extend(diags);
         // What can be known of the secrets without resolving them.
         for host in &repo.fleet.hosts {
             for d in super::secrets::check_sources(root, host) {

@@ -189,6 +189,49 @@ struct Renderer<'a> {
     host_view: HostView,
 }
 
+/// Renders every host without secrets, on every core, handing each state
+/// to `each` (which may keep what it needs and drop the rest, so a large
+/// fleet's files are never all held at once). Results and diagnostics come
+/// in the order of `hosts`, whichever thread finished first.
+pub fn each_host<T: Send>(
+    hosts: &[Host],
+    templates: &Templates,
+    assets: &Assets,
+    each: impl Fn(&Host, DesiredState) -> T + Sync,
+) -> (Vec<T>, Diagnostics) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(hosts.len().max(1));
+    let chunk = hosts.len().div_ceil(threads).max(1);
+    let each = &each;
+    let parts: Vec<(Vec<T>, Diagnostics)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut diags = Diagnostics::default();
+                    let out = part
+                        .iter()
+                        .map(|h| each(h, render(h, templates, assets, None, &mut diags)))
+                        .collect();
+                    (out, diags)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rendering panicked"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(hosts.len());
+    let mut diags = Diagnostics::default();
+    for (part, d) in parts {
+        out.extend(part);
+        diags.extend(d);
+    }
+    (out, diags)
+}
+
 /// Renders one host. With `secrets` of `None`, secret-bearing files hold the
 /// references only (and are marked secret in the manifest).
 pub fn render(

@@ -1,6 +1,8 @@
-//! Benchmark (not a test): load, check and render a generated fleet of 100
-//! hosts with 10 agents each, in a release build. Prints the median of
-//! several runs and the process's peak memory.
+//! Benchmark (not a test): load, check and render a generated fleet of 1,000
+//! hosts with 10 agents each, in a release build, the way `provision check`
+//! does (rendering every host on every core). Prints the median of several
+//! runs and the process's peak memory next to the goals: under 1.5 s for
+//! check and render together, under 200 MiB.
 //!
 //! `cargo bench --bench fleet` (HOSTS=… AGENTS=… RUNS=… to change the size).
 
@@ -25,7 +27,7 @@ fn generate(root: &Path, hosts: usize, agents: usize) {
     std::fs::write(root.join("modules/ops.kdl"), "journald max-use=\"2G\" keep-free=\"500M\" retention=\"1week\"\nalert \"ops\" webhook=\"https://alerts.example.com/x\"\n").unwrap();
     for h in 0..hosts {
         let mut text = format!(
-            "host \"h{h:03}\" {{\n    ssh \"deploy@10.0.{}.{}\"\n    use \"ops\"\n",
+            "host \"h{h:03}\" {{\n    ssh \"deploy@10.0.{}.{}\" sudo=#true\n    use \"ops\"\n",
             h / 250,
             h % 250 + 1
         );
@@ -55,7 +57,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let (hosts, agents, runs) = (env("HOSTS", 100), env("AGENTS", 10), env("RUNS", 7));
+    let (hosts, agents, runs) = (env("HOSTS", 1000), env("AGENTS", 10), env("RUNS", 7));
     let dir = tempfile::tempdir().unwrap();
     generate(dir.path(), hosts, agents);
     if std::env::var_os("PHASES").is_some() {
@@ -71,13 +73,14 @@ fn main() {
         assert_eq!(fleet.hosts.len(), hosts);
         check_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        files = 0;
-        for h in &fleet.hosts {
-            let state =
-                provision::render::render(h, &templates, &Default::default(), None, &mut diags);
-            std::hint::black_box(state.generation_id());
-            files += state.files.len();
-        }
+        let assets = Default::default();
+        let (counts, render_diags) =
+            provision::render::each_host(&fleet.hosts, &templates, &assets, |_, state| {
+                std::hint::black_box(state.generation_id());
+                state.files.len()
+            });
+        diags.extend(render_diags);
+        files = counts.iter().sum();
         render_ms.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(!diags.has_errors());
     }
@@ -87,9 +90,9 @@ fn main() {
     );
     println!("  load + check       {c:8.1} ms");
     println!("  render all hosts   {r:8.1} ms");
-    println!("  total              {:8.1} ms   (target < 300 ms)", c + r);
+    println!("  total              {:8.1} ms   (goal < 1500 ms)", c + r);
     println!(
-        "  peak memory        {:8.1} MiB  (target < 100 MiB)",
+        "  peak memory        {:8.1} MiB  (goal < 200 MiB)",
         peak_rss_mib()
     );
 }
