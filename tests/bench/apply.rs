@@ -91,9 +91,9 @@ const FLEET_SIZES: std::ops::RangeInclusive<usize> = 2..=200;
 /// Fleet mode: agents per host (`FLEET_AGENTS`) and rounds (`ROUNDS`).
 const FLEET_AGENTS: usize = 3;
 const FLEET_ROUNDS: usize = 3;
-/// Fleet mode: targets booting at once. All at once on 2 cores makes every
-/// boot slow and some miss their ready timeout; a bounded pool keeps each
-/// boot near its usual few seconds.
+/// Fleet mode: targets booting at once. A pool rather than all N at once,
+/// so that 100 or more systemd start-ups do not share 2 cores with each
+/// other against the harness's ready timeout.
 const BOOT_AT_ONCE: usize = 8;
 /// Fleet mode goals (from the issue): a no-op plan or apply of the whole
 /// fleet, a one-file change, and the controller's peak RSS.
@@ -552,6 +552,8 @@ struct Finished {
     stderr: String,
     /// Its peak RSS (KiB), when sampled (see `run_sampled`).
     peak_kib: Option<u64>,
+    /// Its own user+sys clock ticks at the last sample (not its children's).
+    own_ticks: Option<u64>,
 }
 
 impl Finished {
@@ -602,7 +604,8 @@ fn run_all(cmds: Vec<Command>, timeout: Duration) -> Result<(Duration, Vec<Finis
 const RSS_EVERY: Duration = Duration::from_millis(10);
 
 /// `run_all`; with `sample_rss`, it also reads each running process's
-/// `VmHWM` (its peak RSS so far, see `Usage`) every `RSS_EVERY`.
+/// `VmHWM` (its peak RSS so far, see `Usage`) and its own CPU time every
+/// `RSS_EVERY`.
 fn run_sampled(
     cmds: Vec<Command>,
     timeout: Duration,
@@ -615,6 +618,7 @@ fn run_sampled(
         stderr: mpsc::Receiver<Vec<u8>>,
         status: Option<ExitStatus>,
         peak_kib: Option<u64>,
+        own_ticks: Option<u64>,
     }
     let start = Instant::now();
     let mut procs: Vec<Running> = Vec::new();
@@ -634,6 +638,7 @@ fn run_sampled(
                     stderr,
                     status: None,
                     peak_kib: None,
+                    own_ticks: None,
                 });
             }
             Err(e) => {
@@ -668,8 +673,10 @@ fn run_sampled(
                     running += 1;
                     // Not reaped yet, so the PID is still this child's (an
                     // exited one has no VmHWM; its last reading stays).
-                    if sample && let Some(kib) = peak_rss_kib(p.child.id()) {
-                        p.peak_kib = Some(kib);
+                    if sample {
+                        let pid = p.child.id();
+                        p.peak_kib = peak_rss_kib(pid).or(p.peak_kib);
+                        p.own_ticks = own_cpu_ticks(pid).or(p.own_ticks);
                     }
                 }
                 Err(e) => return Err(format!("waiting for {}: {e}", p.what)),
@@ -703,6 +710,7 @@ fn run_sampled(
             what: p.what,
             status: p.status,
             peak_kib: p.peak_kib,
+            own_ticks: p.own_ticks,
         })
         .collect();
     Ok((elapsed, finished))
@@ -948,6 +956,9 @@ impl Step {
 /// the descendants they reaped (provision's short-lived `ssh` processes;
 /// not its ssh mux masters, which detach and are reaped by init).
 ///
+/// Of that CPU time, provision's own (without its ssh children) is read
+/// from `/proc/PID/stat` at each sample, so it misses up to `RSS_EVERY`.
+///
 /// Peak RSS: the largest `VmHWM` sampled from `/proc/PID/status` while the
 /// child runs (`run_sampled`). `VmHWM` is the kernel's high-water mark of
 /// the process's RSS, the figure `wait4` reports as `ru_maxrss`, and it
@@ -959,6 +970,9 @@ impl Step {
 struct Usage {
     wall: Duration,
     cpu_secs: f64,
+    /// The run's processes' own CPU time (s, without their children), if
+    /// sampled.
+    own_cpu_secs: Option<f64>,
     /// The largest peak RSS among the run's processes (MiB), if sampled.
     peak_mib: Option<f64>,
     /// Busy share of all CPUs of the machine during the run (0..=1).
@@ -985,6 +999,8 @@ fn run_measured(cmds: Vec<Command>, sample_rss: bool) -> Result<(Usage, Vec<Fini
         }
         _ => None,
     };
+    let own: Vec<u64> = out.iter().filter_map(|o| o.own_ticks).collect();
+    let own_cpu_secs = (!own.is_empty()).then(|| own.iter().sum::<u64>() as f64 / USER_HZ);
     let peak_mib = out
         .iter()
         .filter_map(|o| o.peak_kib)
@@ -993,6 +1009,7 @@ fn run_measured(cmds: Vec<Command>, sample_rss: bool) -> Result<(Usage, Vec<Fini
     let usage = Usage {
         wall,
         cpu_secs,
+        own_cpu_secs,
         peak_mib,
         busy,
     };
@@ -1010,6 +1027,17 @@ fn children_cpu_ticks() -> Option<u64> {
     let cutime: u64 = fields.get(16 - 3)?.parse().ok()?;
     let cstime: u64 = fields.get(17 - 3)?.parse().ok()?;
     Some(cutime + cstime)
+}
+
+/// `utime + stime` of process `pid`, in clock ticks: its own CPU time,
+/// without its children's (`/proc/PID/stat`, fields 14 and 15).
+fn own_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// The machine's busy and total clock ticks, all CPUs, from the first
@@ -1043,6 +1071,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 struct StepSamples {
     wall: Samples,
     cpu_secs: Vec<f64>,
+    own_cpu_secs: Vec<f64>,
     peak_mib: Vec<f64>,
     busy: Vec<f64>,
 }
@@ -1051,6 +1080,7 @@ impl StepSamples {
     fn push(&mut self, u: &Usage) {
         self.wall.push(u.wall);
         self.cpu_secs.push(u.cpu_secs);
+        self.own_cpu_secs.extend(u.own_cpu_secs);
         self.peak_mib.extend(u.peak_mib);
         self.busy.extend(u.busy);
     }
@@ -1125,12 +1155,13 @@ fn bench_fleet(cfg: &FleetConfig, r: &mut FleetResult) -> Result<(), String> {
         for (i, step) in STEPS.into_iter().enumerate() {
             let u = fleet_step(step, &targets.0, &repo, round)?;
             eprintln!(
-                "bench apply: round {round}/{}: {}: {:.2} s, controller {} MiB {:.2} s CPU, machine {} busy",
+                "bench apply: round {round}/{}: {}: {:.2} s, controller {} MiB {:.2} s CPU ({} s its own), machine {} busy",
                 cfg.rounds,
                 step.label(n),
                 u.wall.as_secs_f64(),
                 u.peak_mib.map_or("-".into(), |m| format!("{m:.1}")),
                 u.cpu_secs,
+                u.own_cpu_secs.map_or("-".into(), |c| format!("{c:.2}")),
                 u.busy.map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
             );
             r.steps[i].push(&u);
@@ -1268,9 +1299,9 @@ fn fleet_report(cfg: &FleetConfig, r: &FleetResult) {
         took(r.initial_apply)
     );
     println!(
-        "| step | median s | min s | x floor | controller peak MiB | controller CPU s | machine busy % | goal |"
+        "| step | median s | min s | x floor | controller peak MiB | controller CPU s | of which provision's own | machine busy % | goal |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let floor = r.steps.first().map_or(f64::NAN, |s| s.wall.median());
     let mut verdicts = Vec::new();
     for (step, s) in STEPS.iter().zip(&r.steps) {
@@ -1298,9 +1329,14 @@ fn fleet_report(cfg: &FleetConfig, r: &FleetResult) {
             .reduce(f64::max)
             .map_or("-".to_string(), |m| format!("{m:.1}"));
         let cpu = Samples(s.cpu_secs.clone()).median();
+        let own = if s.own_cpu_secs.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", Samples(s.own_cpu_secs.clone()).median())
+        };
         let busy = Samples(s.busy.clone()).median() * 100.0;
         println!(
-            "| {label} | {} | {} | {:.2} | {peak} | {cpu:.2} | {busy:.0} | {goal} |",
+            "| {label} | {} | {} | {:.2} | {peak} | {cpu:.2} | {own} | {busy:.0} | {goal} |",
             secs(median),
             secs(s.wall.min()),
             median / floor,
@@ -1322,9 +1358,11 @@ fn fleet_report(cfg: &FleetConfig, r: &FleetResult) {
         ));
     }
     println!(
-        "\nMedians over the rounds, except peak MiB (the largest of any round). \
-         The floor's CPU is its {n} ssh clients together; its RSS is not sampled. \
-         Busy: the share of all the machine's CPUs in use during the step.\n"
+        "\nMedians over the rounds (the upper one of an even number), except peak \
+         MiB (the largest of any round). Controller CPU: provision and the ssh \
+         processes it waited for (their key exchanges; not its detached mux \
+         masters); the floor's is its {n} ssh clients together, its RSS is not \
+         sampled. Busy: the share of all the machine's CPUs in use during the step.\n"
     );
     println!("Goals (missing one does not fail the bench):\n");
     for v in &verdicts {
