@@ -79,6 +79,11 @@ fn a_failed_wave_stops_the_rollout_and_goes_back() {
         .map(|h| h["host"].as_str().unwrap())
         .collect();
     assert_eq!(reconnected.len(), 2, "{doc:#}");
+    // Hosts with nothing to do are not connected again.
+    let again = f
+        .run(&["apply", "--yes", "--json", "--parallel", "1"])
+        .expect(0);
+    assert!(!again.stdout.contains("\"reconnect\""), "{}", again.stdout);
 
     // Generation 2 everywhere; on b its auth check fails.
     f.agent_script("alpha", "v2");

@@ -27,10 +27,12 @@ pub async fn one(
     let interrupted = |why: String| HostResult::Refused {
         reason: Refusal::Interrupted(why),
     };
-    // Closed while it waited for its turn (see `Keep`): the host is
+    // Closed while it waited for its turn (see `Keep`): a host with work is
     // connected again. Whatever changed on it since the plan, the switch
     // refuses as stale.
-    if p.transport.is_closed() {
+    let work = p.plan.pending.is_some()
+        || (p.plan.errors.is_empty() && (p.plan.has_changes() || p.observed.unconfirmed.is_some()));
+    if work && p.transport.is_closed() {
         progress.stage(&name, Stage::Connecting);
         let started = std::time::Instant::now();
         match host::connect(&p.host, &p.root, &options.connect()).await {

@@ -21,8 +21,17 @@ nl='
 tab='	'
 # On a real host the trusted owner is root; a `local` host (a directory of the
 # operator's) belongs to whoever runs provision.
-ME=$(id -un)
-MEUID=$(id -u)
+# One `id` for both: "uid=0(root) gid=0(root) …".
+ME=$(id)
+MEUID=${ME#uid=}
+MEUID=${MEUID%%[!0-9]*}
+case $ME in
+"uid=$MEUID("*)
+    ME=${ME#*\(}
+    ME=${ME%%\)*}
+    ;;
+*) ME=$MEUID ;;
+esac
 # set_root ROOT: the host's root ("" on a real host, a directory for a
 # `local` one), as RP, its physical path.
 set_root() {

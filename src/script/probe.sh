@@ -69,14 +69,18 @@ if deadman_waiting; then
     case $back in '' | *[!0-9]*) ;; *) echo "unconfirmed${tab}$back${tab}$armed" ;; esac
 fi
 
-# Free space where the store lives, and the size of the journal's filesystem.
+# Free space where the store lives, and the size of the journal's filesystem
+# (one df for both).
 d="$S"
 [ -d "$d" ] || d="$R/"
-df -Pk "$d" 2>/dev/null | { read -r _ && read -r _ _ _ avail _ && echo "disk${tab}$((avail * 1024))"; }
 j="$R/var/log/journal"
 [ -d "$j" ] || j="$R/var/log"
 [ -d "$j" ] || j="$R/"
-df -Pk "$j" 2>/dev/null | { read -r _ && read -r _ size _ avail _ && echo "journalfs${tab}$((size * 1024))${tab}$((avail * 1024))"; }
+df -Pk "$d" "$j" 2>/dev/null | {
+    read -r _ &&
+        read -r _ _ _ avail _ && echo "disk${tab}$((avail * 1024))" &&
+        read -r _ size _ avail _ && echo "journalfs${tab}$((size * 1024))${tab}$((avail * 1024))"
+}
 
 # The paths: the desired ones, then the current generation's, each once, in
 # the order given (desired first), keyed when either list keys it: only the
@@ -125,8 +129,10 @@ STAMP="%d:%i:%s:%.9Y:%.9Z"
 STORE=/var/lib/provision/store/
 
 # One stat, without following links, of every path, every component of
-# their directories and every store entry they name: TYPE OWNER GROUP MODE
-# LINKS STAMP SIZE NAME. What does not exist is not listed.
+# their directories and every store entry they name: TYPE UID GID MODE
+# LINKS STAMP SIZE NAME. What does not exist is not listed. Owners are
+# numbers here (stat looking up each name reads the user database once per
+# file) and named below, each once.
 looked=$(printf '%s\n' "$paths" | awk -F "$tab" -v rp="$RP" -v store="$STORE" '
     $3 == "" { next }
     {
@@ -134,7 +140,7 @@ looked=$(printf '%s\n' "$paths" | awk -F "$tab" -v rp="$RP" -v store="$STORE" '
         if ($2 != "-") print rp store $2
         d = $3
         while (sub(/\/[^\/]*$/, "", d) && d != "" && !(d in seen)) { seen[d]; print rp d }
-    }' | xargs -r -d "$nl" stat -c "%F$tab%U$tab%G$tab%a$tab%h$tab$STAMP$tab%s$tab%n" -- 2>/dev/null)
+    }' | xargs -r -d "$nl" stat -c "%F$tab%u$tab%g$tab%a$tab%h$tab$STAMP$tab%s$tab%n" -- 2>/dev/null)
 
 # Each path, judged from that: one line each, in order.
 #   missing PATH | unsafe WHY PATH | other WHAT PATH | stored SHA: final
@@ -152,16 +158,43 @@ judged=$(
     } | awk -F "$tab" -v OFS="$tab" -v rp="$RP" -v store="$STORE" -v me="$ME" '
         # No line of the record, stat or paths starts with @.
         $0 == "@looked" { part = 1; next }
-        $0 == "@paths" { part = 2; next }
+        $0 == "@paths" { part = 2; name_owners(); next }
         $0 == "" { next }
         part == 0 { rstamp[$3] = $1; rid[$3] = $2; next }
         part == 1 {
             p = $8
             if (substr(p, 1, length(rp)) == rp) p = substr(p, length(rp) + 1)
-            type[p] = $1; owner[p] = $2; group[p] = $3; mode[p] = $4
+            type[p] = $1; uid[p] = $2; gid[p] = $3; mode[p] = $4
             links[p] = $5; stamp[p] = $6; size[p] = $7
+            uids[$2]; gids[$3]
             next
         }
+        # Every owner and group seen, named as stat would (UNKNOWN when
+        # there is no name): from /etc/passwd and /etc/group, and by one
+        # getent each for ids they lack (another user database). The ids
+        # are numbers.
+        function name_owners() {
+            named("/etc/passwd", "passwd", uids, user)
+            named("/etc/group", "group", gids, grp)
+        }
+        function named(file, db, ids, into,   line, f, id, list) {
+            while ((getline line <file) > 0) {
+                split(line, f, ":")
+                if ((f[3] in ids) && !(f[3] in into)) into[f[3]] = f[1]
+            }
+            close(file)
+            list = ""
+            for (id in ids) if (!(id in into)) list = list " " id
+            if (list == "") return
+            db = "getent " db list
+            while ((db | getline line) > 0) {
+                split(line, f, ":")
+                into[f[3]] = f[1]
+            }
+            close(db)
+        }
+        function owner(p) { return (uid[p] in user) ? user[uid[p]] : "UNKNOWN" }
+        function group(p) { return (gid[p] in grp) ? grp[gid[p]] : "UNKNOWN" }
         function writable(digit) { return digit ~ /[2367]/ }
         # The verdict on directory D, as safe_dir (lib.sh) gives it with
         # OWNER and GROUP `*`: yes (only root can write any component), no
@@ -184,8 +217,8 @@ judged=$(
                     v = "why:" p " is writable by every user: provision does not write under it"
                     break
                 }
-                if (writable(substr(m, length(m) - 2, 1)) && owner[p] != me) v = "no"
-                if (writable(substr(m, length(m) - 1, 1)) && group[p] != "root" && group[p] != me) v = "no"
+                if (writable(substr(m, length(m) - 2, 1)) && owner(p) != me) v = "no"
+                if (writable(substr(m, length(m) - 1, 1)) && group(p) != "root" && group(p) != me) v = "no"
             }
             seen[d] = v
             return v
@@ -206,28 +239,34 @@ judged=$(
                 # Read by name only when nothing needs reading: its content
                 # is sent for a diff when it differs.
                 if (got != "-" && (f != "t" || got == s || size[p] > 262144)) {
-                    print "batch", f, s, p, mode[p], owner[p], group[p], size[p], stamp[p], got, "no"
+                    print "batch", f, s, p, mode[p], owner(p), group(p), size[p], stamp[p], got, "no"
                 } else print "careful", f, s, p
                 next
             }
             if (!(p in type)) print "missing", p
             else if (type[p] == "symbolic link") print "careful", f, s, p
             else if (type[p] !~ /^regular/) print "other", type[p], p
-            else print "batch", f, s, p, mode[p], owner[p], group[p], size[p], stamp[p], got, "yes"
+            else print "batch", f, s, p, mode[p], owner(p), group(p), size[p], stamp[p], got, "yes"
         }'
 )
 
-# The batch files the record does not vouch for, read in one call, in order.
-hashes=$(printf '%s\n' "$judged" | awk -F "$tab" -v rp="$RP" '$1 == "batch" && $10 == "-" { print rp $4 }' |
-    xargs -r -d "$nl" sha256sum --) || {
-    # Only root writes these files: one that went away meanwhile was changed
-    # by another run as root.
-    echo "a file changed while it was read (another run as root?); plan again" >&2
-    exit 1
-}
+# The batch files the record does not vouch for (their ID, the last field
+# but one, is `-`), read in one call, in order.
+case "$judged$nl" in
+*"$tab-${tab}yes$nl"* | *"$tab-${tab}no$nl"*)
+    hashes=$(printf '%s\n' "$judged" | awk -F "$tab" -v rp="$RP" '$1 == "batch" && $10 == "-" { print rp $4 }' |
+        xargs -r -d "$nl" sha256sum --) || {
+        # Only root writes these files: one that went away meanwhile was
+        # changed by another run as root.
+        echo "a file changed while it was read (another run as root?); plan again" >&2
+        exit 1
+    }
+    ;;
+*) hashes= ;;
+esac
 # Their ids: the plain hash, or `key:HASH` for a secret, which the shell
 # keys below.
-judged=$(
+[ -z "$hashes" ] || judged=$(
     {
         printf '%s\n' "$hashes"
         echo "@judged"
@@ -257,17 +296,23 @@ if [ -d "$S/stat" ] && [ ! -L "$S/stat" ] && true 2>/dev/null >"$new"; then
 fi
 
 # What needs no shell is printed (and recorded) by awk: the shell reads its
-# input a byte at a time. Left for the shell: the careful reads, secrets to
-# key, and contents to send.
-NEEDS_SHELL='$1 == "careful" || ($1 == "batch" && ($10 ~ /^key:/ || ($11 == "yes" && $2 == "t" && $10 != $3 && $8 <= 262144)))'
-printf '%s\n' "$judged" | awk -F "$tab" -v OFS="$tab" -v now="$now" -v rec="$keep" "
-    \$0 == \"\" || $NEEDS_SHELL { next }
-    \$1 != \"batch\" { print; next }
+# input a byte at a time. Left for the shell, on awk's stderr (captured
+# here, while its stdout goes out): the careful reads, secrets to key, and
+# contents to send.
+exec 4>&1
+for_shell=$(printf '%s\n' "$judged" | awk -F "$tab" -v OFS="$tab" -v now="$now" -v rec="$keep" '
+    $0 == "" { next }
+    $1 == "careful" || ($1 == "batch" && ($10 ~ /^key:/ || ($11 == "yes" && $2 == "t" && $10 != $3 && $8 <= 262144))) {
+        print >"/dev/stderr"
+        next
+    }
+    $1 != "batch" { print; next }
     {
-        print \"file\", \$10, \$5, \$6, \$7, \$4
-        ctime = \$9; sub(/.*:/, \"\", ctime); sub(/\\..*/, \"\", ctime)
-        if (ctime + 0 < now - 2) print \$9, \$10, \$4 >rec
-    }"
+        print "file", $10, $5, $6, $7, $4
+        ctime = $9; sub(/.*:/, "", ctime); sub(/\..*/, "", ctime)
+        if (ctime + 0 < now - 2) print $9, $10, $4 >rec
+    }' 2>&1 >&4)
+exec 4>&-
 
 # remember STAMP ID PATH: into the new record, once its ctime is old enough.
 remember() {
@@ -328,6 +373,6 @@ while IFS="$tab" read -r kind flag sha path mode owner group size stamp id trust
         ;;
     esac
 done 5>>"$keep" <<SHELL
-$(printf '%s\n' "$judged" | awk -F "$tab" "$NEEDS_SHELL")
+$for_shell
 SHELL
 [ "$keep" = /dev/null ] || mv -f -- "$new" "$REC" 2>/dev/null || rm -f -- "$new"
