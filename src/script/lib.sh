@@ -43,14 +43,15 @@ set_root() {
 }
 RP=
 
-# The octal digits of the write bits of a mode such as 755 or 2770.
+# writable_by MODE: sets WB to who may write, of `u`, `g` and `o`, for a
+# mode such as 755 or 2770 (a variable, not output: a subshell per
+# directory component adds up).
 writable_by() {
     wb_o=$((0$1 % 8)) wb_g=$((0$1 / 8 % 8)) wb_u=$((0$1 / 64 % 8))
-    wb=
-    [ $((wb_u & 2)) -eq 0 ] || wb="${wb}u"
-    [ $((wb_g & 2)) -eq 0 ] || wb="${wb}g"
-    [ $((wb_o & 2)) -eq 0 ] || wb="${wb}o"
-    printf '%s' "$wb"
+    WB=
+    [ $((wb_u & 2)) -eq 0 ] || WB="${WB}u"
+    [ $((wb_g & 2)) -eq 0 ] || WB="${WB}g"
+    [ $((wb_o & 2)) -eq 0 ] || WB="${WB}o"
 }
 
 # last_value LIST KEY: sets VALUE to what follows "KEY<TAB>" on the last
@@ -188,7 +189,8 @@ safe_walk() {
             why="$sw_p is a $sw_type, not a directory: provision does not follow it"
             return 1
         fi
-        sw_w=$(writable_by "$sw_mode")
+        writable_by "$sw_mode"
+        sw_w=$WB
         case $sw_w in *o*)
             why="$sw_p is writable by every user: provision does not write under it"
             return 1
@@ -227,7 +229,11 @@ stage_dir() {
         why="cannot enter the staging directory $1"
         return 1
     fi
-    if [ "$(stat -c '%u:%a' .)" != "$MEUID:700" ] || [ "$(stat -c %d:%i ..)" != "$HERE" ]; then
+    # One stat for both: "UID:MODE DEV:INODE" of `.`, then of `..`.
+    sd_st=$(stat -c '%u:%a %d:%i' -- . ..) || sd_st=
+    sd_dot=${sd_st%%"$nl"*}
+    sd_up=${sd_st#*"$nl"}
+    if [ "${sd_dot% *}" != "$MEUID:700" ] || [ "$sd_st" = "$sd_dot" ] || [ "${sd_up#* }" != "$HERE" ]; then
         cd /
         why="the staging directory $1 was replaced"
         return 1
