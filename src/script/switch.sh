@@ -86,10 +86,19 @@ abort() {
     finish "aborted $gen: $*" 2
 }
 
+# new_stage PATH: makes a staging directory in the current directory (that
+# of PATH), and records it in the journal.
+new_stage() {
+    STAGE=$(mktemp -d .provision-stage.XXXXXX) || abort "cannot make a staging directory in $DIR for $1"
+    STAGE=${STAGE#./}
+    stages="$stages$DIR$tab$STAGE$nl"
+    fs_dir=$DIR fs_stage=$STAGE
+    printf '%s\t%s\n' "$DIR" "$STAGE" >>"$J/stages"
+}
+
 # Phase 1: prepare. Nothing outside the staging directories changes.
 mark prepare
 refused=$nl
-staged_in=
 while IFS="$tab" read -r op a b c d e; do
     case $op in
     write)
@@ -105,12 +114,13 @@ while IFS="$tab" read -r op a b c d e; do
             continue
         fi
         find_stage "$DIR"
-        if [ "$TRUSTED" = yes ] && [ -n "$STAGE" ] && [ "$DIR" = "$staged_in" ]; then
-            # Only root can write DIR and the directories above it, so the
-            # staging directory checked for the file before is still ours.
+        if [ "$TRUSTED" = yes ]; then
+            # Only root can write DIR and the directories above it: nobody
+            # but root can have made, moved or replaced its staging
+            # directory, so it is made or entered without the checks below.
+            [ -n "$STAGE" ] || new_stage "$e"
             cd -- "$STAGE" || abort "cannot enter the staging directory of $DIR"
         else
-            staged_in=
             if ! here; then
                 refused="$refused$e$nl"
                 printf 'refused\t%s\t%s\n' "$e" "$why"
@@ -118,15 +128,11 @@ while IFS="$tab" read -r op a b c d e; do
                 continue
             fi
             if [ -z "$STAGE" ] || ! stage_dir "$STAGE"; then
+                # Entered again (stage_dir leaves for / when it refuses).
                 { safe_dir "$DIR" "$c" "$d" && here; } || abort "cannot write $e: $why"
-                STAGE=$(mktemp -d .provision-stage.XXXXXX) || abort "cannot make a staging directory in $DIR"
-                STAGE=${STAGE#./}
-                stages="$stages$DIR$tab$STAGE$nl"
-                fs_dir=$DIR fs_stage=$STAGE
-                printf '%s\t%s\n' "$DIR" "$STAGE" >>"$J/stages"
+                new_stage "$e"
                 stage_dir "$STAGE" || abort "cannot write $e: $why"
             fi
-            [ "$TRUSTED" = yes ] && staged_in=$DIR
         fi
         # One process per file: install copies, then gives the file its owner
         # and then its mode (so a set-id bit survives), inside the root-only
