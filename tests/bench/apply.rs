@@ -250,18 +250,7 @@ fn bench_size(n: usize) -> Result<SizeResult, String> {
         ));
     }
 
-    // Every host runs the repository's last a01 script, and a01 is up.
-    let script = std::fs::read_to_string(repo.path().join("agents/a01.sh"))
-        .map_err(|e| format!("reading agents/a01.sh: {e}"))?;
-    let marker = script.lines().nth(1).unwrap_or_default();
-    let check = format!(
-        "grep -qxF '{marker}' /opt/agents/a01/run.sh && systemctl is-active --quiet agent-a01.service"
-    );
-    let verify = targets.0.iter().map(|t| ssh(t, &check)).collect();
-    let (_, out) = run_all(verify, RUN_TIMEOUT)?;
-    for o in &out {
-        o.expect_ok("checking the last change on the targets")?;
-    }
+    last_change_everywhere(&targets.0, &repo)?;
     Ok(r)
     // `targets` drops here (and on every early return): all stop in parallel.
 }
@@ -1169,20 +1158,25 @@ fn bench_fleet(cfg: &FleetConfig, r: &mut FleetResult) -> Result<(), String> {
         r.rounds = round;
     }
 
-    // Every host runs the repository's last a01 script, and a01 is up.
+    last_change_everywhere(&targets.0, &repo)?;
+    Ok(())
+    // `targets` drops here (and on every early return): all stop in parallel.
+}
+
+/// Every host runs the repository's last a01 script, and a01 is up.
+fn last_change_everywhere(targets: &[Target], repo: &Fleet) -> Result<(), String> {
     let script = std::fs::read_to_string(repo.path().join("agents/a01.sh"))
         .map_err(|e| format!("reading agents/a01.sh: {e}"))?;
     let marker = script.lines().nth(1).unwrap_or_default();
     let check = format!(
         "grep -qxF '{marker}' /opt/agents/a01/run.sh && systemctl is-active --quiet agent-a01.service"
     );
-    let verify = targets.0.iter().map(|t| ssh(t, &check)).collect();
+    let verify = targets.iter().map(|t| ssh(t, &check)).collect();
     let (_, out) = run_all(verify, RUN_TIMEOUT)?;
     for o in &out {
         o.expect_ok("checking the last change on the targets")?;
     }
     Ok(())
-    // `targets` drops here (and on every early return): all stop in parallel.
 }
 
 /// Runs one step of a fleet round and checks its outcome.
