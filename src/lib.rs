@@ -53,6 +53,7 @@ pub(crate) mod status;
 pub mod syntax;
 pub mod transport;
 pub mod ui;
+pub mod ustar;
 pub mod verify;
 
 use diagnostic::Diagnostics;

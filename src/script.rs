@@ -424,11 +424,16 @@ pub fn apply(
         checks.push_str(&format!("{expect}\t{}\n", f.path));
     }
     let mut table = String::new();
-    let mut data = Vec::new();
     for (id, blob) in blobs {
         table.push_str(&format!("{id}\t{}\t{}\n", blob.sha256, blob.bytes.len()));
-        data.extend_from_slice(blob.bytes);
     }
+    // The contents follow as one archive, which one `tar` on the host
+    // unpacks; none when there are none.
+    let data = if blobs.is_empty() {
+        Vec::new()
+    } else {
+        crate::ustar::archive(blobs.iter().map(|(id, b)| (id, b.bytes)))
+    };
     let (record_json, record_files) = match params.record {
         Some(r) => (format!("{}\n", r.to_json()), r.files_table()),
         None => (String::new(), String::new()),

@@ -39,6 +39,7 @@ const PURE: &[&str] = &[
     "src/onboard/keyscan.rs",
     "src/plan.rs",
     "src/script.rs",
+    "src/ustar.rs",
     "src/verify.rs",
     "src/status.rs",
     "src/date.rs",

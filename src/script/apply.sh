@@ -5,8 +5,8 @@
 # Set by the header: MODE (switch | resume), GEN, EXPECT_CURRENT,
 # EXPECT_LATEST, WHO, LOCK_WAIT, SEGMENTS ("name:size ...").
 # stdin: the segments in order (ops, checks, blobs, record.json,
-# record.files, switch.sh, keep), then the blobs listed in `blobs` as
-# "ID<TAB>SHA256<TAB>SIZE", each exactly SIZE bytes.
+# record.files, switch.sh, keep), then, when `blobs` lists any
+# ("ID<TAB>SHA256<TAB>SIZE"), a tar archive of them, each a file named ID.
 # stdout: "locked<TAB>holder", "stale<TAB>why", then the job's report.
 # Exit: 0 switched, 1 failed, 75 locked, 76 stale.
 set -u
@@ -242,31 +242,31 @@ check_paths() {
 }
 check_paths ""
 
-# Contents the store lacks: written into a root-only directory of the
-# store's filesystem, checked all at once, then moved into the store by one
-# rename each. They follow the segments on stdin (fd 3, as the loop reads the
-# table on fd 0). One process per content: a host that lacks a thousand
-# contents takes them in seconds.
+# Contents the store lacks: one tar archive after the segments on stdin
+# (fd 3), a file per content named by its id, unpacked by one process into
+# a root-only directory of the store's filesystem, checked all at once
+# against the table's sums, then moved into the store. (A process per
+# content took seconds on a host that lacked a thousand.)
 IN="$S/store/.incoming"
 mkdir -m 700 "$IN" || die "cannot create $IN"
-set --
-: >"$I.reading"
-while IFS="$tab" read -r id sha size; do
-    [ -n "$id" ] || continue
-    head -c "$size" <&3 >"$IN/$id" 9>&- &
+while IFS="$tab" read -r id sha _; do
+    [ -n "$id" ] && printf '%s  %s\n' "$sha" "$id"
+done <"$I/blobs" >"$I/sums"
+if [ -s "$I/sums" ]; then
+    : >"$I.reading"
+    tar -x -f - -C "$IN" --no-same-owner --no-same-permissions <&3 9>&- &
     READER=$!
-    wait "$READER" || die "cannot write $IN/$id"
+    wait "$READER" || die "cannot unpack the new contents into $IN"
     READER=
-    printf '%s  %s\n' "$sha" "$id" >>"$I/sums"
-    set -- "$@" "$IN/$id"
-done <"$I/blobs"
-rm -f "$I.reading"
-if [ $# -gt 0 ]; then
-    # A content cut short (the input ended early) fails its sum as well.
+    rm -f "$I.reading"
+    # A content cut short or missing fails its sum; one the table does not
+    # name is counted.
     if ! bad=$(cd "$IN" && sha256sum --check --quiet --strict "$I/sums" 2>&1); then
         bad=${bad%%"$nl"*}
         die "a content arrived damaged or incomplete (${bad:-sha256sum failed})"
     fi
+    set -- "$IN"/*
+    [ $# -eq "$(wc -l <"$I/sums")" ] || die "the upload holds files the table does not name"
     sync -- "$@" || die "cannot sync the store"
     mv -f -t "$S/store" -- "$@" || die "cannot move the new contents into the store"
 fi
