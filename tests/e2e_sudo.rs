@@ -96,24 +96,9 @@ fn write_host(f: &Fleet, t: &nspawn::Target, key: &Path, sudo: bool, body: &str)
     std::fs::write(&path, text.replace(HARNESS_IDENTITY, &login)).unwrap();
 }
 
-/// The fingerprint of `key`'s public half, as sshd logs it.
-fn fingerprint(key: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(key.with_extension("pub"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 /// sshd's accepted logins with `key`, by user: every one must be deploy's.
 fn logins_with(t: &nspawn::Target, key: &Path) -> Vec<String> {
-    let fp = fingerprint(key);
+    let fp = nspawn::key_fingerprint(&key.with_extension("pub"));
     t.sh("journalctl -q --no-pager _COMM=sshd | grep 'Accepted publickey for' || true")
         .lines()
         .filter(|l| l.contains(&fp))

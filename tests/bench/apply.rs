@@ -188,15 +188,7 @@ fn bench_size(n: usize) -> Result<SizeResult, String> {
     // not measured against a target, and its verification of 20 fresh agents
     // per host can fail under load (exit 3; there is no generation to switch
     // back to), so that is only a warning: the hosts are switched.
-    let (initial_apply, out) = run_all(vec![apply_command(&repo, &[])], INITIAL_TIMEOUT)?;
-    if out[0].status.and_then(|s| s.code()) == Some(3) {
-        eprintln!(
-            "bench apply: warning: the initial apply failed verification (exit 3):\n{}",
-            error_lines(&out[0].stdout)
-        );
-    } else {
-        out[0].expect_ok("initial apply")?;
-    }
+    let initial_apply = initial(apply_command(&repo, &[]), INITIAL_TIMEOUT)?;
     eprintln!(
         "bench apply: initial apply on {n} target(s): {:.1} s",
         initial_apply.as_secs_f64()
@@ -500,6 +492,23 @@ fn write_repo_with(targets: &[Target], agents: usize) -> Fleet {
         f.host(&format!("h{i:02}"), &destination, 22, &t.host_key, &body);
     }
     f
+}
+
+/// Runs the initial apply `cmd` within `timeout`, and how long it took. A
+/// failed verification (exit 3) only warns: fresh agents on loaded targets
+/// can miss it, and the hosts keep what was written, which is all the
+/// rounds need.
+fn initial(cmd: Command, timeout: Duration) -> Result<Duration, String> {
+    let (took, out) = run_all(vec![cmd], timeout)?;
+    if out[0].status.and_then(|s| s.code()) == Some(3) {
+        eprintln!(
+            "bench apply: warning: the initial apply failed verification (exit 3):\n{}",
+            error_lines(&out[0].stdout)
+        );
+    } else {
+        out[0].expect_ok("initial apply")?;
+    }
+    Ok(took)
 }
 
 /// `provision -C REPO ARGS`: the release binary cargo built for this bench.
@@ -1125,15 +1134,7 @@ fn bench_fleet(cfg: &FleetConfig, r: &mut FleetResult) -> Result<(), String> {
     // what was written, which is all the rounds need.
     let timeout = INITIAL_TIMEOUT.max(Duration::from_secs(5 * n as u64));
     let apply = ["apply", "--yes", "--parallel", &parallel, "--no-rollback"];
-    let (initial, out) = run_all(vec![repo_command(&repo, &apply)], timeout)?;
-    if out[0].status.and_then(|s| s.code()) == Some(3) {
-        eprintln!(
-            "bench apply: warning: the initial apply failed verification (exit 3):\n{}",
-            error_lines(&out[0].stdout)
-        );
-    } else {
-        out[0].expect_ok("initial apply")?;
-    }
+    let initial = initial(repo_command(&repo, &apply), timeout)?;
     r.initial_apply = Some(initial);
     eprintln!(
         "bench apply: initial apply on {n} targets: {:.1} s",

@@ -339,18 +339,7 @@ impl Target {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key.pub");
         fs::write(&file, format!("{}\n", self.host_key)).unwrap();
-        let out = Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        // `256 SHA256:… root@NAME (ED25519)`
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .to_string()
+        key_fingerprint(&file)
     }
 
     /// Path of the target's console log (until the target is stopped).
@@ -531,4 +520,21 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
+}
+
+/// The fingerprint `ssh-keygen -lf` prints for the public key in `file`
+/// (`SHA256:…`), as sshd logs it and provision shows it.
+pub fn key_fingerprint(file: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // `256 SHA256:… root@NAME (ED25519)`
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
 }
