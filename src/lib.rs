@@ -38,6 +38,7 @@ pub mod model;
 pub(crate) mod observed;
 pub mod onboard;
 pub mod onhost;
+pub mod parallel;
 pub mod plan;
 pub(crate) mod problem;
 pub mod recipients;

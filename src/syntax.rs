@@ -42,36 +42,20 @@ pub fn parse(sources: &SourceSet, diags: &mut Diagnostics) -> Documents {
     // KDL parsing dominates `check` on large fleets; files are independent,
     // so parse them on every core. Results are keyed by source id, so the
     // outcome does not depend on which thread finished first.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(threads).max(1);
-    let parsed: Vec<(SourceId, Result<KdlDocument, kdl::KdlError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                // A generous stack: the parser's recursion per block level is
-                // large in debug builds (the nesting limit keeps it bounded).
-                std::thread::Builder::new()
-                    .stack_size(16 << 20)
-                    .spawn_scoped(scope, move || {
-                        part.iter()
-                            .map(|(id, text)| {
-                                // The quick reader handles plain files; the
-                                // full parser takes the rest and every error.
-                                let doc = fast::parse(text).map_or_else(|| text.parse(), Ok);
-                                (*id, doc)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .expect("cannot start a KDL parser thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("the KDL parser panicked"))
-            .collect()
-    });
+    let parsed: Vec<(SourceId, Result<KdlDocument, kdl::KdlError>)> =
+        crate::parallel::by_chunks(&files, |part| {
+            part.iter()
+                .map(|(id, text)| {
+                    // The quick reader handles plain files; the full parser
+                    // takes the rest and every error.
+                    let doc = fast::parse(text).map_or_else(|| text.parse(), Ok);
+                    (*id, doc)
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
     let mut docs = Documents::new();
     for (id, result) in parsed {
         let src = sources.get(id);

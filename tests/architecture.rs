@@ -40,6 +40,7 @@ const PURE: &[&str] = &[
     "src/plan.rs",
     "src/script.rs",
     "src/ustar.rs",
+    "src/parallel.rs",
     "src/verify.rs",
     "src/status.rs",
     "src/date.rs",

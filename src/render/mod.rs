@@ -199,29 +199,13 @@ pub fn each_host<T: Send>(
     assets: &Assets,
     each: impl Fn(&Host, DesiredState) -> T + Sync,
 ) -> (Vec<T>, Diagnostics) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(hosts.len().max(1));
-    let chunk = hosts.len().div_ceil(threads).max(1);
-    let each = &each;
-    let parts: Vec<(Vec<T>, Diagnostics)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = hosts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut diags = Diagnostics::default();
-                    let out = part
-                        .iter()
-                        .map(|h| each(h, render(h, templates, assets, None, &mut diags)))
-                        .collect();
-                    (out, diags)
-                })
-            })
+    let parts = crate::parallel::by_chunks(hosts, |part| {
+        let mut diags = Diagnostics::default();
+        let out: Vec<T> = part
+            .iter()
+            .map(|h| each(h, render(h, templates, assets, None, &mut diags)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rendering panicked"))
-            .collect()
+        (out, diags)
     });
     let mut out = Vec::with_capacity(hosts.len());
     let mut diags = Diagnostics::default();
