@@ -430,6 +430,14 @@ pub enum Keep {
     Busy,
 }
 
+/// The host needs its connection after planning: an interrupted switch to
+/// finish, or, when its plan has no errors, a change to make or a
+/// generation to confirm.
+pub fn has_work(plan: &HostPlan, observed: &Observed) -> bool {
+    plan.pending.is_some()
+        || (plan.errors.is_empty() && (plan.has_changes() || observed.unconfirmed.is_some()))
+}
+
 /// Connects to and probes every host in parallel, then plans each; keeps
 /// the connections `keep` says.
 pub async fn prepare(
@@ -463,10 +471,8 @@ pub async fn prepare(
                 let local = matches!(transport, Transport::Local(_));
                 let (target, mut plan) = plan_for(&host, &state, &observed, local);
                 crate::verify::redact_plan(&mut plan, &exposed(&secrets));
-                let busy =
-                    plan.has_changes() || plan.pending.is_some() || observed.unconfirmed.is_some();
                 let keep = keep == Keep::Busy
-                    && busy
+                    && has_work(&plan, &observed)
                     && kept
                         .fetch_update(SeqCst, SeqCst, |n| (n < parallel).then_some(n + 1))
                         .is_ok();

@@ -30,9 +30,7 @@ pub async fn one(
     // Closed while it waited for its turn (see `Keep`): a host with work is
     // connected again. Whatever changed on it since the plan, the switch
     // refuses as stale.
-    let work = p.plan.pending.is_some()
-        || (p.plan.errors.is_empty() && (p.plan.has_changes() || p.observed.unconfirmed.is_some()));
-    if work && p.transport.is_closed() {
+    if p.transport.is_closed() && super::has_work(&p.plan, &p.observed) {
         progress.stage(&name, Stage::Connecting);
         let started = std::time::Instant::now();
         match host::connect(&p.host, &p.root, &options.connect()).await {
